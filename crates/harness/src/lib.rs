@@ -1,0 +1,1 @@
+//! tkbench-harness.

@@ -1,0 +1,251 @@
+//! Loading a Hugging Face GPT-2 checkpoint directory (`config.json` + `model.safetensors`) into
+//! validated float32 tensors, writing one back, and a content digest that names a checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayView1, ArrayView2};
+use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The prefix `save_pretrained` puts before every tensor name; hub checkpoints have none.
+const HF_PREFIX: &str = "transformer.";
+
+/// A dense float32 tensor in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// The dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// The elements, row-major.
+    pub data: Vec<f32>,
+}
+
+/// A GPT-2 checkpoint: its config and every tensor the model needs, by canonical name (without the
+/// `transformer.` prefix), each checked against the shape the config implies.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    config: Config,
+    tensors: BTreeMap<String, Tensor>,
+    origin: PathBuf,
+}
+
+/// The canonical names and shapes of every tensor a GPT-2 model with `config` needs, in a fixed
+/// order. Linear (Conv1D) weights are stored `[in, out]`: `y = x · W + b`.
+pub fn expected_tensors(config: &Config) -> Vec<(String, Vec<usize>)> {
+    let (c, i, v, p) = (config.n_embd, config.n_inner, config.vocab_size, config.n_positions);
+    let mut names = vec![
+        ("wte.weight".to_owned(), vec![v, c]),
+        ("wpe.weight".to_owned(), vec![p, c]),
+    ];
+    for l in 0..config.n_layer {
+        for (suffix, shape) in [
+            ("ln_1.weight", vec![c]),
+            ("ln_1.bias", vec![c]),
+            ("attn.c_attn.weight", vec![c, 3 * c]),
+            ("attn.c_attn.bias", vec![3 * c]),
+            ("attn.c_proj.weight", vec![c, c]),
+            ("attn.c_proj.bias", vec![c]),
+            ("ln_2.weight", vec![c]),
+            ("ln_2.bias", vec![c]),
+            ("mlp.c_fc.weight", vec![c, i]),
+            ("mlp.c_fc.bias", vec![i]),
+            ("mlp.c_proj.weight", vec![i, c]),
+            ("mlp.c_proj.bias", vec![c]),
+        ] {
+            names.push((format!("h.{l}.{suffix}"), shape));
+        }
+    }
+    names.push(("ln_f.weight".to_owned(), vec![c]));
+    names.push(("ln_f.bias".to_owned(), vec![c]));
+    names
+}
+
+impl Checkpoint {
+    /// Loads `dir/config.json` and `dir/model.safetensors`.
+    ///
+    /// Tensor names are accepted with or without the `transformer.` prefix; tensors the model does
+    /// not use (such as a stored `lm_head.weight`, which GPT-2 ties to `wte`) are ignored.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Io {
+                path: dir.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not a checkpoint directory (expected config.json and model.safetensors in it)",
+                ),
+            });
+        }
+        let config = Config::from_file(&dir.join("config.json"))?;
+        let path = dir.join("model.safetensors");
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_safetensors_bytes(config, &bytes, &path)
+    }
+
+    /// Reads the tensors of `config` from the bytes of a safetensors file; `path` names it in errors.
+    pub fn from_safetensors_bytes(config: Config, bytes: &[u8], path: &Path) -> Result<Self> {
+        let file = SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut tensors = BTreeMap::new();
+        for (name, expected) in expected_tensors(&config) {
+            let prefixed = format!("{HF_PREFIX}{name}");
+            let (stored_name, view) = match file.tensor(&name) {
+                Ok(view) => (name.clone(), view),
+                Err(_) => match file.tensor(&prefixed) {
+                    Ok(view) => (prefixed, view),
+                    Err(_) => {
+                        return Err(Error::MissingTensor {
+                            path: path.to_owned(),
+                            name,
+                        });
+                    }
+                },
+            };
+            if view.dtype() != Dtype::F32 {
+                return Err(Error::TensorDtype {
+                    path: path.to_owned(),
+                    name: stored_name,
+                    dtype: format!("{:?}", view.dtype()),
+                });
+            }
+            if view.shape() != expected.as_slice() {
+                return Err(Error::TensorShape {
+                    path: path.to_owned(),
+                    name: stored_name,
+                    expected,
+                    found: view.shape().to_vec(),
+                });
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            tensors.insert(name, Tensor { shape: expected, data });
+        }
+        Ok(Self {
+            config,
+            tensors,
+            origin: path.to_owned(),
+        })
+    }
+
+    /// Builds a checkpoint from tensors made in memory; every tensor of `config` must be present with
+    /// its expected shape. `origin` describes where the tensors came from, for error messages.
+    pub fn from_tensors(config: Config, mut tensors: BTreeMap<String, Tensor>, origin: &Path) -> Result<Self> {
+        let mut checked = BTreeMap::new();
+        for (name, expected) in expected_tensors(&config) {
+            let Some(tensor) = tensors.remove(&name) else {
+                return Err(Error::MissingTensor {
+                    path: origin.to_owned(),
+                    name,
+                });
+            };
+            let elements: usize = tensor.shape.iter().product();
+            if tensor.shape != expected || tensor.data.len() != elements {
+                return Err(Error::TensorShape {
+                    path: origin.to_owned(),
+                    name,
+                    expected,
+                    found: tensor.shape,
+                });
+            }
+            checked.insert(name, tensor);
+        }
+        Ok(Self {
+            config,
+            tensors: checked,
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the tensors were read from.
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// The tensors by canonical name.
+    pub fn tensors(&self) -> &BTreeMap<String, Tensor> {
+        &self.tensors
+    }
+
+    /// A 1-D tensor by canonical name. Panics if `name` is not one of [`expected_tensors`], which the
+    /// constructors have already checked.
+    pub fn vector(&self, name: &str) -> ArrayView1<'_, f32> {
+        let t = &self.tensors[name];
+        ArrayView1::from_shape(t.shape[0], &t.data).expect("shape checked at load")
+    }
+
+    /// A 2-D tensor by canonical name. Panics if `name` is not one of [`expected_tensors`], which the
+    /// constructors have already checked.
+    pub fn matrix(&self, name: &str) -> ArrayView2<'_, f32> {
+        let t = &self.tensors[name];
+        ArrayView2::from_shape((t.shape[0], t.shape[1]), &t.data).expect("shape checked at load")
+    }
+
+    /// The content digest of the checkpoint: SHA-256 over every tensor in name order, each as
+    /// `name\n[d0,d1,...]\n` followed by its little-endian float32 bytes. It names the weights
+    /// whatever the file layout, prefix or metadata; `golden/oracle/make_golden.py` computes the same.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (name, tensor) in &self.tensors {
+            let dims: Vec<String> = tensor.shape.iter().map(usize::to_string).collect();
+            hasher.update(format!("{name}\n[{}]\n", dims.join(",")).as_bytes());
+            for x in &tensor.data {
+                hasher.update(x.to_le_bytes());
+            }
+        }
+        hex(&hasher.finalize())
+    }
+
+    /// Writes `dir/config.json` and `dir/model.safetensors` (names prefixed with `transformer.`, as
+    /// `save_pretrained` writes them), creating `dir` if needed.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let config_path = dir.join("config.json");
+        let config_text = serde_json::to_string_pretty(&self.config.to_hf_json()).expect("a JSON value serialises");
+        std::fs::write(&config_path, config_text + "\n").map_err(io(&config_path))?;
+
+        let bytes: Vec<(String, Vec<u8>, &Vec<usize>)> = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let raw = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+                (format!("{HF_PREFIX}{name}"), raw, &t.shape)
+            })
+            .collect();
+        let views = bytes.iter().map(|(name, raw, shape)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, (*shape).clone(), raw)
+                .expect("tensor bytes match their shape");
+            (name.as_str(), view)
+        });
+        let model_path = dir.join("model.safetensors");
+        let metadata = [("format".to_owned(), "pt".to_owned())].into_iter().collect();
+        let file = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Safetensors {
+            path: model_path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&model_path, file).map_err(io(&model_path))
+    }
+}
+
+/// Lower-case hexadecimal of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,207 @@
+//! The GPT-2 hyper-parameters read from a Hugging Face `config.json`, and the checks that refuse what
+//! the model does not implement.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// The activation functions accepted, all the tanh approximation of GELU that GPT-2 uses.
+const TANH_GELU_NAMES: [&str; 2] = ["gelu_new", "gelu_pytorch_tanh"];
+
+/// The hyper-parameters of a GPT-2-style model.
+///
+/// Dimension letters used throughout the crate: L = `n_layer`, NH = `n_head`, C = `n_embd`,
+/// HS = C / NH, I = `n_inner`, V = `vocab_size`, P = `n_positions`, T = tokens in a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// L: number of transformer blocks.
+    pub n_layer: usize,
+    /// NH: number of attention heads.
+    pub n_head: usize,
+    /// C: width of the residual stream.
+    pub n_embd: usize,
+    /// P: number of learned positions (the context length).
+    pub n_positions: usize,
+    /// V: vocabulary size.
+    pub vocab_size: usize,
+    /// I: width of the MLP's hidden layer.
+    pub n_inner: usize,
+    /// The epsilon added to the variance in every LayerNorm.
+    pub layer_norm_epsilon: f64,
+    /// Whether attention scores are divided by √HS (`scale_attn_weights`).
+    pub scale_attn_weights: bool,
+}
+
+impl Config {
+    /// HS: the width of one attention head.
+    pub fn head_size(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Reads and validates a Hugging Face GPT-2 `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parses and validates the text of a `config.json`; `path` is only used in error messages.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
+        let root: Value = serde_json::from_str(text).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            field: "<root>".into(),
+            message: format!("not valid JSON: {e}"),
+        })?;
+        let Value::Object(map) = root else {
+            return Err(Error::Config {
+                path: path.to_owned(),
+                field: "<root>".into(),
+                message: "expected a JSON object".into(),
+            });
+        };
+        let fields = Fields { map: &map, path };
+
+        if let Some(model_type) = fields.optional_str("model_type")?
+            && model_type != "gpt2"
+        {
+            return Err(fields.unsupported("model_type", "only GPT-2 (`gpt2`) models are implemented"));
+        }
+        if let Some(activation) = fields.optional_str("activation_function")?
+            && !TANH_GELU_NAMES.contains(&activation)
+        {
+            return Err(fields.unsupported(
+                "activation_function",
+                "only the tanh approximation of GELU (`gelu_new`) is implemented",
+            ));
+        }
+        for (field, reason) in [
+            (
+                "scale_attn_by_inverse_layer_idx",
+                "attention scores scaled by 1/(layer index + 1) are not implemented",
+            ),
+            (
+                "reorder_and_upcast_attn",
+                "the reordered, upcast attention is not implemented",
+            ),
+        ] {
+            if fields.optional_bool(field)? == Some(true) {
+                return Err(fields.unsupported(field, reason));
+            }
+        }
+        if fields.optional_bool("tie_word_embeddings")? == Some(false) {
+            return Err(fields.unsupported(
+                "tie_word_embeddings",
+                "the LM head must be tied to the token embeddings (`wte`)",
+            ));
+        }
+
+        let n_embd = fields.positive("n_embd")?;
+        let n_head = fields.positive("n_head")?;
+        if n_embd % n_head != 0 {
+            return Err(Error::Config {
+                path: path.to_owned(),
+                field: "n_head".into(),
+                message: format!("n_embd = {n_embd} is not a multiple of n_head = {n_head}"),
+            });
+        }
+        let n_inner = match map.get("n_inner") {
+            None | Some(Value::Null) => 4 * n_embd,
+            Some(_) => fields.positive("n_inner")?,
+        };
+        let layer_norm_epsilon = match map.get("layer_norm_epsilon") {
+            None => 1e-5,
+            Some(value) => match value.as_f64() {
+                Some(eps) if eps > 0.0 && eps.is_finite() => eps,
+                _ => return Err(fields.invalid("layer_norm_epsilon", "a positive number", value)),
+            },
+        };
+        Ok(Self {
+            n_layer: fields.positive("n_layer")?,
+            n_head,
+            n_embd,
+            n_positions: fields.positive("n_positions")?,
+            vocab_size: fields.positive("vocab_size")?,
+            n_inner,
+            layer_norm_epsilon,
+            scale_attn_weights: fields.optional_bool("scale_attn_weights")?.unwrap_or(true),
+        })
+    }
+
+    /// The config as the fields of a Hugging Face `config.json` that a checkpoint writer needs.
+    pub fn to_hf_json(&self) -> Value {
+        serde_json::json!({
+            "model_type": "gpt2",
+            "architectures": ["GPT2LMHeadModel"],
+            "n_layer": self.n_layer,
+            "n_head": self.n_head,
+            "n_embd": self.n_embd,
+            "n_positions": self.n_positions,
+            "vocab_size": self.vocab_size,
+            "n_inner": self.n_inner,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "activation_function": "gelu_new",
+            "scale_attn_weights": self.scale_attn_weights,
+            "scale_attn_by_inverse_layer_idx": false,
+            "reorder_and_upcast_attn": false,
+            "tie_word_embeddings": true,
+        })
+    }
+}
+
+/// Typed access to the fields of the config object, with errors that name the field.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    path: &'a Path,
+}
+
+impl Fields<'_> {
+    fn invalid(&self, field: &str, expected: &str, found: &Value) -> Error {
+        Error::Config {
+            path: self.path.to_owned(),
+            field: field.into(),
+            message: format!("expected {expected}, found {found}"),
+        }
+    }
+
+    fn unsupported(&self, field: &str, reason: &str) -> Error {
+        Error::Unsupported {
+            path: self.path.to_owned(),
+            field: field.into(),
+            value: self.map.get(field).map_or_else(String::new, Value::to_string),
+            reason: reason.into(),
+        }
+    }
+
+    fn positive(&self, field: &str) -> Result<usize> {
+        let value = self.map.get(field).ok_or_else(|| Error::Config {
+            path: self.path.to_owned(),
+            field: field.into(),
+            message: "missing (it has no default here)".into(),
+        })?;
+        match value.as_u64() {
+            Some(n) if n > 0 => usize::try_from(n).map_err(|_| self.invalid(field, "a smaller integer", value)),
+            _ => Err(self.invalid(field, "a positive integer", value)),
+        }
+    }
+
+    fn optional_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(value) => Err(self.invalid(field, "true or false", value)),
+        }
+    }
+
+    fn optional_str(&self, field: &str) -> Result<Option<&str>> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(value) => Err(self.invalid(field, "a string", value)),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The one error type of the reference crate: every variant names the file, tensor or field at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading a checkpoint or running the model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// `config.json` is not valid JSON, or a field is missing or of the wrong type.
+    #[error("{path}: field `{field}`: {message}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// The field at fault (`<root>` when the file as a whole is unreadable).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The config asks for something this model does not implement.
+    #[error("{path}: field `{field}` = {value} is not supported: {reason}")]
+    Unsupported {
+        /// The config file.
+        path: PathBuf,
+        /// The field at fault.
+        field: String,
+        /// The value found, as JSON.
+        value: String,
+        /// What would be needed instead.
+        reason: String,
+    },
+    /// The safetensors file is truncated or corrupt.
+    #[error("{path}: not a valid safetensors file: {message}")]
+    Safetensors {
+        /// The tensor file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A tensor the model needs is not in the file.
+    #[error("{path}: missing tensor `{name}` (looked for `{name}` and `transformer.{name}`)")]
+    MissingTensor {
+        /// The tensor file.
+        path: PathBuf,
+        /// The canonical tensor name (without the `transformer.` prefix).
+        name: String,
+    },
+    /// A tensor has the wrong shape for the config.
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        /// The tensor file.
+        path: PathBuf,
+        /// The tensor name as stored.
+        name: String,
+        /// The shape the config implies.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor has a dtype the loader does not read.
+    #[error("{path}: tensor `{name}` has dtype {dtype}; only F32 checkpoints are read")]
+    TensorDtype {
+        /// The tensor file.
+        path: PathBuf,
+        /// The tensor name as stored.
+        name: String,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// The prompt has no tokens.
+    #[error("the prompt is empty: at least one token is needed")]
+    EmptyPrompt,
+    /// A token id does not index the vocabulary.
+    #[error("token {index} has id {id}, but vocab_size is {vocab_size} (ids must be < vocab_size)")]
+    TokenOutOfRange {
+        /// Position of the token in the prompt.
+        index: usize,
+        /// The token id.
+        id: u32,
+        /// The model's vocabulary size.
+        vocab_size: usize,
+    },
+    /// The sequence would run past the learned position embeddings.
+    #[error(
+        "{total} tokens do not fit the context: n_positions is {n_positions} ({cached} already cached, {new} new)"
+    )]
+    ContextOverflow {
+        /// Tokens already in the KV cache.
+        cached: usize,
+        /// Tokens being added.
+        new: usize,
+        /// `cached + new`.
+        total: usize,
+        /// The model's context length.
+        n_positions: usize,
+    },
+    /// The GPT-2 tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+/// The result type of the reference crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

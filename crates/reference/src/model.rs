@@ -1,0 +1,317 @@
+//! The GPT-2 forward pass, written to be read top to bottom: embeddings, blocks (LayerNorm, causal
+//! self-attention, residual, LayerNorm, MLP, residual), final LayerNorm and the tied LM head; with a
+//! KV cache for incremental decoding and greedy generation on top of it.
+//!
+//! Legend: T = new tokens in this call, S = tokens attended to (cached + new), C = `n_embd`,
+//! NH = `n_head`, HS = C / NH, I = `n_inner`, V = `vocab_size`, P = `n_positions`.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+
+use crate::checkpoint::Checkpoint;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// y = (x − mean) / √(var + eps) · weight + bias over the last axis.
+#[derive(Debug, Clone)]
+pub struct LayerNorm<F> {
+    /// [C] gain.
+    pub weight: Array1<F>,
+    /// [C] shift.
+    pub bias: Array1<F>,
+    /// Added to the (biased) variance.
+    pub eps: F,
+}
+
+/// y = x · weight + bias, with the weight stored [in, out] as GPT-2's Conv1D stores it.
+#[derive(Debug, Clone)]
+pub struct Linear<F> {
+    /// [in, out]
+    pub weight: Array2<F>,
+    /// [out]
+    pub bias: Array1<F>,
+}
+
+/// One transformer block.
+#[derive(Debug, Clone)]
+pub struct Block<F> {
+    /// LayerNorm before attention.
+    pub ln_1: LayerNorm<F>,
+    /// [C, 3C]: the query, key and value projections, in that column order.
+    pub c_attn: Linear<F>,
+    /// [C, C]: attention output projection.
+    pub attn_proj: Linear<F>,
+    /// LayerNorm before the MLP.
+    pub ln_2: LayerNorm<F>,
+    /// [C, I]: MLP up projection.
+    pub c_fc: Linear<F>,
+    /// [I, C]: MLP down projection.
+    pub mlp_proj: Linear<F>,
+}
+
+/// A GPT-2 decoder-only language model in precision `F` (f32 or f64).
+#[derive(Debug, Clone)]
+pub struct Gpt2<F> {
+    /// The hyper-parameters.
+    pub config: Config,
+    /// [V, C] token embeddings, also the (tied) LM head.
+    pub wte: Array2<F>,
+    /// [P, C] position embeddings.
+    pub wpe: Array2<F>,
+    /// The L blocks.
+    pub blocks: Vec<Block<F>>,
+    /// The final LayerNorm.
+    pub ln_f: LayerNorm<F>,
+}
+
+/// The keys and values of every token seen so far, per layer, each [S, C] (heads side by side).
+#[derive(Debug, Clone)]
+pub struct KvCache<F> {
+    keys: Vec<Array2<F>>,
+    values: Vec<Array2<F>>,
+}
+
+impl<F: Real> KvCache<F> {
+    /// An empty cache for `config`.
+    pub fn new(config: &Config) -> Self {
+        let empty = Array2::zeros((0, config.n_embd));
+        Self {
+            keys: vec![empty.clone(); config.n_layer],
+            values: vec![empty; config.n_layer],
+        }
+    }
+
+    /// The number of tokens cached, which is also the position of the next token.
+    pub fn len(&self) -> usize {
+        self.keys.first().map_or(0, |k| k.nrows())
+    }
+
+    /// Whether no token has been cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<F: Real> LayerNorm<F> {
+    /// Normalises every row of x [T, C].
+    pub fn forward(&self, x: &Array2<F>) -> Array2<F> {
+        let c = F::of(x.ncols() as f64);
+        let mut y = x.clone();
+        for mut row in y.rows_mut() {
+            let mean = row.sum() / c;
+            row.mapv_inplace(|v| v - mean);
+            let var = row.iter().map(|&v| v * v).sum::<F>() / c;
+            let rstd = (var + self.eps).sqrt().recip();
+            row.mapv_inplace(|v| v * rstd);
+        }
+        y * &self.weight + &self.bias
+    }
+}
+
+impl<F: Real> Linear<F> {
+    /// x [T, in] → [T, out].
+    pub fn forward(&self, x: &ArrayView2<F>) -> Array2<F> {
+        x.dot(&self.weight) + &self.bias
+    }
+}
+
+/// GELU, tanh approximation (`gelu_new`): 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))).
+pub fn gelu_new<F: Real>(x: F) -> F {
+    let half = F::of(0.5);
+    let k = F::of((2.0 / std::f64::consts::PI).sqrt());
+    half * x * (F::one() + (k * (x + F::of(0.044715) * x * x * x)).tanh())
+}
+
+/// Replaces each row of `scores` [T, S] by its softmax over the first `visible(t)` entries and zeros
+/// after them (the causal mask), subtracting the row maximum first so that exp never overflows.
+fn causal_softmax<F: Real>(scores: &mut Array2<F>, visible: impl Fn(usize) -> usize) {
+    for (t, mut row) in scores.rows_mut().into_iter().enumerate() {
+        let (mut seen, mut hidden) = row.view_mut().split_at(Axis(0), visible(t));
+        let max = seen.fold(F::neg_infinity(), |m, &v| m.max(v));
+        seen.mapv_inplace(|v| (v - max).exp());
+        let sum = seen.sum();
+        seen.mapv_inplace(|v| v / sum);
+        hidden.fill(F::zero());
+    }
+}
+
+impl<F: Real> Block<F> {
+    /// Causal multi-head self-attention of x [T, C] (the tokens at positions S − T .. S) against
+    /// every cached token; appends this call's keys and values to `keys` and `values` [S, C].
+    fn attention(&self, config: &Config, x: &Array2<F>, keys: &mut Array2<F>, values: &mut Array2<F>) -> Array2<F> {
+        let (t, c, hs) = (x.nrows(), config.n_embd, config.head_size());
+        let qkv = self.c_attn.forward(&x.view()); // [T, 3C]
+        let q = qkv.slice(s![.., 0..c]); // [T, C]
+        keys.append(Axis(0), qkv.slice(s![.., c..2 * c])).expect("cache width is C");
+        values.append(Axis(0), qkv.slice(s![.., 2 * c..3 * c])).expect("cache width is C");
+        let p0 = keys.nrows() - t; // position of the first new token
+        let scale = if config.scale_attn_weights { F::of(hs as f64).sqrt() } else { F::one() };
+
+        let mut y = Array2::zeros((t, c)); // [T, C], heads side by side
+        for h in 0..config.n_head {
+            let cols = h * hs..(h + 1) * hs;
+            let qh = q.slice(s![.., cols.clone()]); // [T, HS]
+            let kh = keys.slice(s![.., cols.clone()]); // [S, HS]
+            let vh = values.slice(s![.., cols.clone()]); // [S, HS]
+            let mut scores = qh.dot(&kh.t()) / scale; // [T, S]
+            causal_softmax(&mut scores, |i| p0 + i + 1); // token p0 + i sees positions 0..=p0 + i
+            y.slice_mut(s![.., cols]).assign(&scores.dot(&vh)); // [T, HS]
+        }
+        self.attn_proj.forward(&y.view())
+    }
+
+    /// The MLP: x [T, C] → gelu(x · W_fc + b_fc) [T, I] → [T, C].
+    fn mlp(&self, x: &Array2<F>) -> Array2<F> {
+        let hidden = self.c_fc.forward(&x.view()).mapv(gelu_new);
+        self.mlp_proj.forward(&hidden.view())
+    }
+
+    /// One block on the residual stream x [T, C] (pre-LayerNorm, as in GPT-2).
+    fn forward(&self, config: &Config, x: Array2<F>, keys: &mut Array2<F>, values: &mut Array2<F>) -> Array2<F> {
+        let x = &x + &self.attention(config, &self.ln_1.forward(&x), keys, values);
+        &x + &self.mlp(&self.ln_2.forward(&x))
+    }
+}
+
+impl<F: Real> Gpt2<F> {
+    /// Builds the model from a loaded checkpoint, converting its float32 weights to `F`.
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Self {
+        let config = checkpoint.config().clone();
+        let matrix = |name: &str| checkpoint.matrix(name).mapv(F::from_f32);
+        let vector = |name: &str| checkpoint.vector(name).mapv(F::from_f32);
+        let eps = F::of(config.layer_norm_epsilon);
+        let layernorm = |prefix: &str| LayerNorm {
+            weight: vector(&format!("{prefix}.weight")),
+            bias: vector(&format!("{prefix}.bias")),
+            eps,
+        };
+        let linear = |prefix: &str| Linear {
+            weight: matrix(&format!("{prefix}.weight")),
+            bias: vector(&format!("{prefix}.bias")),
+        };
+        let blocks = (0..config.n_layer)
+            .map(|l| Block {
+                ln_1: layernorm(&format!("h.{l}.ln_1")),
+                c_attn: linear(&format!("h.{l}.attn.c_attn")),
+                attn_proj: linear(&format!("h.{l}.attn.c_proj")),
+                ln_2: layernorm(&format!("h.{l}.ln_2")),
+                c_fc: linear(&format!("h.{l}.mlp.c_fc")),
+                mlp_proj: linear(&format!("h.{l}.mlp.c_proj")),
+            })
+            .collect();
+        Self {
+            wte: matrix("wte.weight"),
+            wpe: matrix("wpe.weight"),
+            blocks,
+            ln_f: layernorm("ln_f"),
+            config,
+        }
+    }
+
+    /// An empty KV cache for this model.
+    pub fn new_cache(&self) -> KvCache<F> {
+        KvCache::new(&self.config)
+    }
+
+    /// The logits [T, V] of every position of `tokens`, processed all at once (prefill).
+    pub fn forward(&self, tokens: &[u32]) -> Result<Array2<F>> {
+        self.run(tokens, &mut self.new_cache(), None)
+    }
+
+    /// The logits [T, V] and the hidden states in Hugging Face's convention: L + 1 arrays [T, C],
+    /// index 0 the embeddings, index l the output of block l − 1, and the last one the output of the
+    /// last block after `ln_f`.
+    pub fn forward_with_hidden_states(&self, tokens: &[u32]) -> Result<(Array2<F>, Vec<Array2<F>>)> {
+        let mut hidden = Vec::with_capacity(self.config.n_layer + 1);
+        let logits = self.run(tokens, &mut self.new_cache(), Some(&mut hidden))?;
+        Ok((logits, hidden))
+    }
+
+    /// The logits [T, V] of `tokens` placed after the tokens already in `cache`, which grows by T.
+    /// Feeding a sequence in pieces gives the logits of feeding it whole.
+    pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache<F>) -> Result<Array2<F>> {
+        self.run(tokens, cache, None)
+    }
+
+    /// Checks that `tokens` can follow the `cached` tokens: non-empty, in the vocabulary, and within
+    /// the context.
+    pub fn check_tokens(&self, tokens: &[u32], cached: usize) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let vocab_size = self.config.vocab_size;
+        if let Some((index, &id)) = tokens.iter().enumerate().find(|&(_, &id)| id as usize >= vocab_size) {
+            return Err(Error::TokenOutOfRange { index, id, vocab_size });
+        }
+        let total = cached + tokens.len();
+        if total > self.config.n_positions {
+            return Err(Error::ContextOverflow {
+                cached,
+                new: tokens.len(),
+                total,
+                n_positions: self.config.n_positions,
+            });
+        }
+        Ok(())
+    }
+
+    fn run(&self, tokens: &[u32], cache: &mut KvCache<F>, mut hidden: Option<&mut Vec<Array2<F>>>) -> Result<Array2<F>> {
+        let p0 = cache.len();
+        self.check_tokens(tokens, p0)?;
+
+        // Embeddings: x[t] = wte[id[t]] + wpe[p0 + t].
+        let mut x = Array2::zeros((tokens.len(), self.config.n_embd)); // [T, C]
+        for (t, (&id, mut row)) in tokens.iter().zip(x.rows_mut()).enumerate() {
+            row.assign(&(&self.wte.row(id as usize) + &self.wpe.row(p0 + t)));
+        }
+
+        for (l, block) in self.blocks.iter().enumerate() {
+            if let Some(h) = hidden.as_deref_mut() {
+                h.push(x.clone());
+            }
+            x = block.forward(&self.config, x, &mut cache.keys[l], &mut cache.values[l]);
+        }
+        let x = self.ln_f.forward(&x); // [T, C]
+        if let Some(h) = hidden {
+            h.push(x.clone());
+        }
+        Ok(x.dot(&self.wte.t())) // [T, V], the LM head tied to wte
+    }
+
+    /// Greedy decoding: the `n` tokens that follow `prompt`, each the argmax of the previous step's
+    /// logits (the lowest id on ties), computed incrementally through the KV cache.
+    pub fn generate(&self, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
+        self.check_tokens(prompt, 0)?;
+        let fed = prompt.len() + n.saturating_sub(1);
+        if fed > self.config.n_positions {
+            return Err(Error::ContextOverflow {
+                cached: prompt.len(),
+                new: n.saturating_sub(1),
+                total: fed,
+                n_positions: self.config.n_positions,
+            });
+        }
+        let mut cache = self.new_cache();
+        let mut out = Vec::with_capacity(n);
+        let mut logits = self.forward_cached(prompt, &mut cache)?;
+        while out.len() < n {
+            let next = argmax(logits.row(logits.nrows() - 1).iter().copied());
+            out.push(u32::try_from(next).expect("vocab_size fits u32"));
+            if out.len() < n {
+                logits = self.forward_cached(&[out[out.len() - 1]], &mut cache)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The index of the largest value (the first one on ties).
+fn argmax<F: Real>(values: impl Iterator<Item = F>) -> usize {
+    let mut best = (0, F::neg_infinity());
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Makes tkbench's golden cases with Hugging Face transformers (GPT2LMHeadModel) in float64.
+
+For every case of cases.yaml this script builds a synthetic GPT-2 checkpoint (scheme
+tkbench-splitmix64-v1, identical to crates/reference/src/synthetic.rs), saves it with
+save_pretrained, reloads it from disk with eager attention, and runs it in float32 and float64.
+It writes, under OUT/<case>/:
+
+  checkpoint/        config.json + model.safetensors, as save_pretrained wrote them
+  outputs.safetensors  logits [T, V] float64, logits_f32 [T, V] float32 (the oracle's own float32 run),
+                     hidden_states.<i> [T, C] float64 for i = 0..n_layer (HF's hidden_states convention)
+  manifest.yaml      provenance, config, tokens, checksums and tolerances
+
+It never writes into golden/ itself: `cargo xtask golden` runs it on a staging directory, checks the
+result, and only then replaces golden/cases/. Nothing is fetched from a model hub.
+"""
+
+import argparse
+import hashlib
+import math
+import os
+import platform
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+import torch
+import transformers
+import yaml
+
+transformers.utils.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+SCHEME = "tkbench-splitmix64-v1"
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+MASK64 = (1 << 64) - 1
+PREFIX = "transformer."
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & MASK64
+    return h
+
+
+def draws(key: int, n: int) -> np.ndarray:
+    """The first n raw 64-bit draws of stream `key`: splitmix64(key + (i + 1) * gamma)."""
+    z = np.uint64(key) + np.arange(1, n + 1, dtype=np.uint64) * GAMMA
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def init(name: str, shape: list) -> tuple:
+    """(offset, std) of the synthetic values of tensor `name`: LayerNorm gains near 1, no zero bias."""
+    is_layernorm = any(ln in name for ln in ("ln_1.", "ln_2.", "ln_f."))
+    if name in ("wte.weight", "wpe.weight"):
+        return 0.0, 1.0 / math.sqrt(float(shape[1]))
+    if is_layernorm:
+        return (1.0, 0.1) if name.endswith(".weight") else (0.0, 0.1)
+    if name.endswith(".weight"):
+        return 0.0, 1.0 / math.sqrt(float(shape[0]))
+    return 0.0, 0.05
+
+
+def synthetic_tensor(seed: int, name: str, shape: list) -> np.ndarray:
+    key = seed ^ fnv1a64(name.encode())
+    offset, std = init(name, shape)
+    half_width = std * math.sqrt(3.0)
+    u = ((draws(key, int(np.prod(shape))) >> np.uint64(40)).astype(np.float64) + 0.5) / 16777216.0 * 2.0 - 1.0
+    return (offset + half_width * u).astype(np.float32).reshape(shape)
+
+
+def synthetic_tokens(seed: int, n: int, vocab_size: int) -> list:
+    key = seed ^ fnv1a64(b"tokens")
+    return [int(t) for t in draws(key, n) % np.uint64(vocab_size)]
+
+
+def expected_tensors(cfg: dict) -> list:
+    """Canonical names and shapes, as crates/reference/src/checkpoint.rs lists them."""
+    c, v, p = cfg["n_embd"], cfg["vocab_size"], cfg["n_positions"]
+    i = cfg["n_inner"] or 4 * c
+    names = [("wte.weight", [v, c]), ("wpe.weight", [p, c])]
+    for layer in range(cfg["n_layer"]):
+        for suffix, shape in [
+            ("ln_1.weight", [c]), ("ln_1.bias", [c]),
+            ("attn.c_attn.weight", [c, 3 * c]), ("attn.c_attn.bias", [3 * c]),
+            ("attn.c_proj.weight", [c, c]), ("attn.c_proj.bias", [c]),
+            ("ln_2.weight", [c]), ("ln_2.bias", [c]),
+            ("mlp.c_fc.weight", [c, i]), ("mlp.c_fc.bias", [i]),
+            ("mlp.c_proj.weight", [i, c]), ("mlp.c_proj.bias", [c]),
+        ]:
+            names.append((f"h.{layer}.{suffix}", shape))
+    names += [("ln_f.weight", [c]), ("ln_f.bias", [c])]
+    return names
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checkpoint_digest(path: str, cfg: dict) -> str:
+    """SHA-256 over the tensors as stored on disk, in canonical-name order (see checkpoint.rs)."""
+    stored = safetensors.numpy.load_file(path)
+    canonical = {k[len(PREFIX):] if k.startswith(PREFIX) else k: a for k, a in stored.items()}
+    h = hashlib.sha256()
+    for name in sorted(n for n, _ in expected_tensors(cfg)):
+        a = canonical[name]
+        assert a.dtype == np.float32, (name, a.dtype)
+        h.update(f"{name}\n[{','.join(str(d) for d in a.shape)}]\n".encode())
+        h.update(np.ascontiguousarray(a).astype("<f4").tobytes())
+    return h.hexdigest()
+
+
+def build_checkpoint(case: dict, ckpt_dir: str) -> None:
+    cfg = case["config"]
+    hf_config = transformers.GPT2Config(
+        n_layer=cfg["n_layer"], n_head=cfg["n_head"], n_embd=cfg["n_embd"],
+        n_positions=cfg["n_positions"], vocab_size=cfg["vocab_size"], n_inner=cfg["n_inner"],
+        layer_norm_epsilon=cfg["layer_norm_epsilon"], activation_function="gelu_new",
+        tie_word_embeddings=True,
+        bos_token_id=cfg["vocab_size"] - 1, eos_token_id=cfg["vocab_size"] - 1,
+    )
+    model = transformers.GPT2LMHeadModel(hf_config).eval()
+    params = dict(model.transformer.named_parameters())
+    expected = expected_tensors(cfg)
+    missing = sorted(set(params) - {n for n, _ in expected})
+    if missing:
+        sys.exit(f"{case['name']}: parameters the generator does not set: {missing}")
+    with torch.no_grad():
+        for name, shape in expected:
+            values = torch.from_numpy(synthetic_tensor(case["seed"], name, shape))
+            if list(params[name].shape) != shape:
+                sys.exit(f"{case['name']}: {name} has shape {list(params[name].shape)}, expected {shape}")
+            params[name].copy_(values)
+    model.save_pretrained(ckpt_dir)
+
+
+def run_oracle(ckpt_dir: str, tokens: list):
+    model = transformers.GPT2LMHeadModel.from_pretrained(
+        ckpt_dir, dtype=torch.float32, local_files_only=True, attn_implementation="eager"
+    ).eval()
+    ids = torch.tensor([tokens], dtype=torch.long)
+    with torch.no_grad():
+        out32 = model(ids, output_hidden_states=True)
+        model = model.double()
+        out64 = model(ids, output_hidden_states=True)
+    logits64 = out64.logits[0].numpy().astype(np.float64)
+    logits32 = out32.logits[0].numpy().astype(np.float32)
+    hidden = [h[0].numpy().astype(np.float64) for h in out64.hidden_states]
+    return logits64, logits32, hidden
+
+
+def make_case(case: dict, defaults: dict, out_root: str) -> None:
+    name = case["name"]
+    cfg = dict(case["config"])
+    case_dir = os.path.join(out_root, name)
+    ckpt_dir = os.path.join(case_dir, "checkpoint")
+    os.makedirs(case_dir, exist_ok=True)
+    print(f"[{name}] building the checkpoint (seed {case['seed']})", flush=True)
+    build_checkpoint(case, ckpt_dir)
+    model_file = os.path.join(ckpt_dir, "model.safetensors")
+    digest = checkpoint_digest(model_file, cfg)
+
+    tokens = synthetic_tokens(case["seed"], case["n_tokens"], cfg["vocab_size"])
+    print(f"[{name}] running the oracle on {len(tokens)} tokens in float32 and float64", flush=True)
+    logits64, logits32, hidden = run_oracle(ckpt_dir, tokens)
+    outputs = {"logits": logits64, "logits_f32": logits32}
+    for i, h in enumerate(hidden):
+        outputs[f"hidden_states.{i}"] = h
+    outputs_file = os.path.join(case_dir, "outputs.safetensors")
+    safetensors.numpy.save_file(outputs, outputs_file)
+
+    scale = float(np.abs(logits64).max())
+    gap = float(np.abs(logits32.astype(np.float64) - logits64).max()) / scale
+    f32_tol = defaults["f32_gap_factor"] * gap
+    print(f"[{name}] max |logit| {scale:.3g}; oracle float32 gap {gap:.3g} (max rel)", flush=True)
+
+    cfg["n_inner"] = cfg["n_inner"] or 4 * cfg["n_embd"]
+    manifest = {
+        "schema": 1,
+        "name": name,
+        "description": case["description"],
+        "oracle": {
+            "name": "transformers.GPT2LMHeadModel, eager attention, model.double()",
+            "python": platform.python_version(),
+            "torch": str(torch.__version__),
+            "transformers": str(transformers.__version__),
+            "safetensors": str(safetensors.__version__),
+            "numpy": str(np.__version__),
+        },
+        "checkpoint": {
+            "committed": bool(case["commit_checkpoint"]),
+            "scheme": SCHEME,
+            "seed": case["seed"],
+            "digest": digest,
+            "files": {
+                f: file_sha256(os.path.join(ckpt_dir, f)) for f in sorted(os.listdir(ckpt_dir))
+            } if case["commit_checkpoint"] else {},
+        },
+        "config": {
+            "n_layer": cfg["n_layer"], "n_head": cfg["n_head"], "n_embd": cfg["n_embd"],
+            "n_positions": cfg["n_positions"], "vocab_size": cfg["vocab_size"], "n_inner": cfg["n_inner"],
+            "layer_norm_epsilon": cfg["layer_norm_epsilon"], "scale_attn_weights": True,
+        },
+        "tokens": tokens,
+        "dtype": "float64",
+        "outputs": {"file": "outputs.safetensors", "sha256": file_sha256(outputs_file)},
+        "oracle_f32_gap": gap,
+        "tolerances": {
+            "f64_max_rel": {
+                "value": defaults["f64_max_rel"],
+                "rationale": (
+                    "float64 unit roundoff 1.1e-16 times reduction lengths up to about 1e4 and a few "
+                    "layers of growth stays below 1e-10; 1e-9 leaves a margin and is still 7 orders "
+                    "of magnitude tighter than any float32 error, so any missing term or reordering "
+                    "bug shows"
+                ),
+            },
+            "f32_max_rel": {
+                "value": f32_tol,
+                "rationale": (
+                    f"{defaults['f32_gap_factor']} x the oracle's own float32-vs-float64 gap on this case "
+                    f"({gap:.3g}): a float32 implementation as careful as PyTorch's rounds differently "
+                    "but at the same scale"
+                ),
+            },
+        },
+    }
+    with open(os.path.join(case_dir, "manifest.yaml"), "w") as f:
+        f.write(f"# Golden case `{name}`, written by golden/oracle/make_golden.py; do not edit.\n")
+        yaml.safe_dump(manifest, f, sort_keys=False, width=100, default_flow_style=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", required=True, help="the case list (golden/oracle/cases.yaml)")
+    parser.add_argument("--out", required=True, help="the staging directory to write cases into")
+    parser.add_argument("--only", action="append", default=[], help="make only this case (repeatable)")
+    args = parser.parse_args()
+    with open(args.cases) as f:
+        spec = yaml.safe_load(f)
+    if spec.get("schema") != 1:
+        sys.exit(f"{args.cases}: unknown schema {spec.get('schema')!r}; expected 1")
+    names = [c["name"] for c in spec["cases"]]
+    unknown = sorted(set(args.only) - set(names))
+    if unknown:
+        sys.exit(f"{args.cases}: no case named {', '.join(unknown)}; cases are {', '.join(names)}")
+    torch.set_num_threads(os.cpu_count() or 1)
+    for case in spec["cases"]:
+        if not args.only or case["name"] in args.only:
+            make_case(case, spec, args.out)
+
+
+if __name__ == "__main__":
+    main()
