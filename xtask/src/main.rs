@@ -1,2 +1,60 @@
-//! xtask.
-fn main() {}
+//! The tkbench command line, run as `cargo xtask <command>`: one module per subcommand.
+//!
+//! Exit codes: 0 success, 1 a check failed (a golden case not reproduced), 2 a usage or input error
+//! (a missing file, a corrupt checkpoint, a malformed argument), with a message naming what is at fault.
+
+mod checkpoint;
+mod generate;
+mod golden;
+mod logits;
+mod prompt;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// tkbench: are your transformer kernels right, and how fast are they, on this CPU?
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the golden cases against the reference model (--check), or regenerate them with the oracle.
+    Golden(golden::Args),
+    /// Write the logits [T, V] of every position of a prompt to a safetensors file.
+    Logits(logits::Args),
+    /// Print the greedy continuation of a prompt, as token ids and as text.
+    Generate(generate::Args),
+    /// Write the checkpoint of a golden case (committed or rebuilt from its seed) to a directory.
+    Checkpoint(checkpoint::Args),
+}
+
+/// What a subcommand reports when it ran to the end.
+pub enum Outcome {
+    /// Everything checked passed (or there was nothing to check).
+    Pass,
+    /// At least one check failed; the details have been printed.
+    Fail,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Golden(args) => golden::run(args),
+        Command::Logits(args) => logits::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Checkpoint(args) => checkpoint::run(args),
+    };
+    match result {
+        Ok(Outcome::Pass) => ExitCode::SUCCESS,
+        Ok(Outcome::Fail) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

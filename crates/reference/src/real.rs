@@ -17,7 +17,7 @@ pub trait Real:
     /// The value of a stored float32 weight.
     fn from_f32(x: f32) -> Self;
     /// As float64, exactly.
-    fn to_f64(self) -> f64;
+    fn as_f64(self) -> f64;
 }
 
 impl Real for f32 {
@@ -27,7 +27,7 @@ impl Real for f32 {
     fn from_f32(x: f32) -> Self {
         x
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         f64::from(self)
     }
 }
@@ -39,7 +39,7 @@ impl Real for f64 {
     fn from_f32(x: f32) -> Self {
         f64::from(x)
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         self
     }
 }

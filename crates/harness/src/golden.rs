@@ -1,0 +1,436 @@
+//! Golden cases: the YAML manifest (provenance, config, tokens, checksums, tolerances), the oracle's
+//! float64 tensors beside it, the checkpoint each case was made from, and the check that the
+//! reference model reproduces them.
+//!
+//! Layout of one case, `golden/cases/<name>/`:
+//! `manifest.yaml`, `outputs.safetensors` (`logits` [T, V] f64, `logits_f32` [T, V] f32,
+//! `hidden_states.<i>` [T, C] f64 for i = 0..=L) and, when committed, `checkpoint/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tkbench_reference::{Checkpoint, Config, Gpt2, synthetic};
+
+use crate::metrics::{MaxRel, max_rel};
+
+/// The manifest schema this crate reads and the oracle script writes.
+pub const SCHEMA: u32 = 1;
+
+/// Everything that can be wrong with a golden case; each names the file, tensor or field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum GoldenError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid YAML or lacks a field.
+    #[error("{path}: {message}")]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong, with the field and line when known.
+        message: String,
+    },
+    /// A file's checksum differs from the one its manifest records.
+    #[error("{path}: sha256 is {found}, but the manifest records {expected} (the file was changed or damaged)")]
+    Checksum {
+        /// The file at fault.
+        path: PathBuf,
+        /// The checksum in the manifest.
+        expected: String,
+        /// The checksum of the file.
+        found: String,
+    },
+    /// A tensor of the outputs file is missing or has the wrong dtype or shape.
+    #[error("{path}: tensor `{name}`: {message}")]
+    Tensor {
+        /// The outputs file.
+        path: PathBuf,
+        /// The tensor at fault.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The checkpoint's weights are not the ones the case was made from.
+    #[error("{path}: checkpoint digest is {found}, but the manifest records {expected}")]
+    Digest {
+        /// The checkpoint (or generator) at fault.
+        path: PathBuf,
+        /// The digest in the manifest.
+        expected: String,
+        /// The digest of the weights.
+        found: String,
+    },
+    /// The checkpoint could not be loaded.
+    #[error(transparent)]
+    Checkpoint(#[from] tkbench_reference::Error),
+    /// There is no case to check.
+    #[error("{path}: no golden case found (expected <name>/manifest.yaml directories)")]
+    NoCases {
+        /// The directory searched.
+        path: PathBuf,
+    },
+}
+
+type Result<T, E = GoldenError> = std::result::Result<T, E>;
+
+/// The provenance of a case: which oracle, at which versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oracle {
+    /// The model class and how it was run.
+    pub name: String,
+    /// Python version.
+    pub python: String,
+    /// PyTorch version.
+    pub torch: String,
+    /// transformers version.
+    pub transformers: String,
+    /// safetensors version.
+    pub safetensors: String,
+    /// numpy version.
+    pub numpy: String,
+}
+
+/// Where the case's weights come from and how to recognise them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointInfo {
+    /// Whether `checkpoint/` is committed beside the manifest; when not, it is rebuilt from the seed.
+    pub committed: bool,
+    /// The synthetic-weight scheme ([`synthetic::SCHEME`]).
+    pub scheme: String,
+    /// The generator seed.
+    pub seed: u64,
+    /// The content digest of the weights ([`Checkpoint::digest`]).
+    pub digest: String,
+    /// SHA-256 of each committed file of `checkpoint/`.
+    pub files: BTreeMap<String, String>,
+}
+
+/// A file and its checksum.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    /// Path relative to the case directory.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+}
+
+/// A tolerance and why it is what it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    /// The bound on max |ours − golden| / max |golden|.
+    pub value: f64,
+    /// Where the bound comes from.
+    pub rationale: String,
+}
+
+/// The tolerances of a case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerances {
+    /// For a float64 implementation.
+    pub f64_max_rel: Tolerance,
+    /// For a float32 implementation.
+    pub f32_max_rel: Tolerance,
+}
+
+/// `manifest.yaml` of a golden case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`SCHEMA`].
+    pub schema: u32,
+    /// The case name, also its directory name.
+    pub name: String,
+    /// What the case covers.
+    pub description: String,
+    /// Who made the golden tensors.
+    pub oracle: Oracle,
+    /// The weights.
+    pub checkpoint: CheckpointInfo,
+    /// The model's hyper-parameters.
+    pub config: Config,
+    /// The input token ids.
+    pub tokens: Vec<u32>,
+    /// The dtype of the golden tensors.
+    pub dtype: String,
+    /// The golden tensors.
+    pub outputs: FileRef,
+    /// The oracle's own float32 error: max |HF f32 − HF f64| / max |HF f64| over the logits.
+    pub oracle_f32_gap: f64,
+    /// Pass bounds.
+    pub tolerances: Tolerances,
+}
+
+/// A loaded golden case: its manifest and the oracle's tensors, checksums verified.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The case directory.
+    pub dir: PathBuf,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// [T, V] the oracle's float64 logits.
+    pub logits: Array2<f64>,
+    /// [T, V] the oracle's own float32 logits.
+    pub logits_f32: Array2<f32>,
+    /// L + 1 arrays [T, C]: the oracle's float64 hidden states.
+    pub hidden_states: Vec<Array2<f64>>,
+}
+
+/// The root of this workspace.
+pub fn workspace_root() -> PathBuf {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
+    harness
+        .ancestors()
+        .nth(2)
+        .expect("the harness crate lives at crates/harness")
+        .to_owned()
+}
+
+/// The `golden/` directory of this workspace.
+pub fn workspace_golden_dir() -> PathBuf {
+    workspace_root().join("golden")
+}
+
+/// The case directories under `cases_dir` (each holding a `manifest.yaml`), sorted by name.
+pub fn case_dirs(cases_dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(cases_dir).map_err(|source| GoldenError::Io {
+        path: cases_dir.to_owned(),
+        source,
+    })?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("manifest.yaml").is_file())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(GoldenError::NoCases {
+            path: cases_dir.to_owned(),
+        });
+    }
+    Ok(dirs)
+}
+
+/// SHA-256 of a file, in hexadecimal.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|source| GoldenError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(tkbench_reference::checkpoint::hex(&Sha256::digest(&bytes)))
+}
+
+fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let found = file_sha256(path)?;
+    if found != expected {
+        return Err(GoldenError::Checksum {
+            path: path.to_owned(),
+            expected: expected.to_owned(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// Reads and checks a manifest: known schema, fields complete and of the right type.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| GoldenError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let bad = |message: String| GoldenError::Manifest {
+            path: path.to_owned(),
+            message,
+        };
+        // The schema is read first so that a future manifest gets a clear error rather than a
+        // complaint about some field it renamed.
+        #[derive(Deserialize)]
+        struct Versioned {
+            schema: Option<u32>,
+        }
+        let versioned: Versioned = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        match versioned.schema {
+            Some(SCHEMA) => {}
+            Some(other) => return Err(bad(format!("field `schema`: version {other} is not known; this tkbench reads {SCHEMA}"))),
+            None => return Err(bad("field `schema`: missing".into())),
+        }
+        serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))
+    }
+}
+
+fn read_array<T: Copy>(
+    file: &SafeTensors<'_>,
+    path: &Path,
+    name: &str,
+    dtype: Dtype,
+    shape: [usize; 2],
+    decode: impl Fn(&[u8]) -> T,
+) -> Result<Array2<T>> {
+    let bad = |message: String| GoldenError::Tensor {
+        path: path.to_owned(),
+        name: name.to_owned(),
+        message,
+    };
+    let view = file.tensor(name).map_err(|_| bad("missing".into()))?;
+    if view.dtype() != dtype {
+        return Err(bad(format!("dtype is {:?}, expected {dtype:?}", view.dtype())));
+    }
+    if view.shape() != shape {
+        return Err(bad(format!("shape is {:?}, expected {shape:?}", view.shape())));
+    }
+    let width = dtype.bitsize() / 8;
+    let data = view.data().chunks_exact(width).map(decode).collect();
+    Ok(Array2::from_shape_vec(shape, data).expect("length checked against shape"))
+}
+
+impl Case {
+    /// Loads the case in `dir`, verifying the outputs file against its recorded checksum.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let manifest = Manifest::load(&dir.join("manifest.yaml"))?;
+        let path = dir.join(&manifest.outputs.file);
+        verify_sha256(&path, &manifest.outputs.sha256)?;
+        let bytes = std::fs::read(&path).map_err(|source| GoldenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let file = SafeTensors::deserialize(&bytes).map_err(|e| GoldenError::Tensor {
+            path: path.clone(),
+            name: "<file>".into(),
+            message: format!("not a valid safetensors file: {e}"),
+        })?;
+        let (t, v, c) = (manifest.tokens.len(), manifest.config.vocab_size, manifest.config.n_embd);
+        let f64_le = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));
+        let f32_le = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4-byte chunk"));
+        let logits = read_array(&file, &path, "logits", Dtype::F64, [t, v], f64_le)?;
+        let logits_f32 = read_array(&file, &path, "logits_f32", Dtype::F32, [t, v], f32_le)?;
+        let hidden_states = (0..=manifest.config.n_layer)
+            .map(|i| read_array(&file, &path, &format!("hidden_states.{i}"), Dtype::F64, [t, c], f64_le))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            manifest,
+            logits,
+            logits_f32,
+            hidden_states,
+        })
+    }
+
+    /// The case's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The weights the case was made from: the committed checkpoint (file checksums verified) or the
+    /// synthetic one rebuilt from its seed; either way its digest must match the manifest's.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let info = &self.manifest.checkpoint;
+        let (checkpoint, origin) = if info.committed {
+            let dir = self.dir.join("checkpoint");
+            for (file, sha) in &info.files {
+                verify_sha256(&dir.join(file), sha)?;
+            }
+            (Checkpoint::load(&dir)?, dir)
+        } else {
+            if info.scheme != synthetic::SCHEME {
+                return Err(GoldenError::Manifest {
+                    path: self.dir.join("manifest.yaml"),
+                    message: format!(
+                        "field `checkpoint.scheme`: `{}` is not known; this tkbench rebuilds `{}`",
+                        info.scheme,
+                        synthetic::SCHEME
+                    ),
+                });
+            }
+            let origin = self.dir.join(format!("<{} seed {}>", info.scheme, info.seed));
+            (synthetic::checkpoint(&self.manifest.config, info.seed), origin)
+        };
+        let found = checkpoint.digest();
+        if found != info.digest {
+            return Err(GoldenError::Digest {
+                path: origin,
+                expected: info.digest.clone(),
+                found,
+            });
+        }
+        if checkpoint.config() != &self.manifest.config {
+            return Err(GoldenError::Manifest {
+                path: self.dir.join("manifest.yaml"),
+                message: format!(
+                    "field `config` differs from the checkpoint's config.json: manifest {:?}, checkpoint {:?}",
+                    self.manifest.config,
+                    checkpoint.config()
+                ),
+            });
+        }
+        Ok(checkpoint)
+    }
+}
+
+/// How closely the reference model reproduces one golden case.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceCheck {
+    /// Case name.
+    pub case: String,
+    /// Float64 reference logits against golden.
+    pub f64_logits: MaxRel,
+    /// Float64 reference hidden states against golden, per HF hidden-state index.
+    pub f64_hidden: Vec<MaxRel>,
+    /// Float32 reference logits against golden.
+    pub f32_logits: MaxRel,
+    /// The oracle's own float32 logits against its float64 ones.
+    pub oracle_f32_gap: f64,
+    /// Bound for float64.
+    pub f64_tolerance: f64,
+    /// Bound for float32.
+    pub f32_tolerance: f64,
+}
+
+impl ReferenceCheck {
+    /// Whether the float64 logits and every hidden state are within the float64 bound.
+    pub fn f64_pass(&self) -> bool {
+        self.f64_logits.value <= self.f64_tolerance && self.f64_hidden.iter().all(|h| h.value <= self.f64_tolerance)
+    }
+
+    /// Whether the float32 logits are within the float32 bound.
+    pub fn f32_pass(&self) -> bool {
+        self.f32_logits.value <= self.f32_tolerance
+    }
+
+    /// Whether both pass.
+    pub fn pass(&self) -> bool {
+        self.f64_pass() && self.f32_pass()
+    }
+}
+
+/// Runs the reference model, in float64 and float32, on `case` with `checkpoint`.
+pub fn check_reference(case: &Case, checkpoint: &Checkpoint) -> Result<ReferenceCheck> {
+    let tokens = &case.manifest.tokens;
+    let (logits64, hidden64) = Gpt2::<f64>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?;
+    let logits32 = Gpt2::<f32>::from_checkpoint(checkpoint).forward(tokens)?.mapv(f64::from);
+    Ok(ReferenceCheck {
+        case: case.name().to_owned(),
+        f64_logits: max_rel(&logits64.view(), &case.logits.view()),
+        f64_hidden: hidden64
+            .iter()
+            .zip(&case.hidden_states)
+            .map(|(ours, golden)| max_rel(&ours.view(), &golden.view()))
+            .collect(),
+        f32_logits: max_rel(&logits32.view(), &case.logits.view()),
+        oracle_f32_gap: case.manifest.oracle_f32_gap,
+        f64_tolerance: case.manifest.tolerances.f64_max_rel.value,
+        f32_tolerance: case.manifest.tolerances.f32_max_rel.value,
+    })
+}

@@ -1,0 +1,117 @@
+//! `cargo xtask logits`: the logits [T, V] of every position of a prompt, written to safetensors.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ndarray::{Array2, Axis, concatenate};
+use safetensors::Dtype;
+use tkbench_reference::{Checkpoint, Gpt2, Real};
+
+use crate::Outcome;
+use crate::prompt::PromptArgs;
+
+/// Arguments of `cargo xtask logits`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    prompt: PromptArgs,
+    /// The safetensors file to write; it holds one tensor, `logits`, of shape [T, V].
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: PathBuf,
+    /// The precision the model runs in and the dtype of the tensor written.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    dtype: Precision,
+    /// prefill: all tokens in one pass; decode: one token at a time through the KV cache.
+    #[arg(long, value_enum, default_value_t = Mode::Prefill)]
+    mode: Mode,
+}
+
+/// The precision of the reference model.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Precision {
+    /// float32.
+    F32,
+    /// float64.
+    F64,
+}
+
+/// How the prompt is fed to the model.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Mode {
+    /// All tokens at once.
+    Prefill,
+    /// One token at a time through the KV cache.
+    Decode,
+}
+
+impl Mode {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Prefill => "prefill",
+            Mode::Decode => "decode",
+        }
+    }
+}
+
+/// The logits [T, V] of `tokens` in `mode`.
+pub fn logits<F: Real>(checkpoint: &Checkpoint, tokens: &[u32], mode: Mode) -> Result<Array2<F>> {
+    let model = Gpt2::<F>::from_checkpoint(checkpoint);
+    match mode {
+        Mode::Prefill => Ok(model.forward(tokens)?),
+        Mode::Decode => {
+            model.check_tokens(tokens, 0)?;
+            let mut cache = model.new_cache();
+            let rows = tokens
+                .iter()
+                .map(|&t| model.forward_cached(&[t], &mut cache))
+                .collect::<Result<Vec<_>, _>>()?;
+            let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+            Ok(concatenate(Axis(0), &views).expect("every row is [1, V]"))
+        }
+    }
+}
+
+fn write_logits<F: Real>(path: &Path, logits: &Array2<F>, dtype: Dtype, metadata: HashMap<String, String>) -> Result<()> {
+    let bytes: Vec<u8> = match dtype {
+        Dtype::F64 => logits.iter().flat_map(|x| x.as_f64().to_le_bytes()).collect(),
+        _ => logits.iter().flat_map(|x| (x.as_f64() as f32).to_le_bytes()).collect(),
+    };
+    let view = safetensors::tensor::TensorView::new(dtype, vec![logits.nrows(), logits.ncols()], &bytes)
+        .expect("bytes match the shape");
+    let file = safetensors::serialize([("logits", view)], Some(metadata))?;
+    // Write beside the target and rename, so that a failed run never leaves half a file behind.
+    let partial = path.with_extension("safetensors.partial");
+    std::fs::write(&partial, file).with_context(|| format!("{}: cannot write", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Runs `cargo xtask logits`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let tokens = args.prompt.token_ids()?;
+    let checkpoint = Checkpoint::load(&args.prompt.model)?;
+    let metadata: HashMap<String, String> = [
+        ("model", args.prompt.model.display().to_string()),
+        ("digest", checkpoint.digest()),
+        ("mode", args.mode.name().to_owned()),
+        ("tokens", tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (t, v) = match args.dtype {
+        Precision::F32 => {
+            let l = logits::<f32>(&checkpoint, &tokens, args.mode)?;
+            write_logits(&args.out, &l, Dtype::F32, metadata)?;
+            l.dim()
+        }
+        Precision::F64 => {
+            let l = logits::<f64>(&checkpoint, &tokens, args.mode)?;
+            write_logits(&args.out, &l, Dtype::F64, metadata)?;
+            l.dim()
+        }
+    };
+    eprintln!("wrote logits [{t}, {v}] to {}", args.out.display());
+    Ok(Outcome::Pass)
+}
