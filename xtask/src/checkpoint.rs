@@ -22,7 +22,11 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Outcome> {
     let case_dir = workspace_golden_dir().join("cases").join(&args.case);
     if !case_dir.join("manifest.yaml").is_file() {
-        anyhow::bail!("{}: no golden case named `{}` (see golden/cases/)", case_dir.display(), args.case);
+        anyhow::bail!(
+            "{}: no golden case named `{}` (see golden/cases/)",
+            case_dir.display(),
+            args.case
+        );
     }
     let case = Case::load(&case_dir)?;
     let checkpoint = case.checkpoint()?;
@@ -33,6 +37,11 @@ pub fn run(args: Args) -> Result<Outcome> {
         .save(&out)
         .with_context(|| format!("writing the checkpoint of `{}`", args.case))?;
     println!("{}", out.display());
-    eprintln!("wrote the checkpoint of `{}` (digest {}) to {}", args.case, checkpoint.digest(), out.display());
+    eprintln!(
+        "wrote the checkpoint of `{}` (digest {}) to {}",
+        args.case,
+        checkpoint.digest(),
+        out.display()
+    );
     Ok(Outcome::Pass)
 }

@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 /// The names in golden/oracle/cases.yaml, the list the oracle makes.
-fn listed_cases(golden: &Path) -> Result<Vec<String>> {
+pub fn listed_cases(golden: &Path) -> Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Listed {
         name: String,
@@ -38,15 +38,20 @@ fn listed_cases(golden: &Path) -> Result<Vec<String>> {
     }
     let path = golden.join("oracle/cases.yaml");
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let list: CaseList = serde_yaml::from_str(&text).with_context(|| format!("{}: malformed case list", path.display()))?;
+    let list: CaseList =
+        serde_yaml::from_str(&text).with_context(|| format!("{}: malformed case list", path.display()))?;
     Ok(list.cases.into_iter().map(|c| c.name).collect())
 }
 
-fn selected(all: Vec<String>, wanted: &[String]) -> Result<Vec<String>> {
+/// The names of `all` that `wanted` selects (all of them when `wanted` is empty).
+pub fn selected(all: Vec<String>, wanted: &[String]) -> Result<Vec<String>> {
     if let Some(unknown) = wanted.iter().find(|w| !all.contains(w)) {
         bail!("no golden case named `{unknown}`; cases are: {}", all.join(", "));
     }
-    Ok(all.into_iter().filter(|c| wanted.is_empty() || wanted.contains(c)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|c| wanted.is_empty() || wanted.contains(c))
+        .collect())
 }
 
 fn print_header() {
@@ -77,7 +82,7 @@ fn print_row(case: &Case, check: &ReferenceCheck, seconds: f64) {
 }
 
 /// Loads and checks every case directory in `dirs`, printing one row each.
-fn check_dirs(dirs: &[PathBuf]) -> Result<Outcome> {
+pub fn check_dirs(dirs: &[PathBuf]) -> Result<Outcome> {
     print_header();
     let mut failed = 0;
     for dir in dirs {
@@ -142,7 +147,9 @@ fn regenerate(args: &Args, golden: &Path, names: &[String]) -> Result<Outcome> {
         oracle.arg("--only").arg(name);
     }
     eprintln!("running the oracle ({}) on {} case(s)", python.display(), names.len());
-    let status = oracle.status().with_context(|| format!("cannot run {}", python.display()))?;
+    let status = oracle
+        .status()
+        .with_context(|| format!("cannot run {}", python.display()))?;
     if !status.success() {
         bail!("the oracle failed ({status}); golden/ is unchanged");
     }
@@ -159,7 +166,10 @@ fn regenerate(args: &Args, golden: &Path, names: &[String]) -> Result<Outcome> {
     }
     eprintln!("checking the staged cases against the reference model");
     if let Outcome::Fail = check_dirs(&staged)? {
-        bail!("the reference model does not reproduce the new cases; golden/ is unchanged (staged in {})", staging.display());
+        bail!(
+            "the reference model does not reproduce the new cases; golden/ is unchanged (staged in {})",
+            staging.display()
+        );
     }
     let cases = golden.join("cases");
     std::fs::create_dir_all(&cases)?;
@@ -186,7 +196,9 @@ pub fn run(args: Args) -> Result<Outcome> {
             .filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect();
         if let Some(missing) = listed.iter().find(|n| !committed_names.contains(n)) {
-            bail!("golden/oracle/cases.yaml lists `{missing}`, but golden/cases/{missing} does not exist: run `cargo xtask golden`");
+            bail!(
+                "golden/oracle/cases.yaml lists `{missing}`, but golden/cases/{missing} does not exist: run `cargo xtask golden`"
+            );
         }
         if let Some(stray) = committed_names.iter().find(|n| !listed.contains(n)) {
             bail!("golden/cases/{stray} is not listed in golden/oracle/cases.yaml");

@@ -73,7 +73,12 @@ pub fn logits<F: Real>(checkpoint: &Checkpoint, tokens: &[u32], mode: Mode) -> R
     }
 }
 
-fn write_logits<F: Real>(path: &Path, logits: &Array2<F>, dtype: Dtype, metadata: HashMap<String, String>) -> Result<()> {
+fn write_logits<F: Real>(
+    path: &Path,
+    logits: &Array2<F>,
+    dtype: Dtype,
+    metadata: HashMap<String, String>,
+) -> Result<()> {
     let bytes: Vec<u8> = match dtype {
         Dtype::F64 => logits.iter().flat_map(|x| x.as_f64().to_le_bytes()).collect(),
         _ => logits.iter().flat_map(|x| (x.as_f64() as f32).to_le_bytes()).collect(),
@@ -95,7 +100,10 @@ pub fn run(args: Args) -> Result<Outcome> {
         ("model", args.prompt.model.display().to_string()),
         ("digest", checkpoint.digest()),
         ("mode", args.mode.name().to_owned()),
-        ("tokens", tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+        (
+            "tokens",
+            tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

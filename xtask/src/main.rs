@@ -8,6 +8,7 @@ mod generate;
 mod golden;
 mod logits;
 mod prompt;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check every implementation against the golden logits; exit 1 if any is out of tolerance.
+    Verify(verify::Args),
     /// Check the golden cases against the reference model (--check), or regenerate them with the oracle.
     Golden(golden::Args),
     /// Write the logits [T, V] of every position of a prompt to a safetensors file.
@@ -44,6 +47,7 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Verify(args) => verify::run(args),
         Command::Golden(args) => golden::run(args),
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),

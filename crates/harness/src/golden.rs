@@ -264,7 +264,11 @@ impl Manifest {
         let versioned: Versioned = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         match versioned.schema {
             Some(SCHEMA) => {}
-            Some(other) => return Err(bad(format!("field `schema`: version {other} is not known; this tkbench reads {SCHEMA}"))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "field `schema`: version {other} is not known; this tkbench reads {SCHEMA}"
+                )));
+            }
             None => return Err(bad("field `schema`: missing".into())),
         }
         serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))
@@ -311,7 +315,11 @@ impl Case {
             name: "<file>".into(),
             message: format!("not a valid safetensors file: {e}"),
         })?;
-        let (t, v, c) = (manifest.tokens.len(), manifest.config.vocab_size, manifest.config.n_embd);
+        let (t, v, c) = (
+            manifest.tokens.len(),
+            manifest.config.vocab_size,
+            manifest.config.n_embd,
+        );
         let f64_le = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));
         let f32_le = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4-byte chunk"));
         let logits = read_array(&file, &path, "logits", Dtype::F64, [t, v], f64_le)?;
@@ -419,7 +427,9 @@ impl ReferenceCheck {
 pub fn check_reference(case: &Case, checkpoint: &Checkpoint) -> Result<ReferenceCheck> {
     let tokens = &case.manifest.tokens;
     let (logits64, hidden64) = Gpt2::<f64>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?;
-    let logits32 = Gpt2::<f32>::from_checkpoint(checkpoint).forward(tokens)?.mapv(f64::from);
+    let logits32 = Gpt2::<f32>::from_checkpoint(checkpoint)
+        .forward(tokens)?
+        .mapv(f64::from);
     Ok(ReferenceCheck {
         case: case.name().to_owned(),
         f64_logits: max_rel(&logits64.view(), &case.logits.view()),

@@ -25,12 +25,36 @@ pub fn max_rel(ours: &ArrayView2<f64>, golden: &ArrayView2<f64>) -> MaxRel {
     };
     for ((at, &o), &g) in ours.indexed_iter().zip(golden.iter()) {
         let d = (o - g).abs();
-        // `!(d <= max)` also catches NaN, which then sticks.
-        if !(d <= worst.max_abs) && !worst.max_abs.is_nan() {
+        // A NaN difference is the worst possible one and stays the maximum once found.
+        if !worst.max_abs.is_nan() && (d.is_nan() || d > worst.max_abs) {
             worst.max_abs = d;
             worst.at = at;
         }
     }
     worst.value = worst.max_abs / scale;
     worst
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::max_rel;
+
+    #[test]
+    fn scales_by_the_golden_maximum_and_locates_the_worst_element() {
+        let golden = array![[1.0, -4.0], [2.0, 0.5]];
+        let ours = array![[1.0, -4.0], [2.2, 0.5]];
+        let m = max_rel(&ours.view(), &golden.view());
+        assert!((m.value - 0.2 / 4.0).abs() < 1e-15, "{m:?}");
+        assert_eq!(m.at, (1, 0));
+    }
+
+    #[test]
+    fn nan_never_passes() {
+        let golden = array![[1.0, 2.0, 3.0]];
+        let ours = array![[f64::NAN, 2.0, 30.0]];
+        let m = max_rel(&ours.view(), &golden.view());
+        assert!(m.value.is_nan() && m.at == (0, 0), "{m:?}");
+    }
 }

@@ -87,9 +87,7 @@ pub enum Error {
         vocab_size: usize,
     },
     /// The sequence would run past the learned position embeddings.
-    #[error(
-        "{total} tokens do not fit the context: n_positions is {n_positions} ({cached} already cached, {new} new)"
-    )]
+    #[error("{total} tokens do not fit the context: n_positions is {n_positions} ({cached} already cached, {new} new)")]
     ContextOverflow {
         /// Tokens already in the KV cache.
         cached: usize,

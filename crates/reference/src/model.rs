@@ -142,10 +142,17 @@ impl<F: Real> Block<F> {
         let (t, c, hs) = (x.nrows(), config.n_embd, config.head_size());
         let qkv = self.c_attn.forward(&x.view()); // [T, 3C]
         let q = qkv.slice(s![.., 0..c]); // [T, C]
-        keys.append(Axis(0), qkv.slice(s![.., c..2 * c])).expect("cache width is C");
-        values.append(Axis(0), qkv.slice(s![.., 2 * c..3 * c])).expect("cache width is C");
+        keys.append(Axis(0), qkv.slice(s![.., c..2 * c]))
+            .expect("cache width is C");
+        values
+            .append(Axis(0), qkv.slice(s![.., 2 * c..3 * c]))
+            .expect("cache width is C");
         let p0 = keys.nrows() - t; // position of the first new token
-        let scale = if config.scale_attn_weights { F::of(hs as f64).sqrt() } else { F::one() };
+        let scale = if config.scale_attn_weights {
+            F::of(hs as f64).sqrt()
+        } else {
+            F::one()
+        };
 
         let mut y = Array2::zeros((t, c)); // [T, C], heads side by side
         for h in 0..config.n_head {
@@ -255,7 +262,12 @@ impl<F: Real> Gpt2<F> {
         Ok(())
     }
 
-    fn run(&self, tokens: &[u32], cache: &mut KvCache<F>, mut hidden: Option<&mut Vec<Array2<F>>>) -> Result<Array2<F>> {
+    fn run(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache<F>,
+        mut hidden: Option<&mut Vec<Array2<F>>>,
+    ) -> Result<Array2<F>> {
         let p0 = cache.len();
         self.check_tokens(tokens, p0)?;
 

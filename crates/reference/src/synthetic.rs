@@ -29,7 +29,9 @@ pub fn splitmix64(state: u64) -> u64 {
 
 /// The 64-bit FNV-1a hash of a byte string.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3))
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+    })
 }
 
 /// The `i`-th raw 64-bit draw of the stream `key`.

@@ -35,7 +35,10 @@ impl Tokenizer {
                 vocab_size: Self::VOCAB_SIZE,
             });
         }
-        let bytes = self.bpe.decode_bytes(ids).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let bytes = self
+            .bpe
+            .decode_bytes(ids)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 }

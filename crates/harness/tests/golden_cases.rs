@@ -1,0 +1,175 @@
+//! The reference model reproduces every committed golden case (float64 within the manifest's bound,
+//! float32 within a bound derived from the oracle's own float32 gap), and a damaged golden case is
+//! refused with an error naming the file or field at fault.
+
+use std::path::{Path, PathBuf};
+
+use tkbench_harness::golden::{Case, GoldenError, case_dirs, check_reference, workspace_golden_dir};
+
+fn committed_cases() -> Vec<PathBuf> {
+    case_dirs(&workspace_golden_dir().join("cases")).expect("golden cases are committed")
+}
+
+#[test]
+fn reference_reproduces_every_golden_case() {
+    let dirs = committed_cases();
+    assert!(
+        dirs.len() >= 4,
+        "expected at least four golden cases, found {}",
+        dirs.len()
+    );
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        let case = Case::load(dir).unwrap();
+        let checkpoint = case.checkpoint().unwrap();
+        let check = check_reference(&case, &checkpoint).unwrap();
+        let hidden = check.f64_hidden.iter().map(|h| h.value).fold(0.0, f64::max);
+        println!(
+            "{:<16} f64 logits {:.2e} hidden {:.2e} (bound {:.0e}); f32 logits {:.2e} (bound {:.2e}, oracle gap {:.2e})",
+            check.case,
+            check.f64_logits.value,
+            hidden,
+            check.f64_tolerance,
+            check.f32_logits.value,
+            check.f32_tolerance,
+            check.oracle_f32_gap
+        );
+        if !check.pass() {
+            failures.push(format!(
+                "{}: {check:?}\n  replay: cargo xtask golden --check --case {}",
+                dir.display(),
+                check.case
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_cases_cover_what_the_golden_set_promises() {
+    let cases: Vec<Case> = committed_cases().iter().map(|d| Case::load(d).unwrap()).collect();
+    let has = |f: &dyn Fn(&Case) -> bool| cases.iter().any(f);
+    assert!(has(&|c| c.manifest.tokens.len() == 1), "a case with T = 1");
+    assert!(
+        has(&|c| c.manifest.tokens.len() == c.manifest.config.n_positions),
+        "a case filling n_positions"
+    );
+    assert!(
+        has(&|c| {
+            let cfg = &c.manifest.config;
+            cfg.n_embd % 16 != 0 && cfg.head_size() % 16 != 0 && cfg.vocab_size % 2 == 1
+        }),
+        "a case with width and head size not multiples of 16 and an odd vocab"
+    );
+    assert!(
+        has(&|c| {
+            let cfg = &c.manifest.config;
+            (cfg.n_embd, cfg.n_head, cfg.vocab_size) == (768, 12, 50257) && !c.manifest.checkpoint.committed
+        }),
+        "a GPT-2-small-sized case rebuilt from its seed"
+    );
+    for case in &cases {
+        assert_eq!(case.manifest.dtype, "float64", "{}", case.name());
+        assert!(case.manifest.tolerances.f64_max_rel.value <= 1e-9, "{}", case.name());
+        assert!(
+            !case.manifest.tolerances.f32_max_rel.rationale.is_empty(),
+            "{}",
+            case.name()
+        );
+    }
+}
+
+/// A copy of the committed case `name` in a temporary directory, for a test to damage.
+fn copy_case(name: &str) -> (tempfile::TempDir, PathBuf) {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(&workspace_golden_dir().join("cases").join(name), &dir);
+    (tmp, dir)
+}
+
+fn edit_manifest(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("manifest.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "manifest has no `{from}`");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn damaged_outputs_file_fails_its_checksum() {
+    let (_tmp, dir) = copy_case("tiny");
+    let path = dir.join("outputs.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let error = Case::load(&dir).unwrap_err();
+    assert!(
+        matches!(&error, GoldenError::Checksum { path, .. } if path.ends_with("outputs.safetensors")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn damaged_committed_checkpoint_fails_its_checksum() {
+    let (_tmp, dir) = copy_case("odd-widths");
+    let path = dir.join("checkpoint/model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let error = Case::load(&dir).unwrap().checkpoint().unwrap_err();
+    assert!(
+        matches!(&error, GoldenError::Checksum { path, .. } if path.ends_with("model.safetensors")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn wrong_seed_fails_the_digest() {
+    let (_tmp, dir) = copy_case("gpt2-small-dims");
+    edit_manifest(&dir, "seed: 5", "seed: 6");
+    let error = Case::load(&dir).unwrap().checkpoint().unwrap_err();
+    assert!(matches!(error, GoldenError::Digest { .. }), "{error:?}");
+}
+
+#[test]
+fn unknown_schema_is_refused_by_field() {
+    let (_tmp, dir) = copy_case("tiny");
+    edit_manifest(&dir, "schema: 1", "schema: 7");
+    let error = Case::load(&dir).unwrap_err().to_string();
+    assert!(
+        error.contains("manifest.yaml") && error.contains("field `schema`: version 7"),
+        "{error}"
+    );
+}
+
+#[test]
+fn missing_manifest_field_is_named() {
+    let (_tmp, dir) = copy_case("tiny");
+    edit_manifest(&dir, "oracle_f32_gap:", "oracle_gap:");
+    let error = Case::load(&dir).unwrap_err().to_string();
+    assert!(
+        error.contains("manifest.yaml") && error.contains("oracle_gap"),
+        "{error}"
+    );
+}
+
+#[test]
+fn malformed_manifest_is_refused() {
+    let (_tmp, dir) = copy_case("tiny");
+    std::fs::write(dir.join("manifest.yaml"), "schema: 1\nname: [unclosed\n").unwrap();
+    let error = Case::load(&dir).unwrap_err();
+    assert!(matches!(error, GoldenError::Manifest { .. }), "{error:?}");
+}

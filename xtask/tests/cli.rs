@@ -1,0 +1,275 @@
+//! The command line as a user meets it: `logits`, `generate`, `golden --check` and `checkpoint` on real
+//! checkpoints, and the exit code and message of each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::{Dtype, SafeTensors};
+use tkbench_harness::golden::{Case, workspace_golden_dir};
+use tkbench_harness::metrics::max_rel;
+use tkbench_reference::{Config, synthetic};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn case_dir(name: &str) -> PathBuf {
+    workspace_golden_dir().join("cases").join(name)
+}
+
+/// Reads the `logits` tensor of a file written by `xtask logits`, as f64, with its dtype and shape.
+fn read_logits(path: &Path) -> (Dtype, ndarray::Array2<f64>, std::collections::HashMap<String, String>) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(file.names(), vec!["logits"], "exactly one tensor");
+    let view = file.tensor("logits").unwrap();
+    let values: Vec<f64> = match view.dtype() {
+        Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f64::from(f32::from_le_bytes(b.try_into().unwrap())))
+            .collect(),
+        Dtype::F64 => view
+            .data()
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+        other => panic!("unexpected dtype {other:?}"),
+    };
+    let shape = (view.shape()[0], view.shape()[1]);
+    let meta = metadata.metadata().clone().unwrap_or_default();
+    (
+        view.dtype(),
+        ndarray::Array2::from_shape_vec(shape, values).unwrap(),
+        meta,
+    )
+}
+
+fn tokens_arg(tokens: &[u32]) -> String {
+    tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn logits_reproduce_the_golden_case_in_both_dtypes_and_modes() {
+    let case = Case::load(&case_dir("odd-widths")).unwrap();
+    let model = case_dir("odd-widths").join("checkpoint");
+    let tokens = tokens_arg(&case.manifest.tokens);
+    let tmp = tempfile::tempdir().unwrap();
+    for (dtype, mode, bound) in [
+        ("f64", "prefill", case.manifest.tolerances.f64_max_rel.value),
+        ("f64", "decode", case.manifest.tolerances.f64_max_rel.value),
+        ("f32", "prefill", case.manifest.tolerances.f32_max_rel.value),
+        ("f32", "decode", case.manifest.tolerances.f32_max_rel.value),
+    ] {
+        let out = tmp.path().join(format!("{dtype}-{mode}.safetensors"));
+        let run = xtask(&[
+            "logits",
+            "--model",
+            model.to_str().unwrap(),
+            "--tokens",
+            &tokens,
+            "--out",
+            out.to_str().unwrap(),
+            "--dtype",
+            dtype,
+            "--mode",
+            mode,
+        ]);
+        assert!(run.status.success(), "{dtype} {mode}: {}", stderr(&run));
+        let (stored, logits, meta) = read_logits(&out);
+        assert_eq!(stored, if dtype == "f64" { Dtype::F64 } else { Dtype::F32 });
+        assert_eq!(logits.dim(), case.logits.dim());
+        assert_eq!(meta.get("mode").map(String::as_str), Some(mode));
+        let err = max_rel(&logits.view(), &case.logits.view()).value;
+        assert!(err <= bound, "{dtype} {mode}: max rel {err:.3e} above {bound:.3e}");
+    }
+}
+
+#[test]
+fn text_prompts_go_through_the_gpt2_tokenizer() {
+    // A one-layer model with the GPT-2 vocabulary, small enough to build on the fly.
+    let config = Config {
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 8,
+        n_positions: 16,
+        vocab_size: 50257,
+        n_inner: 16,
+        layer_norm_epsilon: 1e-5,
+        scale_attn_weights: true,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    synthetic::checkpoint(&config, 3).save(&model).unwrap();
+    let out = tmp.path().join("logits.safetensors");
+    let run = xtask(&[
+        "logits",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        "Hello world",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (dtype, logits, meta) = read_logits(&out);
+    assert_eq!((dtype, logits.dim()), (Dtype::F32, (2, 50257)));
+    assert_eq!(meta.get("tokens").map(String::as_str), Some("15496,995"));
+
+    let run = xtask(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        "Hello world",
+        "-n",
+        "3",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("prompt ids:    15496,995"), "{stdout}");
+    assert!(stdout.contains("prompt text:    \"Hello world\""), "{stdout}");
+    assert!(stdout.contains("generated text:"), "{stdout}");
+}
+
+#[test]
+fn generate_prints_the_greedy_ids() {
+    let model = case_dir("tiny").join("checkpoint");
+    let run = xtask(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        "1,2,3",
+        "-n",
+        "4",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("generated ids:"))
+        .expect("a generated ids line");
+    assert_eq!(line.split(':').nth(1).unwrap().trim().split(',').count(), 4, "{stdout}");
+    assert!(stdout.contains("no text: the model's vocab_size is 64"), "{stdout}");
+}
+
+/// Runs xtask expecting exit code 2 and a message containing every one of `words`.
+fn assert_input_error(args: &[&str], words: &[&str]) {
+    let run = xtask(args);
+    let message = stderr(&run);
+    assert_eq!(run.status.code(), Some(2), "{args:?}: {message}");
+    for word in words {
+        assert!(message.contains(word), "{args:?}: `{word}` not in: {message}");
+    }
+}
+
+#[test]
+fn bad_input_exits_2_naming_what_is_at_fault() {
+    let tiny = case_dir("tiny").join("checkpoint");
+    let tiny = tiny.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let out = out.to_str().unwrap();
+
+    assert_input_error(
+        &["logits", "--model", "/no/such/model", "--tokens", "1", "--out", out],
+        &["/no/such/model"],
+    );
+    assert_input_error(
+        &["logits", "--model", tiny, "--tokens", "1,x", "--out", out],
+        &["item 1 `x`"],
+    );
+    assert_input_error(
+        &["logits", "--model", tiny, "--tokens", "1,64", "--out", out],
+        &["id 64", "vocab_size is 64"],
+    );
+    assert_input_error(
+        &["logits", "--model", tiny, "--text", "Hello", "--out", out],
+        &["id 15496", "vocab_size is 64"],
+    );
+    assert_input_error(
+        &["logits", "--model", tiny, "--tokens", "", "--out", out],
+        &["prompt is empty"],
+    );
+    assert_input_error(
+        &[
+            "logits",
+            "--model",
+            tiny,
+            "--tokens",
+            &tokens_arg(&[1; 17]),
+            "--out",
+            out,
+        ],
+        &["n_positions is 16"],
+    );
+    assert_input_error(
+        &["generate", "--model", tiny, "--tokens", "1,2", "-n", "16"],
+        &["n_positions is 16"],
+    );
+    assert_input_error(&["logits", "--model", tiny, "--out", out], &["--tokens"]);
+    assert!(!Path::new(out).exists(), "no output file after a failed run");
+
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(
+        case_dir("tiny").join("checkpoint/config.json"),
+        broken.join("config.json"),
+    )
+    .unwrap();
+    let weights = std::fs::read(case_dir("tiny").join("checkpoint/model.safetensors")).unwrap();
+    std::fs::write(broken.join("model.safetensors"), &weights[..weights.len() - 100]).unwrap();
+    assert_input_error(
+        &[
+            "logits",
+            "--model",
+            broken.to_str().unwrap(),
+            "--tokens",
+            "1",
+            "--out",
+            out,
+        ],
+        &["model.safetensors", "not a valid safetensors file"],
+    );
+}
+
+#[test]
+fn golden_check_passes_and_refuses_unknown_cases() {
+    let run = xtask(&["golden", "--check", "--case", "tiny", "--case", "odd-widths"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("2 of 2 golden cases reproduced"), "{stdout}");
+    assert_input_error(
+        &["golden", "--check", "--case", "nope"],
+        &["no golden case named `nope`", "tiny"],
+    );
+}
+
+#[test]
+fn golden_without_the_oracle_says_how_to_install_it() {
+    assert_input_error(
+        &["golden", "--case", "tiny", "--python", "/no/such/python"],
+        &["/no/such/python", "pip install -r golden/oracle/requirements.txt"],
+    );
+}
+
+#[test]
+fn checkpoint_writes_a_loadable_copy_of_a_case() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny");
+    let run = xtask(&["checkpoint", "tiny", "--out", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let case = Case::load(&case_dir("tiny")).unwrap();
+    let copy = tkbench_reference::Checkpoint::load(&out).unwrap();
+    assert_eq!(copy.digest(), case.manifest.checkpoint.digest);
+    assert_input_error(&["checkpoint", "nope"], &["no golden case named `nope`"]);
+}
