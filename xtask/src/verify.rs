@@ -23,6 +23,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     let golden = workspace_golden_dir();
     let names = selected(listed_cases(&golden)?, &args.cases)?;
     let dirs: Vec<PathBuf> = names.iter().map(|n| golden.join("cases").join(n)).collect();
-    eprintln!("verifying the reference model (float64 and float32) against {} golden case(s)", dirs.len());
+    eprintln!(
+        "verifying the reference model (float64 and float32) against {} golden case(s)",
+        dirs.len()
+    );
     check_dirs(&dirs)
 }
