@@ -79,6 +79,13 @@ fn print_row(case: &Case, check: &ReferenceCheck, seconds: f64) {
         check.f32_tolerance,
         check.oracle_f32_gap,
     );
+    if !check.pass() {
+        let worst = check.f64_hidden.iter().position(|h| h.value > check.f64_tolerance);
+        if let Some(index) = worst {
+            println!("  first hidden state out of bound: index {index} (0 = embeddings, i = output of block i-1)");
+        }
+        println!("  replay: cargo xtask golden --check --case {}", case.name());
+    }
 }
 
 /// Loads and checks every case directory in `dirs`, printing one row each.

@@ -217,7 +217,6 @@ fn bad_input_exits_2_naming_what_is_at_fault() {
         &["n_positions is 16"],
     );
     assert_input_error(&["logits", "--model", tiny, "--out", out], &["--tokens"]);
-    assert!(!Path::new(out).exists(), "no output file after a failed run");
 
     let broken = tmp.path().join("broken");
     std::fs::create_dir(&broken).unwrap();

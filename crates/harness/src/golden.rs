@@ -271,7 +271,9 @@ impl Manifest {
             }
             None => return Err(bad("field `schema`: missing".into())),
         }
-        serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))
+        let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        manifest.config.validate(path)?;
+        Ok(manifest)
     }
 }
 
@@ -327,6 +329,22 @@ impl Case {
         let hidden_states = (0..=manifest.config.n_layer)
             .map(|i| read_array(&file, &path, &format!("hidden_states.{i}"), Dtype::F64, [t, c], f64_le))
             .collect::<Result<_>>()?;
+        // The recorded gap sets the float32 bound: it must be the gap of the checksummed tensors.
+        let scale = logits.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let gap = logits_f32
+            .iter()
+            .zip(&logits)
+            .fold(0.0f64, |m, (&a, &b)| m.max((f64::from(a) - b).abs()))
+            / scale;
+        if (gap - manifest.oracle_f32_gap).abs() > 1e-9 * gap {
+            return Err(GoldenError::Manifest {
+                path: dir.join("manifest.yaml"),
+                message: format!(
+                    "field `oracle_f32_gap` is {}, but the outputs give {gap}",
+                    manifest.oracle_f32_gap
+                ),
+            });
+        }
         Ok(Self {
             dir: dir.to_owned(),
             manifest,

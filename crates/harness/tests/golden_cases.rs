@@ -173,3 +173,21 @@ fn malformed_manifest_is_refused() {
     let error = Case::load(&dir).unwrap_err();
     assert!(matches!(error, GoldenError::Manifest { .. }), "{error:?}");
 }
+
+#[test]
+fn tampered_gap_is_refused() {
+    let (_tmp, dir) = copy_case("tiny");
+    let text = std::fs::read_to_string(dir.join("manifest.yaml")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("oracle_f32_gap:")).unwrap();
+    std::fs::write(dir.join("manifest.yaml"), text.replace(line, "oracle_f32_gap: 0.001")).unwrap();
+    let error = Case::load(&dir).unwrap_err().to_string();
+    assert!(error.contains("field `oracle_f32_gap`"), "{error}");
+}
+
+#[test]
+fn invalid_manifest_config_is_refused_not_panicked_on() {
+    let (_tmp, dir) = copy_case("gpt2-small-dims");
+    edit_manifest(&dir, "n_head: 12", "n_head: 0");
+    let error = Case::load(&dir).unwrap_err().to_string();
+    assert!(error.contains("manifest.yaml") && error.contains("n_head"), "{error}");
+}

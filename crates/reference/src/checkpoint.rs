@@ -32,35 +32,53 @@ pub struct Checkpoint {
     origin: PathBuf,
 }
 
+/// The tensors of one block, by suffix after `h.<l>.`, with their shapes for width C and MLP width I.
+fn block_tensors(c: usize, i: usize) -> [(&'static str, Vec<usize>); 12] {
+    [
+        ("ln_1.weight", vec![c]),
+        ("ln_1.bias", vec![c]),
+        ("attn.c_attn.weight", vec![c, 3 * c]),
+        ("attn.c_attn.bias", vec![3 * c]),
+        ("attn.c_proj.weight", vec![c, c]),
+        ("attn.c_proj.bias", vec![c]),
+        ("ln_2.weight", vec![c]),
+        ("ln_2.bias", vec![c]),
+        ("mlp.c_fc.weight", vec![c, i]),
+        ("mlp.c_fc.bias", vec![i]),
+        ("mlp.c_proj.weight", vec![i, c]),
+        ("mlp.c_proj.bias", vec![c]),
+    ]
+}
+
 /// The canonical names and shapes of every tensor a GPT-2 model with `config` needs, in a fixed
-/// order. Linear (Conv1D) weights are stored `[in, out]`: `y = x · W + b`.
-pub fn expected_tensors(config: &Config) -> Vec<(String, Vec<usize>)> {
+/// order, produced lazily. Linear (Conv1D) weights are stored `[in, out]`: `y = x · W + b`.
+pub fn expected_tensors(config: &Config) -> impl Iterator<Item = (String, Vec<usize>)> + '_ {
     let (c, i, v, p) = (config.n_embd, config.n_inner, config.vocab_size, config.n_positions);
-    let mut names = vec![
+    let embeddings = [
         ("wte.weight".to_owned(), vec![v, c]),
         ("wpe.weight".to_owned(), vec![p, c]),
     ];
-    for l in 0..config.n_layer {
-        for (suffix, shape) in [
-            ("ln_1.weight", vec![c]),
-            ("ln_1.bias", vec![c]),
-            ("attn.c_attn.weight", vec![c, 3 * c]),
-            ("attn.c_attn.bias", vec![3 * c]),
-            ("attn.c_proj.weight", vec![c, c]),
-            ("attn.c_proj.bias", vec![c]),
-            ("ln_2.weight", vec![c]),
-            ("ln_2.bias", vec![c]),
-            ("mlp.c_fc.weight", vec![c, i]),
-            ("mlp.c_fc.bias", vec![i]),
-            ("mlp.c_proj.weight", vec![i, c]),
-            ("mlp.c_proj.bias", vec![c]),
-        ] {
-            names.push((format!("h.{l}.{suffix}"), shape));
-        }
+    let blocks = (0..config.n_layer).flat_map(move |l| {
+        block_tensors(c, i)
+            .into_iter()
+            .map(move |(suffix, shape)| (format!("h.{l}.{suffix}"), shape))
+    });
+    let ln_f = [("ln_f.weight".to_owned(), vec![c]), ("ln_f.bias".to_owned(), vec![c])];
+    embeddings.into_iter().chain(blocks).chain(ln_f)
+}
+
+/// Whether `name` (canonical) is one of the tensors of a model with `config`.
+fn is_model_tensor(name: &str, config: &Config) -> bool {
+    if matches!(name, "wte.weight" | "wpe.weight" | "ln_f.weight" | "ln_f.bias") {
+        return true;
     }
-    names.push(("ln_f.weight".to_owned(), vec![c]));
-    names.push(("ln_f.bias".to_owned(), vec![c]));
-    names
+    let Some((layer, suffix)) = name.strip_prefix("h.").and_then(|rest| rest.split_once('.')) else {
+        return false;
+    };
+    let in_range = layer
+        .parse::<usize>()
+        .is_ok_and(|l| l < config.n_layer && layer == l.to_string());
+    in_range && block_tensors(0, 0).iter().any(|(s, _)| *s == suffix)
 }
 
 impl Checkpoint {
@@ -88,25 +106,45 @@ impl Checkpoint {
     }
 
     /// Reads the tensors of `config` from the bytes of a safetensors file; `path` names it in errors.
+    ///
+    /// Refused: a tensor missing, misshaped, not F32 or holding NaN or infinity; a tensor stored both
+    /// with and without the prefix; and any tensor the model does not use (other than the tied
+    /// `lm_head.weight` and the causal-mask buffers `attn.bias` and `attn.masked_bias`), since extra
+    /// tensors mean the config does not describe the file (a 12-layer file read as 2 layers).
     pub fn from_safetensors_bytes(config: Config, bytes: &[u8], path: &Path) -> Result<Self> {
-        let file = SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors {
+        let bad_file = |message: String| Error::Safetensors {
             path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let file = SafeTensors::deserialize(bytes).map_err(|e| bad_file(e.to_string()))?;
+        for stored in file.names() {
+            let name = stored.strip_prefix(HF_PREFIX).unwrap_or(stored);
+            let ignorable =
+                name == "lm_head.weight" || name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias");
+            if !is_model_tensor(name, &config) && !ignorable {
+                return Err(Error::UnexpectedTensor {
+                    path: path.to_owned(),
+                    name: stored.to_owned(),
+                });
+            }
+        }
         let mut tensors = BTreeMap::new();
         for (name, expected) in expected_tensors(&config) {
             let prefixed = format!("{HF_PREFIX}{name}");
-            let (stored_name, view) = match file.tensor(&name) {
-                Ok(view) => (name.clone(), view),
-                Err(_) => match file.tensor(&prefixed) {
-                    Ok(view) => (prefixed, view),
-                    Err(_) => {
-                        return Err(Error::MissingTensor {
-                            path: path.to_owned(),
-                            name,
-                        });
-                    }
-                },
+            let (stored_name, view) = match (file.tensor(&name), file.tensor(&prefixed)) {
+                (Ok(view), Err(_)) => (name.clone(), view),
+                (Err(_), Ok(view)) => (prefixed, view),
+                (Ok(_), Ok(_)) => {
+                    return Err(bad_file(format!(
+                        "tensor `{name}` is stored twice, as `{name}` and `{prefixed}`"
+                    )));
+                }
+                (Err(_), Err(_)) => {
+                    return Err(Error::MissingTensor {
+                        path: path.to_owned(),
+                        name,
+                    });
+                }
             };
             if view.dtype() != Dtype::F32 {
                 return Err(Error::TensorDtype {
@@ -123,11 +161,19 @@ impl Checkpoint {
                     found: view.shape().to_vec(),
                 });
             }
-            let data = view
+            let data: Vec<f32> = view
                 .data()
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
+            if let Some(index) = data.iter().position(|x| !x.is_finite()) {
+                return Err(Error::NonFinite {
+                    path: path.to_owned(),
+                    name: stored_name,
+                    index,
+                    value: data[index],
+                });
+            }
             tensors.insert(name, Tensor { shape: expected, data });
         }
         Ok(Self {

@@ -101,16 +101,8 @@ impl Config {
         }
 
         let n_embd = fields.positive("n_embd")?;
-        let n_head = fields.positive("n_head")?;
-        if n_embd % n_head != 0 {
-            return Err(Error::Config {
-                path: path.to_owned(),
-                field: "n_head".into(),
-                message: format!("n_embd = {n_embd} is not a multiple of n_head = {n_head}"),
-            });
-        }
         let n_inner = match map.get("n_inner") {
-            None | Some(Value::Null) => 4 * n_embd,
+            None | Some(Value::Null) => n_embd.saturating_mul(4),
             Some(_) => fields.positive("n_inner")?,
         };
         let layer_norm_epsilon = match map.get("layer_norm_epsilon") {
@@ -120,16 +112,82 @@ impl Config {
                 _ => return Err(fields.invalid("layer_norm_epsilon", "a positive number", value)),
             },
         };
-        Ok(Self {
+        let config = Self {
             n_layer: fields.positive("n_layer")?,
-            n_head,
+            n_head: fields.positive("n_head")?,
             n_embd,
             n_positions: fields.positive("n_positions")?,
             vocab_size: fields.positive("vocab_size")?,
             n_inner,
             layer_norm_epsilon,
             scale_attn_weights: fields.optional_bool("scale_attn_weights")?.unwrap_or(true),
-        })
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks the relations between fields that parsing alone cannot: every size positive, n_head
+    /// dividing n_embd, ids fitting u32, and a parameter count that fits in memory arithmetic.
+    /// `path` names the config in errors.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |field: &str, message: String| Error::Config {
+            path: path.to_owned(),
+            field: field.into(),
+            message,
+        };
+        for (field, value) in [
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_embd", self.n_embd),
+            ("n_positions", self.n_positions),
+            ("vocab_size", self.vocab_size),
+            ("n_inner", self.n_inner),
+        ] {
+            if value == 0 {
+                return Err(bad(field, "must be positive".into()));
+            }
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(bad(
+                "n_head",
+                format!("n_embd = {} is not a multiple of n_head = {}", self.n_embd, self.n_head),
+            ));
+        }
+        if u32::try_from(self.vocab_size).is_err() {
+            return Err(bad(
+                "vocab_size",
+                format!("{} does not fit token ids of 32 bits", self.vocab_size),
+            ));
+        }
+        if !(self.layer_norm_epsilon > 0.0 && self.layer_norm_epsilon.is_finite()) {
+            return Err(bad(
+                "layer_norm_epsilon",
+                format!("{} is not a positive number", self.layer_norm_epsilon),
+            ));
+        }
+        if self.parameter_count().is_none() {
+            return Err(bad(
+                "<root>",
+                "the parameter count overflows: the sizes are not plausible".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The number of parameters the config implies, or None if it overflows.
+    pub fn parameter_count(&self) -> Option<usize> {
+        let (c, i) = (self.n_embd, self.n_inner);
+        let embeddings = self.vocab_size.checked_add(self.n_positions)?.checked_mul(c)?;
+        // Per block: two LayerNorms (4C), c_attn (C·3C + 3C), attn c_proj (C·C + C),
+        // c_fc (C·I + I), mlp c_proj (I·C + C).
+        let block = c
+            .checked_mul(c.checked_mul(4)?)?
+            .checked_add(c.checked_mul(i)?.checked_mul(2)?)?
+            .checked_add(c.checked_mul(9)?)?
+            .checked_add(i)?;
+        embeddings
+            .checked_add(block.checked_mul(self.n_layer)?)?
+            .checked_add(c.checked_mul(2)?)
     }
 
     /// The config as the fields of a Hugging Face `config.json` that a checkpoint writer needs.

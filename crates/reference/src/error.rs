@@ -51,6 +51,42 @@ pub enum Error {
         /// The canonical tensor name (without the `transformer.` prefix).
         name: String,
     },
+    /// The file holds a tensor the model does not use: the config does not describe the file.
+    #[error(
+        "{path}: tensor `{name}` is not part of the model the config describes (is config.json for another model?)"
+    )]
+    UnexpectedTensor {
+        /// The tensor file.
+        path: PathBuf,
+        /// The tensor name as stored.
+        name: String,
+    },
+    /// A tensor holds NaN or infinity.
+    #[error("{path}: tensor `{name}` holds {value} at flat index {index}; weights must be finite")]
+    NonFinite {
+        /// The tensor file.
+        path: PathBuf,
+        /// The tensor name as stored.
+        name: String,
+        /// The flat index of the first non-finite value.
+        index: usize,
+        /// That value.
+        value: f32,
+    },
+    /// A KV cache made for another model.
+    #[error(
+        "the KV cache has {cache_layers} layers of width {cache_width}, but the model has {n_layer} of width {n_embd}"
+    )]
+    CacheMismatch {
+        /// Layers of the cache.
+        cache_layers: usize,
+        /// Width of the cache.
+        cache_width: usize,
+        /// Layers of the model.
+        n_layer: usize,
+        /// Width of the model.
+        n_embd: usize,
+    },
     /// A tensor has the wrong shape for the config.
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
     TensorShape {
@@ -95,6 +131,19 @@ pub enum Error {
         new: usize,
         /// `cached + new`.
         total: usize,
+        /// The model's context length.
+        n_positions: usize,
+    },
+    /// Generation would run past the learned position embeddings.
+    #[error(
+        "a prompt of {prompt} tokens cannot be continued by {n}: n_positions is {n_positions}, so at most {} new tokens fit",
+        n_positions + 1 - prompt
+    )]
+    GenerationOverflow {
+        /// Tokens in the prompt.
+        prompt: usize,
+        /// Tokens asked for.
+        n: usize,
         /// The model's context length.
         n_positions: usize,
     },

@@ -81,6 +81,20 @@ impl<F: Real> KvCache<F> {
         }
     }
 
+    /// Whether this cache fits a model with `config`.
+    fn check_fits(&self, config: &Config) -> Result<()> {
+        let width = self.keys.first().map_or(0, |k| k.ncols());
+        if self.keys.len() != config.n_layer || width != config.n_embd {
+            return Err(Error::CacheMismatch {
+                cache_layers: self.keys.len(),
+                cache_width: width,
+                n_layer: config.n_layer,
+                n_embd: config.n_embd,
+            });
+        }
+        Ok(())
+    }
+
     /// The number of tokens cached, which is also the position of the next token.
     pub fn len(&self) -> usize {
         self.keys.first().map_or(0, |k| k.nrows())
@@ -268,6 +282,7 @@ impl<F: Real> Gpt2<F> {
         cache: &mut KvCache<F>,
         mut hidden: Option<&mut Vec<Array2<F>>>,
     ) -> Result<Array2<F>> {
+        cache.check_fits(&self.config)?;
         let p0 = cache.len();
         self.check_tokens(tokens, p0)?;
 
@@ -294,12 +309,12 @@ impl<F: Real> Gpt2<F> {
     /// logits (the lowest id on ties), computed incrementally through the KV cache.
     pub fn generate(&self, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
         self.check_tokens(prompt, 0)?;
+        // The last generated token is never fed back, so n tokens need prompt + n − 1 positions.
         let fed = prompt.len() + n.saturating_sub(1);
         if fed > self.config.n_positions {
-            return Err(Error::ContextOverflow {
-                cached: prompt.len(),
-                new: n.saturating_sub(1),
-                total: fed,
+            return Err(Error::GenerationOverflow {
+                prompt: prompt.len(),
+                n,
                 n_positions: self.config.n_positions,
             });
         }

@@ -74,7 +74,6 @@ pub fn tensor(seed: u64, name: &str, shape: &[usize]) -> Tensor {
 /// The synthetic checkpoint of `config` for `seed`.
 pub fn checkpoint(config: &Config, seed: u64) -> Checkpoint {
     let tensors: BTreeMap<String, Tensor> = expected_tensors(config)
-        .into_iter()
         .map(|(name, shape)| {
             let t = tensor(seed, &name, &shape);
             (name, t)

@@ -20,9 +20,10 @@ impl Tokenizer {
         }
     }
 
-    /// The token ids of `text`; special tokens such as `<|endoftext|>` are encoded as plain text.
+    /// The token ids of `text`; `<|endoftext|>` becomes its special id 50256, as Hugging Face's
+    /// GPT-2 tokenizer does.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        self.bpe.encode_ordinary(text)
+        self.bpe.encode_with_special_tokens(text)
     }
 
     /// The text of `ids`; byte sequences that are not valid UTF-8 (a token boundary inside a

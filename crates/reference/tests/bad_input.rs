@@ -332,8 +332,21 @@ fn too_many_tokens_are_refused() {
     assert_eq!(cache.len(), 15);
     model.forward_cached(&[1; 5], &mut cache).unwrap();
 
+    // Generating n tokens feeds prompt + n − 1 positions: 10 + 11 fits 20 exactly, 10 + 12 does not.
+    assert_eq!(model.generate(&[1; 10], 11).unwrap().len(), 11);
     let error = model.generate(&[1; 10], 12).unwrap_err();
-    assert!(matches!(error, Error::ContextOverflow { total: 21, .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::GenerationOverflow {
+                prompt: 10,
+                n: 12,
+                n_positions: 20
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("at most 11 new tokens fit"), "{error}");
 }
 
 #[test]
@@ -341,4 +354,92 @@ fn empty_prompt_is_refused() {
     let model = Gpt2::<f64>::from_checkpoint(&small_checkpoint());
     assert!(matches!(model.forward(&[]).unwrap_err(), Error::EmptyPrompt));
     assert!(matches!(model.generate(&[], 3).unwrap_err(), Error::EmptyPrompt));
+}
+
+#[test]
+fn tensors_the_config_does_not_describe_are_refused() {
+    // A 2-layer file read with a 1-layer config must not silently use the first layer only.
+    let dir = saved();
+    set_config_field(dir.path(), "n_layer", serde_json::json!(1));
+    let error = load_err(dir.path());
+    assert!(
+        matches!(&error, Error::UnexpectedTensor { name, .. } if name.starts_with("transformer.h.1.")),
+        "{error:?}"
+    );
+
+    // The tied LM head and the causal-mask buffers are known and ignored.
+    let dir = saved();
+    let mut tensors = tensor_list(&small_checkpoint(), "transformer.");
+    let wte = tensors[tensors
+        .iter()
+        .position(|(n, _, _)| n == "transformer.wte.weight")
+        .unwrap()]
+    .clone();
+    tensors.push(("lm_head.weight".into(), wte.1, wte.2));
+    tensors.push(("transformer.h.0.attn.bias".into(), vec![1, 1, 20, 20], vec![1.0; 400]));
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors);
+    assert_eq!(
+        Checkpoint::load(dir.path()).unwrap().digest(),
+        small_checkpoint().digest()
+    );
+
+    // A tensor stored both with and without the prefix is ambiguous.
+    let mut tensors = tensor_list(&small_checkpoint(), "transformer.");
+    tensors.push(("ln_f.bias".into(), vec![24], vec![0.0; 24]));
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors);
+    assert!(load_err(dir.path()).to_string().contains("stored twice"));
+}
+
+#[test]
+fn non_finite_weights_are_named() {
+    let dir = saved();
+    let mut tensors = tensor_list(&small_checkpoint(), "transformer.");
+    let wpe = tensors
+        .iter_mut()
+        .find(|(n, _, _)| n == "transformer.wpe.weight")
+        .unwrap();
+    wpe.2[37] = f32::NAN;
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors);
+    let error = load_err(dir.path());
+    assert!(
+        matches!(&error, Error::NonFinite { name, index: 37, .. } if name == "transformer.wpe.weight"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn implausible_sizes_are_refused_before_allocating() {
+    let dir = saved();
+    set_config_field(dir.path(), "n_layer", serde_json::json!(1u64 << 40));
+    let error = load_err(dir.path());
+    assert!(
+        matches!(&error, Error::MissingTensor { name, .. } if name == "h.2.ln_1.weight"),
+        "{error:?}"
+    );
+
+    let dir = saved();
+    set_config_field(dir.path(), "n_embd", serde_json::json!(u64::MAX / 2));
+    set_config_field(dir.path(), "n_head", serde_json::json!(1));
+    let error = load_err(dir.path());
+    assert!(error.to_string().contains("the parameter count overflows"), "{error}");
+}
+
+#[test]
+fn a_cache_from_another_model_is_refused() {
+    let model = Gpt2::<f64>::from_checkpoint(&small_checkpoint());
+    let mut config = small_config();
+    config.n_layer = 1;
+    let mut other = tkbench_reference::KvCache::<f64>::new(&config);
+    let error = model.forward_cached(&[1], &mut other).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::CacheMismatch {
+                cache_layers: 1,
+                n_layer: 2,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }

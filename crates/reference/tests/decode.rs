@@ -80,14 +80,19 @@ fn hidden_states_follow_the_hf_convention() {
     let checkpoint = small_checkpoint();
     let model = Gpt2::<f64>::from_checkpoint(&checkpoint);
     let tokens = [4, 8, 15, 16];
-    let (logits, hidden) = model.forward_with_hidden_states(&tokens).unwrap();
+    let (_, hidden) = model.forward_with_hidden_states(&tokens).unwrap();
     assert_eq!(hidden.len(), checkpoint.config().n_layer + 1);
     // Index 0 is the embedding sum.
     for (t, &id) in tokens.iter().enumerate() {
         let expected = &model.wte.row(id as usize) + &model.wpe.row(t);
         assert_eq!(hidden[0].row(t), expected);
     }
-    // The last entry is after ln_f, so the LM head applied to it gives the logits.
-    let relogits = hidden[hidden.len() - 1].dot(&model.wte.t());
-    assert_eq!(relogits, logits);
+    // Index 1 is the output of block 0 before ln_f: a one-layer model made of block 0 ends with
+    // ln_f of it, and index 0 of the full model is not that.
+    let mut first_block = model.clone();
+    first_block.blocks.truncate(1);
+    first_block.config.n_layer = 1;
+    let (_, truncated) = first_block.forward_with_hidden_states(&tokens).unwrap();
+    assert_eq!(truncated[1], model.ln_f.forward(&hidden[1]));
+    assert_ne!(hidden[1], hidden[0]);
 }

@@ -1,0 +1,96 @@
+//! Instruction-set levels: which ones this CPU has, and running a `pulp` kernel at exactly one of them,
+//! so that one machine can compare levels and every run can say which level it ran at.
+
+use pulp::{Simd, WithSimd};
+
+/// A SIMD level a kernel can be run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Isa {
+    /// One lane at a time, no vector instructions (`pulp::Scalar`).
+    Scalar,
+    /// x86-64 AVX2 + FMA, 8 f32 lanes (`pulp::x86::V3`).
+    Avx2,
+    /// x86-64 AVX-512, 16 f32 lanes (`pulp::x86::V4`).
+    Avx512,
+    /// aarch64 NEON, 4 f32 lanes (`pulp::aarch64::Neon`).
+    Neon,
+}
+
+impl Isa {
+    /// Every level, from the narrowest.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// The level called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|isa| isa.name() == name)
+    }
+
+    /// Whether this CPU (and this build) can run the level.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => pulp::x86::V3::try_new().is_some(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => pulp::x86::V4::try_new().is_some(),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => pulp::aarch64::Neon::try_new().is_some(),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Every level this CPU can run, from the narrowest.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect()
+    }
+
+    /// The widest level this CPU can run.
+    pub fn best() -> Isa {
+        *Isa::available().last().expect("scalar is always available")
+    }
+
+    /// f32 lanes per vector at this level.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Scalar => 1,
+            Isa::Avx2 => 8,
+            Isa::Avx512 => 16,
+            Isa::Neon => 4,
+        }
+    }
+
+    /// Runs `op` at exactly this level. Panics if the CPU lacks it: callers choose levels from
+    /// [`Isa::available`].
+    #[inline(always)]
+    pub fn run<Op: WithSimd>(self, op: Op) -> Op::Output {
+        let unavailable = || panic!("ISA level {} is not available on this CPU", self.name());
+        match self {
+            Isa::Scalar => Simd::vectorize(pulp::Scalar::new(), op),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Simd::vectorize(pulp::x86::V3::try_new().unwrap_or_else(unavailable), op),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Simd::vectorize(pulp::x86::V4::try_new().unwrap_or_else(unavailable), op),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Simd::vectorize(pulp::aarch64::Neon::try_new().unwrap_or_else(unavailable), op),
+            #[allow(unreachable_patterns)]
+            _ => unavailable(),
+        }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
