@@ -74,17 +74,19 @@ impl Isa {
     /// [`Isa::available`].
     #[inline(always)]
     pub fn run<Op: WithSimd>(self, op: Op) -> Op::Output {
-        let unavailable = || panic!("ISA level {} is not available on this CPU", self.name());
+        fn unavailable<T>(isa: Isa) -> T {
+            panic!("ISA level {} is not available on this CPU", isa.name())
+        }
         match self {
             Isa::Scalar => Simd::vectorize(pulp::Scalar::new(), op),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Simd::vectorize(pulp::x86::V3::try_new().unwrap_or_else(unavailable), op),
+            Isa::Avx2 => Simd::vectorize(pulp::x86::V3::try_new().unwrap_or_else(|| unavailable(self)), op),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Simd::vectorize(pulp::x86::V4::try_new().unwrap_or_else(unavailable), op),
+            Isa::Avx512 => Simd::vectorize(pulp::x86::V4::try_new().unwrap_or_else(|| unavailable(self)), op),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => Simd::vectorize(pulp::aarch64::Neon::try_new().unwrap_or_else(unavailable), op),
+            Isa::Neon => Simd::vectorize(pulp::aarch64::Neon::try_new().unwrap_or_else(|| unavailable(self)), op),
             #[allow(unreachable_patterns)]
-            _ => unavailable(),
+            _ => unavailable(self),
         }
     }
 }

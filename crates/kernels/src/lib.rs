@@ -1,5 +1,22 @@
 //! tkbench-kernels: the transformer ops (embedding, layernorm, softmax, attention, matmul, gelu) in
 //! interchangeable scalar, SIMD and cache-blocked variants, and the registry that lists them.
 //!
-//! No op is implemented yet: this crate holds the place the layout gives it, and depends on neither
-//! `tkbench-reference` nor `tkbench-harness`.
+//! Every variant of an op has the same signature: slices plus a small dims struct, and the ISA level
+//! to run at. Kernels assert their contract at entry (lengths, ids in range) and never allocate more
+//! than a tile of scratch. One module per op (its `mod.rs` states the maths, the shapes and the
+//! special-value contract), one file per variant, one line per variant in [`registry`].
+//!
+//! This crate depends on neither `tkbench-reference` nor `tkbench-harness`.
+
+pub mod attention;
+pub mod embedding;
+pub mod gelu;
+pub mod isa;
+pub mod layernorm;
+pub mod matmul;
+pub mod registry;
+pub mod softmax;
+pub mod vmath;
+
+pub use isa::Isa;
+pub use registry::{IsaSupport, Kernel, Kind, Op, Variant, find, variants, variants_of};

@@ -49,7 +49,11 @@ pub fn exp<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     let half_scale = s.transmute_f32s_u32s(s.wrapping_dyn_shl_u32s(biased, s.splat_u32s(23)));
     let y = s.mul_f32s(s.mul_f32s(p, half_scale), s.splat_f32s(2.0));
     let y = s.select_f32s(s.less_than_f32s(x, s.splat_f32s(EXP_LOW)), s.splat_f32s(0.0), y);
-    let y = s.select_f32s(s.greater_than_f32s(x, s.splat_f32s(EXP_HIGH)), s.splat_f32s(f32::INFINITY), y);
+    let y = s.select_f32s(
+        s.greater_than_f32s(x, s.splat_f32s(EXP_HIGH)),
+        s.splat_f32s(f32::INFINITY),
+        y,
+    );
     // NaN is the only value not equal to itself; it passes through.
     s.select_f32s(s.equal_f32s(x, x), y, x)
 }

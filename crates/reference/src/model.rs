@@ -10,6 +10,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::real::Real;
 
 /// y = (x − mean) / √(var + eps) · weight + bias over the last axis.
@@ -109,43 +110,14 @@ impl<F: Real> KvCache<F> {
 impl<F: Real> LayerNorm<F> {
     /// Normalises every row of x [T, C].
     pub fn forward(&self, x: &Array2<F>) -> Array2<F> {
-        let c = F::of(x.ncols() as f64);
-        let mut y = x.clone();
-        for mut row in y.rows_mut() {
-            let mean = row.sum() / c;
-            row.mapv_inplace(|v| v - mean);
-            let var = row.iter().map(|&v| v * v).sum::<F>() / c;
-            let rstd = (var + self.eps).sqrt().recip();
-            row.mapv_inplace(|v| v * rstd);
-        }
-        y * &self.weight + &self.bias
+        ops::layernorm(&x.view(), &self.weight.view(), &self.bias.view(), self.eps)
     }
 }
 
 impl<F: Real> Linear<F> {
     /// x [T, in] → [T, out].
     pub fn forward(&self, x: &ArrayView2<F>) -> Array2<F> {
-        x.dot(&self.weight) + &self.bias
-    }
-}
-
-/// GELU, tanh approximation (`gelu_new`): 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))).
-pub fn gelu_new<F: Real>(x: F) -> F {
-    let half = F::of(0.5);
-    let k = F::of((2.0 / std::f64::consts::PI).sqrt());
-    half * x * (F::one() + (k * (x + F::of(0.044715) * x * x * x)).tanh())
-}
-
-/// Replaces each row of `scores` [T, S] by its softmax over the first `visible(t)` entries and zeros
-/// after them (the causal mask), subtracting the row maximum first so that exp never overflows.
-fn causal_softmax<F: Real>(scores: &mut Array2<F>, visible: impl Fn(usize) -> usize) {
-    for (t, mut row) in scores.rows_mut().into_iter().enumerate() {
-        let (mut seen, mut hidden) = row.view_mut().split_at(Axis(0), visible(t));
-        let max = seen.fold(F::neg_infinity(), |m, &v| m.max(v));
-        seen.mapv_inplace(|v| (v - max).exp());
-        let sum = seen.sum();
-        seen.mapv_inplace(|v| v / sum);
-        hidden.fill(F::zero());
+        ops::linear(x, &self.weight.view(), Some(&self.bias.view()))
     }
 }
 
@@ -153,7 +125,7 @@ impl<F: Real> Block<F> {
     /// Causal multi-head self-attention of x [T, C] (the tokens at positions S − T .. S) against
     /// every cached token; appends this call's keys and values to `keys` and `values` [S, C].
     fn attention(&self, config: &Config, x: &Array2<F>, keys: &mut Array2<F>, values: &mut Array2<F>) -> Array2<F> {
-        let (t, c, hs) = (x.nrows(), config.n_embd, config.head_size());
+        let (c, hs) = (config.n_embd, config.head_size());
         let qkv = self.c_attn.forward(&x.view()); // [T, 3C]
         let q = qkv.slice(s![.., 0..c]); // [T, C]
         keys.append(Axis(0), qkv.slice(s![.., c..2 * c]))
@@ -161,29 +133,19 @@ impl<F: Real> Block<F> {
         values
             .append(Axis(0), qkv.slice(s![.., 2 * c..3 * c]))
             .expect("cache width is C");
-        let p0 = keys.nrows() - t; // position of the first new token
+        // HF divides the scores by √HS; multiplying by 1/√HS differs from that by rounding only.
         let scale = if config.scale_attn_weights {
-            F::of(hs as f64).sqrt()
+            F::one() / F::of(hs as f64).sqrt()
         } else {
             F::one()
         };
-
-        let mut y = Array2::zeros((t, c)); // [T, C], heads side by side
-        for h in 0..config.n_head {
-            let cols = h * hs..(h + 1) * hs;
-            let qh = q.slice(s![.., cols.clone()]); // [T, HS]
-            let kh = keys.slice(s![.., cols.clone()]); // [S, HS]
-            let vh = values.slice(s![.., cols.clone()]); // [S, HS]
-            let mut scores = qh.dot(&kh.t()) / scale; // [T, S]
-            causal_softmax(&mut scores, |i| p0 + i + 1); // token p0 + i sees positions 0..=p0 + i
-            y.slice_mut(s![.., cols]).assign(&scores.dot(&vh)); // [T, HS]
-        }
+        let y = ops::causal_attention(&q, &keys.view(), &values.view(), config.n_head, scale); // [T, C]
         self.attn_proj.forward(&y.view())
     }
 
     /// The MLP: x [T, C] → gelu(x · W_fc + b_fc) [T, I] → [T, C].
     fn mlp(&self, x: &Array2<F>) -> Array2<F> {
-        let hidden = self.c_fc.forward(&x.view()).mapv(gelu_new);
+        let hidden = self.c_fc.forward(&x.view()).mapv(ops::gelu_new);
         self.mlp_proj.forward(&hidden.view())
     }
 
@@ -287,10 +249,7 @@ impl<F: Real> Gpt2<F> {
         self.check_tokens(tokens, p0)?;
 
         // Embeddings: x[t] = wte[id[t]] + wpe[p0 + t].
-        let mut x = Array2::zeros((tokens.len(), self.config.n_embd)); // [T, C]
-        for (t, (&id, mut row)) in tokens.iter().zip(x.rows_mut()).enumerate() {
-            row.assign(&(&self.wte.row(id as usize) + &self.wpe.row(p0 + t)));
-        }
+        let mut x = ops::embedding(&self.wte.view(), &self.wpe.view(), tokens, p0); // [T, C]
 
         for (l, block) in self.blocks.iter().enumerate() {
             if let Some(h) = hidden.as_deref_mut() {
@@ -322,7 +281,7 @@ impl<F: Real> Gpt2<F> {
         let mut out = Vec::with_capacity(n);
         let mut logits = self.forward_cached(prompt, &mut cache)?;
         while out.len() < n {
-            let next = argmax(logits.row(logits.nrows() - 1).iter().copied());
+            let next = ops::argmax(&logits.row(logits.nrows() - 1).to_owned());
             out.push(u32::try_from(next).expect("vocab_size fits u32"));
             if out.len() < n {
                 logits = self.forward_cached(&[out[out.len() - 1]], &mut cache)?;
@@ -330,15 +289,4 @@ impl<F: Real> Gpt2<F> {
         }
         Ok(out)
     }
-}
-
-/// The index of the largest value (the first one on ties).
-fn argmax<F: Real>(values: impl Iterator<Item = F>) -> usize {
-    let mut best = (0, F::neg_infinity());
-    for (i, v) in values.enumerate() {
-        if v > best.1 {
-            best = (i, v);
-        }
-    }
-    best.0
 }

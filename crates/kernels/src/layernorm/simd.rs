@@ -1,0 +1,87 @@
+//! LayerNorm with pulp: vector sums for the mean and the variance, then one fused pass
+//! `(x − mean) · (rstd · gamma) + beta`.
+
+use pulp::{Simd, WithSimd};
+
+use super::LayerNormDims;
+use crate::Isa;
+
+/// Independent accumulators per reduction, to hide the latency of vector adds.
+const ACCUMULATORS: usize = 4;
+
+/// Σ x and Σ (x − mean)² of a row, and the normalised row written to `out`.
+struct Row<'a> {
+    x: &'a [f32],
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    out: &'a mut [f32],
+    eps: f32,
+}
+
+/// Σ f(x) over a slice with several vector accumulators.
+#[inline(always)]
+pub(crate) fn sum_map<S: Simd>(s: S, x: &[f32], f: impl Fn(S::f32s) -> S::f32s, f1: impl Fn(f32) -> f32) -> f32 {
+    let (head, tail) = S::as_simd_f32s(x);
+    let mut acc = [s.splat_f32s(0.0); ACCUMULATORS];
+    let mut chunks = head.chunks_exact(ACCUMULATORS);
+    for chunk in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = s.add_f32s(*a, f(v));
+        }
+    }
+    for &v in chunks.remainder() {
+        acc[0] = s.add_f32s(acc[0], f(v));
+    }
+    let total = s.add_f32s(s.add_f32s(acc[0], acc[1]), s.add_f32s(acc[2], acc[3]));
+    s.reduce_sum_f32s(total) + tail.iter().map(|&v| f1(v)).sum::<f32>()
+}
+
+impl WithSimd for Row<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let c = self.x.len() as f32;
+        let mean = sum_map(s, self.x, |v| v, |v| v) / c;
+        let m = s.splat_f32s(mean);
+        let var = sum_map(
+            s,
+            self.x,
+            |v| {
+                let d = s.sub_f32s(v, m);
+                s.mul_f32s(d, d)
+            },
+            |v| (v - mean) * (v - mean),
+        ) / c;
+        let rstd = 1.0 / (var + self.eps).sqrt();
+        let r = s.splat_f32s(rstd);
+        let (x, x_tail) = S::as_simd_f32s(self.x);
+        let (g, g_tail) = S::as_simd_f32s(self.gamma);
+        let (b, b_tail) = S::as_simd_f32s(self.beta);
+        let (out, out_tail) = S::as_mut_simd_f32s(self.out);
+        for (((o, &x), &g), &b) in out.iter_mut().zip(x).zip(g).zip(b) {
+            *o = s.mul_add_e_f32s(s.sub_f32s(x, m), s.mul_f32s(r, g), b);
+        }
+        for (((o, &x), &g), &b) in out_tail.iter_mut().zip(x_tail).zip(g_tail).zip(b_tail) {
+            *o = (x - mean) * (rstd * g) + b;
+        }
+    }
+}
+
+/// x [R, C], gamma [C], beta [C] → out [R, C], run at `isa`.
+pub fn layernorm(dims: &LayerNormDims, x: &[f32], gamma: &[f32], beta: &[f32], out: &mut [f32], isa: Isa) {
+    dims.check(x, gamma, beta, out);
+    let c = dims.channels;
+    if c == 0 {
+        return;
+    }
+    for (row, out_row) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+        isa.run(Row {
+            x: row,
+            gamma,
+            beta,
+            out: out_row,
+            eps: dims.eps,
+        });
+    }
+}

@@ -1,0 +1,156 @@
+//! Matmul with packing and an own pulp micro-kernel, in the five-loop nest of GotoBLAS/BLIS.
+//!
+//! The micro-kernel keeps an MR × NR tile of c in registers (MR rows × 2 vectors; MR = 12 at AVX-512,
+//! which uses 24 of its 32 registers for accumulators, and 6 elsewhere) and streams a packed sliver of
+//! a ([KC, MR]) and of b ([KC, NR]), one broadcast of a and two vector loads of b per MR × 2
+//! multiply-adds. The b sliver (KC × NR × 4 = 32 KiB at AVX-512) is reused by every a sliver of the
+//! block; the a block (MC × KC) stays in L2 and the b panel (KC × NC) in L2/L3.
+
+use pulp::{Simd, WithSimd};
+
+use super::MatmulDims;
+use crate::Isa;
+
+/// Depth of a packed slice of k.
+const KC: usize = 256;
+/// Rows of a packed a block, in slivers of MR.
+const MC_SLIVERS: usize = 12;
+/// Columns of a packed b panel.
+const NC: usize = 1024;
+/// Vectors per micro-tile row.
+const NR_VECTORS: usize = 2;
+
+struct Matmul<'a, const MR: usize> {
+    dims: MatmulDims,
+    a: &'a [f32],
+    b: &'a [f32],
+    c: &'a mut [f32],
+}
+
+/// Packs a[ic.., pc..] ([mc, kc] of a [M, K]) into slivers of MR rows, each [kc, MR], zero-padded.
+fn pack_a<const MR: usize>(a: &[f32], k: usize, ic: usize, mc: usize, pc: usize, kc: usize, packed: &mut [f32]) {
+    for (sliver, rows) in (0..mc).step_by(MR).enumerate() {
+        let out = &mut packed[sliver * kc * MR..][..kc * MR];
+        let valid = MR.min(mc - rows);
+        for r in 0..MR {
+            if r < valid {
+                let row = &a[(ic + rows + r) * k + pc..][..kc];
+                for (p, &x) in row.iter().enumerate() {
+                    out[p * MR + r] = x;
+                }
+            } else {
+                for p in 0..kc {
+                    out[p * MR + r] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// Packs b[pc.., jc..] ([kc, nc] of b [K, N]) into slivers of `nr` columns, each [kc, nr], zero-padded.
+#[allow(clippy::too_many_arguments)]
+fn pack_b(b: &[f32], n: usize, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, packed: &mut [f32]) {
+    for (sliver, cols) in (0..nc).step_by(nr).enumerate() {
+        let out = &mut packed[sliver * kc * nr..][..kc * nr];
+        let valid = nr.min(nc - cols);
+        for p in 0..kc {
+            let row = &b[(pc + p) * n + jc + cols..][..valid];
+            out[p * nr..][..valid].copy_from_slice(row);
+            out[p * nr + valid..][..nr - valid].fill(0.0);
+        }
+    }
+}
+
+/// c[tile] += a_sliver · b_sliver for one MR × NR tile, `rows` × `cols` of it valid, at row stride n.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn micro_kernel<S: Simd, const MR: usize>(
+    s: S,
+    a_sliver: &[f32],
+    b_sliver: &[S::f32s],
+    c: &mut [f32],
+    n: usize,
+    rows: usize,
+    cols: usize,
+    nr: usize,
+) {
+    let mut acc = [[s.splat_f32s(0.0); NR_VECTORS]; MR];
+    for (a, b) in a_sliver.chunks_exact(MR).zip(b_sliver.chunks_exact(NR_VECTORS)) {
+        for r in 0..MR {
+            let ar = s.splat_f32s(a[r]);
+            for v in 0..NR_VECTORS {
+                acc[r][v] = s.mul_add_e_f32s(ar, b[v], acc[r][v]);
+            }
+        }
+    }
+    if rows == MR && cols == nr {
+        for (r, acc_row) in acc.iter().enumerate() {
+            let (c_row, _) = S::as_mut_simd_f32s(&mut c[r * n..][..nr]);
+            for (cv, &av) in c_row.iter_mut().zip(acc_row) {
+                *cv = s.add_f32s(*cv, av);
+            }
+        }
+    } else {
+        // An edge tile: spill the accumulators and add the valid part.
+        let mut spill = [0.0f32; 2 * 16];
+        for (r, acc_row) in acc.iter().enumerate().take(rows) {
+            let (spill_vectors, _) = S::as_mut_simd_f32s(&mut spill[..nr]);
+            spill_vectors.copy_from_slice(acc_row);
+            for (cv, &x) in c[r * n..][..cols].iter_mut().zip(&spill[..cols]) {
+                *cv += x;
+            }
+        }
+    }
+}
+
+impl<const MR: usize> WithSimd for Matmul<'_, MR> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let MatmulDims { m, k, n } = self.dims;
+        let nr = NR_VECTORS * core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+        let mc_max = MC_SLIVERS * MR;
+        let mut a_packed = vec![0.0f32; mc_max * KC];
+        let mut b_packed = vec![0.0f32; NC.div_ceil(nr) * nr * KC];
+        // LOOP 5: split n into NC-wide panels.
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            // LOOP 4: split k into KC-deep slices; pack the b panel.
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                pack_b(self.b, n, pc, kc, jc, nc, nr, &mut b_packed);
+                // LOOP 3: split m into MC-tall blocks; pack the a block.
+                for ic in (0..m).step_by(mc_max) {
+                    let mc = mc_max.min(m - ic);
+                    pack_a::<MR>(self.a, k, ic, mc, pc, kc, &mut a_packed);
+                    // LOOP 2: NR-wide slivers of the b panel.
+                    for (jr_index, jr) in (0..nc).step_by(nr).enumerate() {
+                        let (b_sliver, _) = S::as_simd_f32s(&b_packed[jr_index * kc * nr..][..kc * nr]);
+                        // LOOP 1: MR-tall slivers of the a block.
+                        for (ir_index, ir) in (0..mc).step_by(MR).enumerate() {
+                            let a_sliver = &a_packed[ir_index * kc * MR..][..kc * MR];
+                            let tile = &mut self.c[(ic + ir) * n + jc + jr..];
+                            let rows = MR.min(mc - ir);
+                            let cols = nr.min(nc - jr);
+                            micro_kernel::<S, MR>(s, a_sliver, b_sliver, tile, n, rows, cols, nr);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// a [M, K], b [K, N], bias [N] → c [M, N], run at `isa`.
+pub fn matmul(dims: &MatmulDims, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32], isa: Isa) {
+    dims.check(a, b, bias, c);
+    dims.init_output(bias, c);
+    if dims.m == 0 || dims.k == 0 || dims.n == 0 {
+        return;
+    }
+    match isa {
+        Isa::Avx512 => isa.run(Matmul::<12> { dims: *dims, a, b, c }),
+        _ => isa.run(Matmul::<6> { dims: *dims, a, b, c }),
+    }
+}

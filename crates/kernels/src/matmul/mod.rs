@@ -1,0 +1,52 @@
+//! Matrix multiply with bias: `c = a · b + bias`, the linear layer of GPT-2 with its weight stored
+//! [in, out] (Conv1D).
+//!
+//! Shapes: a [M, K], b [K, N], bias [N] (optional), c [M, N], all row-major. Special values: NaN or
+//! infinity in a row of a or a column of b reaches the outputs that read it (IEEE arithmetic; no
+//! variant skips a zero multiplier).
+//!
+//! Variants: [`scalar`] (the triple loop), [`simd`] (pulp, rows of b streamed with vector
+//! multiply-adds), [`matrixmultiply`] (the library baseline), [`blocked`] (packing and an own pulp
+//! micro-kernel in the five-loop GotoBLAS nest).
+
+pub mod blocked;
+pub mod matrixmultiply;
+pub mod scalar;
+pub mod simd;
+
+/// The sizes of one matmul call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatmulDims {
+    /// M: rows of a and c.
+    pub m: usize,
+    /// K: the reduction length.
+    pub k: usize,
+    /// N: columns of b and c.
+    pub n: usize,
+}
+
+impl MatmulDims {
+    /// Asserts the contract: slice lengths match the dims.
+    pub fn check(&self, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &[f32]) {
+        let MatmulDims { m, k, n } = *self;
+        assert_eq!(a.len(), m * k, "matmul: a is not [M = {m}, K = {k}]");
+        assert_eq!(b.len(), k * n, "matmul: b is not [K = {k}, N = {n}]");
+        assert_eq!(c.len(), m * n, "matmul: c is not [M = {m}, N = {n}]");
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), n, "matmul: bias is not [N = {n}]");
+        }
+    }
+
+    /// Fills every row of c [M, N] with the bias, or with zeros.
+    pub(crate) fn init_output(&self, bias: Option<&[f32]>, c: &mut [f32]) {
+        if self.n == 0 {
+            return;
+        }
+        for row in c.chunks_exact_mut(self.n) {
+            match bias {
+                Some(bias) => row.copy_from_slice(bias),
+                None => row.fill(0.0),
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Online softmax: one read pass keeps, per lane, a running maximum m and a running sum l of
+//! exp(x − m), rescaling l by exp(m_old − m_new) once per chunk of CHUNK vectors when the maximum
+//! grows; the lanes are then merged and one pass writes exp(x − M) / L. No separate max pass.
+
+use pulp::{Simd, WithSimd};
+
+use super::SoftmaxDims;
+use crate::{Isa, vmath};
+
+/// Vectors per chunk: a chunk's maximum is taken first so that l is rescaled once per chunk.
+const CHUNK: usize = 8;
+
+struct Row<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Row<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let neg_inf = s.splat_f32s(f32::NEG_INFINITY);
+        let zero = s.splat_f32s(0.0);
+        let (x, x_tail) = S::as_simd_f32s(self.x);
+        // The tail is padded with −inf, which contributes exp(−inf) = 0.
+        let tail = (!x_tail.is_empty()).then(|| {
+            let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+            let mut padded = [f32::NEG_INFINITY; 16];
+            padded[..x_tail.len()].copy_from_slice(x_tail);
+            s.partial_load_f32s(&padded[..lanes])
+        });
+
+        let (mut m, mut l) = (neg_inf, zero);
+        let mut step = |chunk: &[S::f32s]| {
+            let chunk_max = chunk.iter().fold(m, |a, &v| s.max_f32s(a, v));
+            // Lanes that have seen only −inf keep l = 0 instead of computing exp(−inf − (−inf)) = NaN.
+            let seen = s.greater_than_f32s(chunk_max, neg_inf);
+            let rescale = vmath::exp(s, s.sub_f32s(m, chunk_max));
+            l = s.select_f32s(seen, s.mul_f32s(l, rescale), l);
+            for &v in chunk {
+                let e = vmath::exp(s, s.sub_f32s(v, chunk_max));
+                l = s.add_f32s(l, s.select_f32s(seen, e, zero));
+            }
+            // A NaN input makes exp NaN above, which l keeps; the maximum may skip it.
+            m = chunk_max;
+        };
+        for chunk in x.chunks(CHUNK) {
+            step(chunk);
+        }
+        if let Some(t) = tail {
+            step(&[t]);
+        }
+
+        // Merge the lanes: M = max m, L = Σ l · exp(m − M).
+        let max = s.reduce_max_f32s(m);
+        let big_m = s.splat_f32s(max);
+        let sum = s.reduce_sum_f32s(s.mul_f32s(l, vmath::exp(s, s.sub_f32s(m, big_m))));
+        // A NaN anywhere must reach every output; the max pass of the three-pass form does this via
+        // exp, here l carries it into `sum`.
+        let scale = s.splat_f32s(1.0 / sum);
+        let (out, out_tail) = S::as_mut_simd_f32s(self.out);
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = s.mul_f32s(vmath::exp(s, s.sub_f32s(v, big_m)), scale);
+        }
+        if !out_tail.is_empty() {
+            let e = vmath::exp(s, s.sub_f32s(s.partial_load_f32s(x_tail), big_m));
+            s.partial_store_f32s(out_tail, s.mul_f32s(e, scale));
+        }
+    }
+}
+
+/// x [R, N] → out [R, N], run at `isa`.
+pub fn softmax(dims: &SoftmaxDims, x: &[f32], out: &mut [f32], isa: Isa) {
+    dims.check(x, out);
+    let n = dims.cols;
+    if n == 0 {
+        return;
+    }
+    for (row, out_row) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        isa.run(Row { x: row, out: out_row });
+    }
+}
