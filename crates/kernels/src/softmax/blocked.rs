@@ -1,14 +1,15 @@
 //! Online softmax: one read pass keeps, per lane, a running maximum m and a running sum l of
-//! exp(x − m), rescaling l by exp(m_old − m_new) once per chunk of CHUNK vectors when the maximum
-//! grows; the lanes are then merged and one pass writes exp(x − M) / L. No separate max pass.
+//! exp(x − m), rescaling l by exp(m_old − m_new) once per chunk of CHUNK_ELEMENTS entries when the
+//! maximum grows; the lanes are then merged and one pass writes exp(x − M) / L. No separate max pass.
 
 use pulp::{Simd, WithSimd};
 
 use super::SoftmaxDims;
 use crate::{Isa, vmath};
 
-/// Vectors per chunk: a chunk's maximum is taken first so that l is rescaled once per chunk.
-const CHUNK: usize = 8;
+/// Entries per chunk (8 vectors at AVX-512): a chunk's maximum is taken first so that l is rescaled
+/// once per chunk, and its exps are summed apart before joining l.
+const CHUNK_ELEMENTS: usize = 128;
 
 struct Row<'a> {
     x: &'a [f32],
@@ -37,15 +38,18 @@ impl WithSimd for Row<'_> {
             // Lanes that have seen only −inf keep l = 0 instead of computing exp(−inf − (−inf)) = NaN.
             let seen = s.greater_than_f32s(chunk_max, neg_inf);
             let rescale = vmath::exp(s, s.sub_f32s(m, chunk_max));
-            l = s.select_f32s(seen, s.mul_f32s(l, rescale), l);
+            // The chunk is summed on its own and then added: blocked summation keeps the error
+            // growth of the long running sum about CHUNK_ELEMENTS / lanes times smaller.
+            let mut chunk_sum = zero;
             for &v in chunk {
-                let e = vmath::exp(s, s.sub_f32s(v, chunk_max));
-                l = s.add_f32s(l, s.select_f32s(seen, e, zero));
+                chunk_sum = s.add_f32s(chunk_sum, vmath::exp(s, s.sub_f32s(v, chunk_max)));
             }
+            l = s.select_f32s(seen, s.mul_add_e_f32s(l, rescale, chunk_sum), l);
             // A NaN input makes exp NaN above, which l keeps; the maximum may skip it.
             m = chunk_max;
         };
-        for chunk in x.chunks(CHUNK) {
+        let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+        for chunk in x.chunks(CHUNK_ELEMENTS / lanes) {
             step(chunk);
         }
         if let Some(t) = tail {

@@ -38,12 +38,13 @@ impl WithSimd for Row<'_> {
         let m = s.splat_f32s(max);
         let (x, x_tail) = S::as_simd_f32s(self.x);
         let (out, out_tail) = S::as_mut_simd_f32s(self.out);
-        let mut acc = [s.splat_f32s(0.0); 2];
+        // Four accumulators: four shorter summation chains, both faster and more accurate.
+        let mut acc = [s.splat_f32s(0.0); 4];
         for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
             *o = vmath::exp(s, s.sub_f32s(v, m));
-            acc[i % 2] = s.add_f32s(acc[i % 2], *o);
+            acc[i % 4] = s.add_f32s(acc[i % 4], *o);
         }
-        let mut sum = s.reduce_sum_f32s(s.add_f32s(acc[0], acc[1]));
+        let mut sum = s.reduce_sum_f32s(s.add_f32s(s.add_f32s(acc[0], acc[1]), s.add_f32s(acc[2], acc[3])));
         // The tail goes through the same vector exp, one partial vector.
         if !x_tail.is_empty() {
             let e = vmath::exp(s, s.sub_f32s(s.partial_load_f32s(x_tail), m));

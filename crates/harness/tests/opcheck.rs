@@ -1,0 +1,123 @@
+//! Op-level verification: every registered variant, at every ISA level this CPU has, against the
+//! float64 reference op on the edge-case shapes, with the output poisoned; and proof that the checker
+//! rejects deliberately wrong kernels.
+
+use tkbench_harness::opcheck::{Shape, check, sweep};
+use tkbench_kernels::{Isa, Op, variants_of};
+
+/// The seed of the sweep; each shape gets its own stream derived from it.
+const SWEEP_SEED: u64 = 0x5EED;
+
+fn sweep_op(op: Op) {
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for variant in variants_of(op) {
+        for isa in variant.levels() {
+            for (i, shape) in sweep(op).iter().enumerate() {
+                let result = check(variant, isa, shape, SWEEP_SEED + i as u64, 1.0);
+                runs += 1;
+                if !result.pass {
+                    failures.push(result.to_string());
+                }
+            }
+        }
+    }
+    assert!(runs > 0, "no variant of {} is registered", op.name());
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} {} checks failed:\n{}",
+        failures.len(),
+        op.name(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn embedding_variants_pass_the_sweep() {
+    sweep_op(Op::Embedding);
+}
+
+#[test]
+fn layernorm_variants_pass_the_sweep() {
+    sweep_op(Op::LayerNorm);
+}
+
+#[test]
+fn softmax_variants_pass_the_sweep() {
+    sweep_op(Op::Softmax);
+}
+
+#[test]
+fn attention_variants_pass_the_sweep() {
+    sweep_op(Op::Attention);
+}
+
+#[test]
+fn matmul_variants_pass_the_sweep() {
+    sweep_op(Op::Matmul);
+}
+
+#[test]
+fn gelu_variants_pass_the_sweep() {
+    sweep_op(Op::Gelu);
+}
+
+#[test]
+fn large_magnitudes_stay_stable() {
+    // Softmax rows up to ±1e4 overflow exp without the max subtraction; GELU tails saturate.
+    let mut failures = Vec::new();
+    for (op, shape) in [
+        (Op::Softmax, Shape::Softmax { rows: 3, cols: 65 }),
+        (Op::Softmax, Shape::Softmax { rows: 1, cols: 1000 }),
+        (Op::Gelu, Shape::Gelu { n: 129 }),
+        (Op::LayerNorm, Shape::LayerNorm { rows: 3, channels: 65 }),
+    ] {
+        for variant in variants_of(op) {
+            for isa in variant.levels() {
+                for magnitude in [10.0, 1e4] {
+                    let result = check(variant, isa, &shape, 7, magnitude);
+                    if !result.pass {
+                        failures.push(result.to_string());
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_level_this_cpu_has_is_checked() {
+    // Refuse to skip silently an ISA level the machine has: what /proc/cpuinfo reports must be
+    // available to the checker.
+    let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return; // not Linux: nothing to compare with
+    };
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let has = |f: &str| flags.contains(&f);
+    if has("avx2") && has("fma") {
+        assert!(
+            Isa::Avx2.is_available(),
+            "the CPU has AVX2+FMA but the avx2 level is not available"
+        );
+    }
+    if ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"]
+        .iter()
+        .all(|f| has(f))
+    {
+        assert!(
+            Isa::Avx512.is_available(),
+            "the CPU has AVX-512 but the avx512 level is not available"
+        );
+    }
+    if has("asimd") {
+        assert!(
+            Isa::Neon.is_available(),
+            "the CPU has NEON but the neon level is not available"
+        );
+    }
+}
