@@ -6,7 +6,9 @@
 mod checkpoint;
 mod generate;
 mod golden;
+mod list;
 mod logits;
+mod opcheck;
 mod prompt;
 mod verify;
 
@@ -26,6 +28,10 @@ struct Cli {
 enum Command {
     /// Check every implementation against the golden logits; exit 1 if any is out of tolerance.
     Verify(verify::Args),
+    /// Check kernel variants op by op against the float64 reference ops; exit 1 on any failure.
+    Opcheck(opcheck::Args),
+    /// List the registered kernel variants.
+    List(list::Args),
     /// Check the golden cases against the reference model (--check), or regenerate them with the oracle.
     Golden(golden::Args),
     /// Write the logits [T, V] of every position of a prompt to a safetensors file.
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Opcheck(args) => opcheck::run(args),
+        Command::List(args) => list::run(args),
         Command::Golden(args) => golden::run(args),
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),

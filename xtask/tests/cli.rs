@@ -272,3 +272,63 @@ fn checkpoint_writes_a_loadable_copy_of_a_case() {
     assert_eq!(copy.digest(), case.manifest.checkpoint.digest);
     assert_input_error(&["checkpoint", "nope"], &["no golden case named `nope`"]);
 }
+
+#[test]
+fn list_json_names_every_variant_with_op_kind_and_isa() {
+    let run = xtask(&["list", "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let rows: serde_json::Value = serde_json::from_slice(&run.stdout).expect("list --json prints JSON");
+    let rows = rows.as_array().expect("a JSON array");
+    assert_eq!(rows.len(), tkbench_kernels::variants().len());
+    for row in rows {
+        for key in ["op", "variant", "kind", "isa"] {
+            assert!(
+                row.get(key).and_then(|v| v.as_str()).is_some(),
+                "{key} missing in {row}"
+            );
+        }
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["op"] == "attention" && r["variant"] == "blocked" && r["kind"] == "blocked")
+    );
+}
+
+#[test]
+fn opcheck_replays_one_case_and_refuses_bad_arguments() {
+    let run = xtask(&[
+        "opcheck",
+        "--op",
+        "softmax",
+        "--variant",
+        "simd",
+        "--isa",
+        "scalar",
+        "--shape",
+        "rows=2,cols=17",
+        "--seed",
+        "9",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("softmax    simd            scalar        1"),
+        "{stdout}"
+    );
+
+    assert_input_error(&["opcheck", "--op", "nope"], &["no op named `nope`", "softmax"]);
+    assert_input_error(&["opcheck", "--shape", "rows=1,cols=2"], &["--shape needs --op"]);
+    assert_input_error(
+        &["opcheck", "--op", "softmax", "--shape", "rows=1"],
+        &["field `cols` is missing"],
+    );
+    assert_input_error(
+        &["opcheck", "--op", "softmax", "--shape", "rows=1,cols=2,k=3"],
+        &["`k` is not a field of softmax"],
+    );
+    assert_input_error(&["opcheck", "--isa", "sse9"], &["no level named `sse9`"]);
+    assert_input_error(
+        &["opcheck", "--op", "gelu", "--variant", "blocked"],
+        &["no registered variant matches"],
+    );
+}

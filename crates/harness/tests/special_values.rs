@@ -1,0 +1,235 @@
+//! The NaN and infinity contract of every op (stated in each op's `mod.rs`), held by every variant at
+//! every ISA level: special values propagate to exactly the outputs that depend on them, and are never
+//! silently replaced.
+
+use tkbench_harness::opcheck::Draw;
+use tkbench_kernels::attention::AttentionDims;
+use tkbench_kernels::embedding::EmbeddingDims;
+use tkbench_kernels::layernorm::LayerNormDims;
+use tkbench_kernels::matmul::MatmulDims;
+use tkbench_kernels::softmax::SoftmaxDims;
+use tkbench_kernels::{Isa, Kernel, Op, Variant, variants_of};
+
+/// Every (variant, level) of `op`, with a label for messages.
+fn runs(op: Op) -> Vec<(&'static Variant, Isa, String)> {
+    variants_of(op)
+        .flat_map(|v| {
+            v.levels()
+                .into_iter()
+                .map(move |isa| (v, isa, format!("{} {} at {isa}", op.name(), v.name)))
+        })
+        .collect()
+}
+
+#[test]
+fn softmax_special_values() {
+    let (rows, cols) = (3, 37);
+    let dims = SoftmaxDims { rows, cols };
+    for (variant, isa, label) in runs(Op::Softmax) {
+        let Kernel::Softmax(f) = variant.kernel else {
+            unreachable!()
+        };
+        for poison in [f32::NAN, f32::INFINITY] {
+            let mut x = Draw::new(1, 3.0).uniform("x", rows * cols);
+            x[cols + 5] = poison;
+            let mut out = vec![0.5; rows * cols];
+            f(&dims, &x, &mut out, isa);
+            assert!(
+                out[cols..2 * cols].iter().all(|v| v.is_nan()),
+                "{label}: {poison} in row 1 must make it NaN"
+            );
+            assert!(
+                out[..cols].iter().chain(&out[2 * cols..]).all(|v| v.is_finite()),
+                "{label}: other rows finite"
+            );
+        }
+        // −inf is a mask: probability 0, the rest still sums to 1; a fully masked row is NaN.
+        let mut x = Draw::new(2, 3.0).uniform("x", rows * cols);
+        for j in (0..cols).step_by(3) {
+            x[j] = f32::NEG_INFINITY;
+        }
+        x[2 * cols..].fill(f32::NEG_INFINITY);
+        let mut out = vec![0.5; rows * cols];
+        f(&dims, &x, &mut out, isa);
+        assert!(
+            (0..cols).step_by(3).all(|j| out[j] == 0.0),
+            "{label}: masked entries must be exactly 0"
+        );
+        let sum: f32 = out[..cols].iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{label}: masked row sums to {sum}");
+        assert!(
+            out[2 * cols..].iter().all(|v| v.is_nan()),
+            "{label}: an all −inf row is NaN"
+        );
+    }
+}
+
+#[test]
+fn layernorm_special_values() {
+    let (rows, channels) = (3, 45);
+    let dims = LayerNormDims {
+        rows,
+        channels,
+        eps: 1e-5,
+    };
+    let gamma = Draw::new(3, 1.0).values("g", channels, 1.0, 0.5);
+    let beta = Draw::new(3, 1.0).values("b", channels, 0.0, 0.5);
+    for (variant, isa, label) in runs(Op::LayerNorm) {
+        let Kernel::LayerNorm(f) = variant.kernel else {
+            unreachable!()
+        };
+        for poison in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut x = Draw::new(4, 2.0).uniform("x", rows * channels);
+            x[channels + 44] = poison;
+            let mut out = vec![0.5; rows * channels];
+            f(&dims, &x, &gamma, &beta, &mut out, isa);
+            assert!(
+                out[channels..2 * channels].iter().all(|v| v.is_nan()),
+                "{label}: {poison} makes its row NaN"
+            );
+            assert!(
+                out[..channels]
+                    .iter()
+                    .chain(&out[2 * channels..])
+                    .all(|v| v.is_finite()),
+                "{label}"
+            );
+        }
+        // A constant row has zero variance: the output is beta.
+        let x = vec![3.25f32; rows * channels];
+        let mut out = vec![f32::NAN; rows * channels];
+        f(&dims, &x, &gamma, &beta, &mut out, isa);
+        for (i, (&o, &b)) in out[..channels].iter().zip(&beta).enumerate() {
+            assert!(
+                (o - b).abs() <= 1e-6,
+                "{label}: constant row, channel {i}: {o} vs beta {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gelu_special_values() {
+    let x = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        100.0,
+        -100.0,
+        0.0,
+        20.0,
+        -20.0,
+    ];
+    for (variant, isa, label) in runs(Op::Gelu) {
+        let Kernel::Gelu(f) = variant.kernel else {
+            unreachable!()
+        };
+        let mut out = [0.5f32; 8];
+        f(&x, &mut out, isa);
+        assert!(out[0].is_nan(), "{label}: NaN → NaN");
+        assert_eq!(out[1], f32::INFINITY, "{label}: +inf → +inf");
+        assert!(out[2].is_nan(), "{label}: −inf → NaN (−inf · 0), as PyTorch");
+        assert_eq!(out[3], 100.0, "{label}: gelu(100)");
+        assert_eq!(out[4], 0.0, "{label}: gelu(−100)");
+        assert_eq!(out[5], 0.0, "{label}: gelu(0)");
+        assert_eq!(out[6], 20.0, "{label}: gelu(20)");
+        assert!(out[7].abs() < 1e-30, "{label}: gelu(−20) = {}", out[7]);
+    }
+}
+
+#[test]
+fn attention_special_values() {
+    let (heads, hs, pos0, t) = (2, 20, 3, 6);
+    let (c, s) = (heads * hs, pos0 + t);
+    let dims = AttentionDims {
+        queries: t,
+        pos0,
+        heads,
+        head_size: hs,
+        scale: 1.0 / (hs as f32).sqrt(),
+    };
+    let draw = Draw::new(5, 1.0);
+    for (variant, isa, label) in runs(Op::Attention) {
+        let Kernel::Attention(f) = variant.kernel else {
+            unreachable!()
+        };
+        // NaN in query 2, head 1: exactly that query's head-1 outputs are NaN.
+        let (mut q, k, v) = (
+            draw.uniform("q", t * c),
+            draw.uniform("k", s * c),
+            draw.uniform("v", s * c),
+        );
+        q[2 * c + hs + 7] = f32::NAN;
+        let mut out = vec![0.5; t * c];
+        f(&dims, &q, &k, &v, &mut out, isa);
+        for (i, row) in out.chunks(c).enumerate() {
+            let (h0, h1) = row.split_at(hs);
+            assert!(h0.iter().all(|x| x.is_finite()), "{label}: query {i} head 0");
+            assert_eq!(h1.iter().all(|x| x.is_nan()), i == 2, "{label}: query {i} head 1");
+        }
+        // NaN in key 5 (position 5), head 0: the queries that see it (positions ≥ 5) are NaN in head 0.
+        let (q, mut k) = (draw.uniform("q", t * c), draw.uniform("k", s * c));
+        k[5 * c + 3] = f32::NAN;
+        let mut out = vec![0.5; t * c];
+        f(&dims, &q, &k, &v, &mut out, isa);
+        for (i, row) in out.chunks(c).enumerate() {
+            let (h0, h1) = row.split_at(hs);
+            assert_eq!(
+                h0.iter().all(|x| x.is_nan()),
+                pos0 + i >= 5,
+                "{label}: query {i} head 0"
+            );
+            assert!(h1.iter().all(|x| x.is_finite()), "{label}: query {i} head 1");
+        }
+    }
+}
+
+#[test]
+fn embedding_special_values() {
+    let dims = EmbeddingDims {
+        tokens: 4,
+        channels: 19,
+        vocab: 6,
+        positions: 8,
+        pos0: 2,
+    };
+    let ids = [1u32, 3, 1, 0];
+    let draw = Draw::new(6, 1.0);
+    for (variant, isa, label) in runs(Op::Embedding) {
+        let Kernel::Embedding(f) = variant.kernel else {
+            unreachable!()
+        };
+        let (mut wte, wpe) = (draw.uniform("wte", 6 * 19), draw.uniform("wpe", 8 * 19));
+        wte[19 + 17] = f32::NAN; // token 1, channel 17
+        let mut out = vec![0.5; 4 * 19];
+        f(&dims, &ids, &wte, &wpe, &mut out, isa);
+        for (t, row) in out.chunks(19).enumerate() {
+            for (ch, x) in row.iter().enumerate() {
+                assert_eq!(x.is_nan(), ids[t] == 1 && ch == 17, "{label}: token {t}, channel {ch}");
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_special_values() {
+    let dims = MatmulDims { m: 5, k: 33, n: 40 };
+    let draw = Draw::new(7, 1.0);
+    for (variant, isa, label) in runs(Op::Matmul) {
+        let Kernel::Matmul(f) = variant.kernel else {
+            unreachable!()
+        };
+        let (mut a, b, bias) = (
+            draw.uniform("a", 5 * 33),
+            draw.uniform("b", 33 * 40),
+            draw.uniform("bias", 40),
+        );
+        a[3 * 33 + 31] = f32::NAN;
+        let mut c = vec![0.5; 5 * 40];
+        f(&dims, &a, &b, Some(&bias), &mut c, isa);
+        for (i, row) in c.chunks(40).enumerate() {
+            assert_eq!(row.iter().all(|x| x.is_nan()), i == 3, "{label}: row {i}");
+            assert!(i == 3 || row.iter().all(|x| x.is_finite()), "{label}: row {i} finite");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `cargo xtask list`: the kernel registry, as a table or as JSON.
+
+use anyhow::Result;
+use serde_json::json;
+use tkbench_kernels::{Isa, variants};
+
+use crate::Outcome;
+
+/// Arguments of `cargo xtask list`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print a JSON array of {op, variant, kind, isa, levels, file} instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `cargo xtask list`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let level_names = |levels: Vec<Isa>| levels.iter().map(|l| l.name()).collect::<Vec<_>>();
+    if args.json {
+        let rows: Vec<_> = variants()
+            .iter()
+            .map(|v| {
+                json!({
+                    "op": v.op().name(),
+                    "variant": v.name,
+                    "kind": v.kind.name(),
+                    "isa": v.isa.name(),
+                    "levels": level_names(v.levels()),
+                    "file": format!("crates/kernels/src/{}", v.file),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Outcome::Pass);
+    }
+    println!(
+        "{:<10} {:<15} {:<8} {:<9} {:<22} file",
+        "op", "variant", "kind", "isa", "levels on this CPU"
+    );
+    for v in variants() {
+        println!(
+            "{:<10} {:<15} {:<8} {:<9} {:<22} crates/kernels/src/{}",
+            v.op().name(),
+            v.name,
+            v.kind.name(),
+            v.isa.name(),
+            level_names(v.levels()).join(","),
+            v.file
+        );
+    }
+    println!(
+        "\nisa: none = plain Rust, run once; dispatch = pulp code, run at every level; library = the library picks.\n\
+         This CPU: {}",
+        level_names(Isa::available()).join(", ")
+    );
+    Ok(Outcome::Pass)
+}

@@ -1,0 +1,164 @@
+//! `cargo xtask opcheck`: every selected kernel variant, at every selected ISA level, against the
+//! float64 reference op, on the edge-case sweep or on one shape; failures print a replay command.
+
+use anyhow::{Result, bail};
+use tkbench_harness::opcheck::{Shape, check, sweep};
+use tkbench_harness::tolerance::rule;
+use tkbench_kernels::{Isa, IsaSupport, Op, Variant, variants};
+
+use crate::Outcome;
+
+/// Arguments of `cargo xtask opcheck`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only this op: embedding, layernorm, softmax, attention, matmul, gelu.
+    #[arg(long)]
+    op: Option<String>,
+    /// Only this variant (scalar, simd, blocked, matrixmultiply).
+    #[arg(long)]
+    variant: Option<String>,
+    /// Force this ISA level (scalar, avx2, avx512, neon); the default is every level the CPU has.
+    #[arg(long)]
+    isa: Option<String>,
+    /// One shape instead of the sweep, e.g. rows=3,cols=17 (needs --op; fields per op are listed on error).
+    #[arg(long)]
+    shape: Option<String>,
+    /// The input seed (the sweep gives each shape seed + its index).
+    #[arg(long, default_value_t = 0x5EED)]
+    seed: u64,
+    /// Inputs are uniform in (−magnitude, magnitude).
+    #[arg(long, default_value_t = 1.0)]
+    magnitude: f32,
+}
+
+/// Runs `cargo xtask opcheck`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let op = match &args.op {
+        Some(name) => match Op::from_name(name) {
+            Some(op) => Some(op),
+            None => bail!(
+                "--op: no op named `{name}`; ops are {}",
+                Op::ALL.map(|o| o.name()).join(", ")
+            ),
+        },
+        None => None,
+    };
+    let isa = match &args.isa {
+        Some(name) => {
+            let Some(isa) = Isa::from_name(name) else {
+                bail!("--isa: no level named `{name}`; levels are scalar, avx2, avx512, neon");
+            };
+            if !isa.is_available() {
+                let have: Vec<_> = Isa::available().iter().map(|l| l.name()).collect();
+                bail!(
+                    "--isa: {name} is not available on this CPU (it has {})",
+                    have.join(", ")
+                );
+            }
+            Some(isa)
+        }
+        None => None,
+    };
+    let selected: Vec<&Variant> = variants()
+        .iter()
+        .filter(|v| op.is_none_or(|op| v.op() == op))
+        .filter(|v| args.variant.as_ref().is_none_or(|name| v.name == name))
+        .collect();
+    if selected.is_empty() {
+        bail!("no registered variant matches (see `cargo xtask list`)");
+    }
+    if !(args.magnitude.is_finite() && args.magnitude > 0.0) {
+        bail!("--magnitude must be a positive number");
+    }
+    let one_shape = match &args.shape {
+        Some(text) => {
+            let Some(op) = op else {
+                bail!("--shape needs --op (shapes differ per op)")
+            };
+            Some(Shape::parse(op, text).map_err(|e| anyhow::anyhow!("--shape: {e}"))?)
+        }
+        None => None,
+    };
+
+    println!(
+        "{:<10} {:<15} {:<8} {:>6}  {:>11}  {:>9}  verdict",
+        "op", "variant", "isa", "cases", "max |err|", "err/bound"
+    );
+    let mut failures = Vec::new();
+    for variant in selected {
+        let levels = match (isa, variant.isa) {
+            (Some(isa), IsaSupport::Dispatch) => vec![isa],
+            (_, _) => variant.levels(),
+        };
+        let shapes = match one_shape {
+            Some(shape) => vec![shape],
+            None => sweep(variant.op()),
+        };
+        for level in levels {
+            let mut worst = 0.0f64;
+            let mut worst_ratio = 0.0f64;
+            let mut failed = 0;
+            for (i, shape) in shapes.iter().enumerate() {
+                let seed = if one_shape.is_some() {
+                    args.seed
+                } else {
+                    args.seed + i as u64
+                };
+                let result = check(variant, level, shape, seed, args.magnitude);
+                worst = if result.max_abs_err.is_nan() {
+                    f64::NAN
+                } else {
+                    worst.max(result.max_abs_err)
+                };
+                if let Some(w) = result.worst {
+                    let ratio = if w.bound > 0.0 {
+                        w.err / w.bound
+                    } else if w.err == 0.0 {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    };
+                    worst_ratio = if ratio.is_nan() {
+                        f64::NAN
+                    } else {
+                        worst_ratio.max(ratio)
+                    };
+                }
+                if !result.pass {
+                    failed += 1;
+                    failures.push(result.to_string());
+                }
+            }
+            let label = match variant.isa {
+                IsaSupport::Dispatch => level.name(),
+                other => other.name(),
+            };
+            let verdict = if failed == 0 {
+                "pass".to_owned()
+            } else {
+                format!("FAIL ({failed})")
+            };
+            println!(
+                "{:<10} {:<15} {:<8} {:>6}  {:>11.3e}  {:>9.3}  {verdict}",
+                variant.op().name(),
+                variant.name,
+                label,
+                shapes.len(),
+                worst,
+                worst_ratio
+            );
+        }
+    }
+    if let Some(op) = op {
+        let (_, why) = rule(op);
+        println!("\nbound for {}: {why}", op.name());
+    }
+    if failures.is_empty() {
+        return Ok(Outcome::Pass);
+    }
+    println!("\n{} failing case(s):", failures.len());
+    for failure in &failures {
+        println!("{failure}");
+    }
+    Ok(Outcome::Fail)
+}
