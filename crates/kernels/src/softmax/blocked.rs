@@ -16,6 +16,28 @@ struct Row<'a> {
     out: &'a mut [f32],
 }
 
+/// Folds one chunk into the running per-lane maximum `m` and sum `l` of exp(x − m).
+///
+/// A plain function rather than a closure: closures are not reliably inlined into the
+/// target-feature context pulp sets up, and outside it every vector operation becomes a call.
+#[inline(always)]
+fn online_step<S: Simd>(s: S, chunk: &[S::f32s], m: &mut S::f32s, l: &mut S::f32s) {
+    let neg_inf = s.splat_f32s(f32::NEG_INFINITY);
+    let chunk_max = chunk.iter().fold(*m, |a, &v| s.max_f32s(a, v));
+    // Lanes that have seen only −inf keep l = 0 instead of computing exp(−inf − (−inf)) = NaN.
+    let seen = s.greater_than_f32s(chunk_max, neg_inf);
+    let rescale = vmath::exp(s, s.sub_f32s(*m, chunk_max));
+    // The chunk is summed on its own and then added: blocked summation keeps the error growth of the
+    // long running sum about CHUNK_ELEMENTS / lanes times smaller.
+    let mut chunk_sum = s.splat_f32s(0.0);
+    for &v in chunk {
+        chunk_sum = s.add_f32s(chunk_sum, vmath::exp(s, s.sub_f32s(v, chunk_max)));
+    }
+    *l = s.select_f32s(seen, s.mul_add_e_f32s(*l, rescale, chunk_sum), *l);
+    // A NaN input makes exp NaN above, which l keeps; the maximum may skip it.
+    *m = chunk_max;
+}
+
 impl WithSimd for Row<'_> {
     type Output = ();
 
@@ -24,36 +46,17 @@ impl WithSimd for Row<'_> {
         let neg_inf = s.splat_f32s(f32::NEG_INFINITY);
         let zero = s.splat_f32s(0.0);
         let (x, x_tail) = S::as_simd_f32s(self.x);
-        // The tail is padded with −inf, which contributes exp(−inf) = 0.
-        let tail = (!x_tail.is_empty()).then(|| {
-            let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
-            let mut padded = [f32::NEG_INFINITY; 16];
-            padded[..x_tail.len()].copy_from_slice(x_tail);
-            s.partial_load_f32s(&padded[..lanes])
-        });
+        let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
 
         let (mut m, mut l) = (neg_inf, zero);
-        let mut step = |chunk: &[S::f32s]| {
-            let chunk_max = chunk.iter().fold(m, |a, &v| s.max_f32s(a, v));
-            // Lanes that have seen only −inf keep l = 0 instead of computing exp(−inf − (−inf)) = NaN.
-            let seen = s.greater_than_f32s(chunk_max, neg_inf);
-            let rescale = vmath::exp(s, s.sub_f32s(m, chunk_max));
-            // The chunk is summed on its own and then added: blocked summation keeps the error
-            // growth of the long running sum about CHUNK_ELEMENTS / lanes times smaller.
-            let mut chunk_sum = zero;
-            for &v in chunk {
-                chunk_sum = s.add_f32s(chunk_sum, vmath::exp(s, s.sub_f32s(v, chunk_max)));
-            }
-            l = s.select_f32s(seen, s.mul_add_e_f32s(l, rescale, chunk_sum), l);
-            // A NaN input makes exp NaN above, which l keeps; the maximum may skip it.
-            m = chunk_max;
-        };
-        let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
         for chunk in x.chunks(CHUNK_ELEMENTS / lanes) {
-            step(chunk);
+            online_step(s, chunk, &mut m, &mut l);
         }
-        if let Some(t) = tail {
-            step(&[t]);
+        if !x_tail.is_empty() {
+            // The tail is padded with −inf, which contributes exp(−inf) = 0.
+            let mut padded = [f32::NEG_INFINITY; 16];
+            padded[..x_tail.len()].copy_from_slice(x_tail);
+            online_step(s, &[s.partial_load_f32s(&padded[..lanes])], &mut m, &mut l);
         }
 
         // Merge the lanes: M = max m, L = Σ l · exp(m − M).
