@@ -25,9 +25,17 @@ fn bench(c: &mut Criterion) {
         let k = draw.uniform("k", keys * channels);
         let v = draw.uniform("v", keys * channels);
         let mut out = vec![0.0f32; queries * channels];
-        let dims = AttentionDims { queries, pos0, heads, head_size, scale: 0.125 };
+        let dims = AttentionDims {
+            queries,
+            pos0,
+            heads,
+            head_size,
+            scale: 0.125,
+        };
         for (variant, isa, label) in targets(Op::Attention) {
-            let Kernel::Attention(f) = variant.kernel else { unreachable!() };
+            let Kernel::Attention(f) = variant.kernel else {
+                unreachable!()
+            };
             group.bench_function(label, |b| b.iter(|| f(&dims, black_box(&q), &k, &v, &mut out, isa)));
         }
         group.finish();

@@ -19,10 +19,20 @@ fn bench(c: &mut Criterion) {
         let ids = draw.ids("ids", tokens, vocab);
         let mut out = vec![0.0f32; tokens * channels];
         let pos0 = positions - tokens;
-        let dims = EmbeddingDims { tokens, channels, vocab, positions, pos0 };
+        let dims = EmbeddingDims {
+            tokens,
+            channels,
+            vocab,
+            positions,
+            pos0,
+        };
         for (variant, isa, label) in targets(Op::Embedding) {
-            let Kernel::Embedding(f) = variant.kernel else { unreachable!() };
-            group.bench_function(label, |b| b.iter(|| f(&dims, black_box(&ids), &wte, &wpe, &mut out, isa)));
+            let Kernel::Embedding(f) = variant.kernel else {
+                unreachable!()
+            };
+            group.bench_function(label, |b| {
+                b.iter(|| f(&dims, black_box(&ids), &wte, &wpe, &mut out, isa))
+            });
         }
         group.finish();
     }

@@ -14,7 +14,9 @@ fn bench(c: &mut Criterion) {
         let x = Draw::new(3, 4.0).uniform("x", n);
         let mut out = vec![0.0f32; n];
         for (variant, isa, label) in targets(Op::Gelu) {
-            let Kernel::Gelu(f) = variant.kernel else { unreachable!() };
+            let Kernel::Gelu(f) = variant.kernel else {
+                unreachable!()
+            };
             group.bench_function(label, |b| b.iter(|| f(black_box(&x), &mut out, isa)));
         }
         group.finish();

@@ -18,10 +18,18 @@ fn bench(c: &mut Criterion) {
         let gamma = draw.values("gamma", channels, 1.0, 0.5);
         let beta = draw.values("beta", channels, 0.0, 0.5);
         let mut out = vec![0.0f32; rows * channels];
-        let dims = LayerNormDims { rows, channels, eps: 1e-5 };
+        let dims = LayerNormDims {
+            rows,
+            channels,
+            eps: 1e-5,
+        };
         for (variant, isa, label) in targets(Op::LayerNorm) {
-            let Kernel::LayerNorm(f) = variant.kernel else { unreachable!() };
-            group.bench_function(label, |b| b.iter(|| f(&dims, black_box(&x), &gamma, &beta, &mut out, isa)));
+            let Kernel::LayerNorm(f) = variant.kernel else {
+                unreachable!()
+            };
+            group.bench_function(label, |b| {
+                b.iter(|| f(&dims, black_box(&x), &gamma, &beta, &mut out, isa))
+            });
         }
         group.finish();
     }

@@ -23,8 +23,12 @@ fn bench(c: &mut Criterion) {
             if variant.name == "scalar" && (m, k, n) != (128, 768, 2304) {
                 continue;
             }
-            let Kernel::Matmul(f) = variant.kernel else { unreachable!() };
-            group.bench_function(label, |bch| bch.iter(|| f(&dims, black_box(&a), &b, Some(&bias), &mut out, isa)));
+            let Kernel::Matmul(f) = variant.kernel else {
+                unreachable!()
+            };
+            group.bench_function(label, |bch| {
+                bch.iter(|| f(&dims, black_box(&a), &b, Some(&bias), &mut out, isa))
+            });
         }
         group.finish();
     }

@@ -16,7 +16,9 @@ fn bench(c: &mut Criterion) {
         let mut out = vec![0.0f32; rows * cols];
         let dims = SoftmaxDims { rows, cols };
         for (variant, isa, label) in targets(Op::Softmax) {
-            let Kernel::Softmax(f) = variant.kernel else { unreachable!() };
+            let Kernel::Softmax(f) = variant.kernel else {
+                unreachable!()
+            };
             group.bench_function(label, |b| b.iter(|| f(&dims, black_box(&x), &mut out, isa)));
         }
         group.finish();
