@@ -1,4 +1,5 @@
-//! `cargo xtask logits`: the logits [T, V] of every position of a prompt, written to safetensors.
+//! `cargo xtask logits`: the logits [T, V] of every position of a prompt, written to safetensors, from
+//! the reference model or from the kernel-driven model with any kernel set.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ndarray::{Array2, Axis, concatenate};
 use safetensors::Dtype;
+use tkbench_harness::kernels::KernelSet;
+use tkbench_harness::model::{KernelModel, Weights};
+use tkbench_kernels::Isa;
 use tkbench_reference::{Checkpoint, Gpt2, Real};
 
 use crate::Outcome;
@@ -25,6 +29,16 @@ pub struct Args {
     /// prefill: all tokens in one pass; decode: one token at a time through the KV cache.
     #[arg(long, value_enum, default_value_t = Mode::Prefill)]
     mode: Mode,
+    /// Run the kernel-driven model with this kernel set (`fastest`, `scalar`, or op=variant,...)
+    /// instead of the reference model; kernels run in float32.
+    #[arg(long, value_name = "SPEC")]
+    kernels: Option<String>,
+    /// The ISA level of the kernel set [default: the widest this CPU has].
+    #[arg(long, requires = "kernels")]
+    isa: Option<String>,
+    /// Threads for the kernel set [default: all cores]; the logits are bit-identical for every count.
+    #[arg(long, value_name = "N", requires = "kernels")]
+    threads: Option<usize>,
 }
 
 /// The precision of the reference model.
@@ -108,6 +122,45 @@ pub fn run(args: Args) -> Result<Outcome> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    if let Some(spec) = &args.kernels {
+        if matches!(args.dtype, Precision::F64) {
+            anyhow::bail!("--dtype f64: kernel sets run in float32; drop --dtype or --kernels");
+        }
+        let set = KernelSet::parse(spec).map_err(|e| anyhow::anyhow!("--kernels: {e}"))?;
+        let isa = match &args.isa {
+            Some(name) => crate::verify::parse_isa(name)?,
+            None => Isa::best(),
+        };
+        let weights = Weights::new(&checkpoint);
+        let model = KernelModel::new(&weights, set, isa, args.threads.unwrap_or(0));
+        let v = checkpoint.config().vocab_size;
+        let rows: Vec<f32> = match args.mode {
+            Mode::Prefill => model.forward(&tokens)?.logits,
+            Mode::Decode => {
+                tkbench_reference::model::check_tokens(checkpoint.config(), &tokens, 0)?;
+                let mut cache = model.new_cache();
+                let mut all = Vec::with_capacity(tokens.len() * v);
+                for &t in &tokens {
+                    all.extend(model.forward_cached(&[t], &mut cache)?.logits);
+                }
+                all
+            }
+        };
+        let logits = Array2::from_shape_vec((tokens.len(), v), rows).expect("[T, V]");
+        let mut metadata = metadata;
+        metadata.insert("kernels".into(), set.spec());
+        metadata.insert("isa".into(), isa.name().into());
+        metadata.insert("threads".into(), model.threads().to_string());
+        write_logits(&args.out, &logits, Dtype::F32, metadata)?;
+        eprintln!(
+            "wrote logits [{}, {v}] of kernel set `{}` at {isa} on {} thread(s) to {}",
+            tokens.len(),
+            set.spec(),
+            model.threads(),
+            args.out.display()
+        );
+        return Ok(Outcome::Pass);
+    }
     let (t, v) = match args.dtype {
         Precision::F32 => {
             let l = logits::<f32>(&checkpoint, &tokens, args.mode)?;

@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use tkbench_harness::opcheck::{Shape, check, sweep};
 use tkbench_harness::tolerance::rule;
-use tkbench_kernels::{Isa, IsaSupport, Op, Variant, variants};
+use tkbench_kernels::{IsaSupport, Op, Variant, variants};
 
 use crate::Outcome;
 
@@ -43,22 +43,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         },
         None => None,
     };
-    let isa = match &args.isa {
-        Some(name) => {
-            let Some(isa) = Isa::from_name(name) else {
-                bail!("--isa: no level named `{name}`; levels are scalar, avx2, avx512, neon");
-            };
-            if !isa.is_available() {
-                let have: Vec<_> = Isa::available().iter().map(|l| l.name()).collect();
-                bail!(
-                    "--isa: {name} is not available on this CPU (it has {})",
-                    have.join(", ")
-                );
-            }
-            Some(isa)
-        }
-        None => None,
-    };
+    let isa = args.isa.as_deref().map(crate::verify::parse_isa).transpose()?;
     let selected: Vec<&Variant> = variants()
         .iter()
         .filter(|v| op.is_none_or(|op| v.op() == op))

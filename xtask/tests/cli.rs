@@ -332,3 +332,98 @@ fn opcheck_replays_one_case_and_refuses_bad_arguments() {
         &["no registered variant matches"],
     );
 }
+
+#[test]
+fn verify_filters_and_prints_json() {
+    let run = xtask(&["verify", "--case", "tiny", "--op", "softmax", "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let rows: serde_json::Value = serde_json::from_slice(&run.stdout).expect("verify --json prints JSON");
+    let rows = rows.as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let kernels = row["kernels"].as_str().unwrap();
+        assert!(kernels.starts_with("softmax=") || kernels == "fastest", "{kernels}");
+        assert_eq!(row["pass"], true, "{row}");
+        for key in ["max_rel", "max_abs", "nmse", "top1", "kl_mean", "kl_max"] {
+            assert!(row["metrics"][key].is_number(), "{key} in {row}");
+        }
+    }
+    assert!(
+        stderr(&run).contains("verify [1/1] tiny"),
+        "a progress line per case: {}",
+        stderr(&run)
+    );
+
+    let run = xtask(&["verify", "--case", "tiny", "--variant", "reference"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("2 of 2 rows pass"));
+
+    assert_input_error(
+        &["verify", "--kernels", "softmax=nope"],
+        &["--kernels", "softmax has no variant `nope`"],
+    );
+    assert_input_error(&["verify", "--op", "convolution"], &["no op named `convolution`"]);
+    assert_input_error(&["verify", "--case", "missing"], &["no golden case named `missing`"]);
+}
+
+#[test]
+fn logits_with_kernels_are_bit_identical_across_threads() {
+    let model = case_dir("full-context").join("checkpoint");
+    let tokens = tokens_arg(&Case::load(&case_dir("full-context")).unwrap().manifest.tokens);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for threads in ["1", "3"] {
+        let out = tmp.path().join(format!("t{threads}.safetensors"));
+        let run = xtask(&[
+            "logits",
+            "--model",
+            model.to_str().unwrap(),
+            "--tokens",
+            &tokens,
+            "--out",
+            out.to_str().unwrap(),
+            "--kernels",
+            "fastest",
+            "--threads",
+            threads,
+        ]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let (dtype, logits, meta) = read_logits(&out);
+        assert_eq!(dtype, Dtype::F32);
+        assert_eq!(meta.get("kernels").map(String::as_str), Some("fastest"));
+        outputs.push(logits);
+    }
+    assert!(outputs[0] == outputs[1], "logits differ between 1 and 3 threads");
+    let golden = Case::load(&case_dir("full-context")).unwrap();
+    let err = max_rel(&outputs[0].view(), &golden.logits.view()).value;
+    assert!(
+        err <= golden.manifest.tolerances.f32_max_rel.value,
+        "fastest set: {err:e}"
+    );
+
+    let out = tmp.path().join("x.safetensors");
+    let out = out.to_str().unwrap();
+    let model = model.to_str().unwrap();
+    assert_input_error(
+        &[
+            "logits",
+            "--model",
+            model,
+            "--tokens",
+            "1",
+            "--out",
+            out,
+            "--kernels",
+            "fastest",
+            "--dtype",
+            "f64",
+        ],
+        &["float32"],
+    );
+    assert_input_error(
+        &[
+            "logits", "--model", model, "--tokens", "1", "--out", out, "--isa", "avx2",
+        ],
+        &["--kernels"],
+    );
+}

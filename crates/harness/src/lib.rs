@@ -2,6 +2,9 @@
 //! the checks that hold an implementation to the oracle's logits.
 
 pub mod golden;
+pub mod kernels;
 pub mod metrics;
+pub mod model;
 pub mod opcheck;
 pub mod tolerance;
+pub mod verify;

@@ -1,6 +1,6 @@
 //! Error metrics between an implementation's output and the golden one.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, Axis};
 use serde::Serialize;
 
 /// max |ours − golden| / max |golden|, and where the largest difference is.
@@ -35,6 +35,75 @@ pub fn max_rel(ours: &ArrayView2<f64>, golden: &ArrayView2<f64>) -> MaxRel {
     worst
 }
 
+/// How far a model's logits and next-token distributions are from the golden ones.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LogitMetrics {
+    /// max |ours − golden|.
+    pub max_abs: f64,
+    /// max |ours − golden| / max |golden|.
+    pub max_rel: f64,
+    /// Σ (ours − golden)² / Σ golden².
+    pub nmse: f64,
+    /// The fraction of positions whose argmax token agrees.
+    pub top1: f64,
+    /// The mean over positions of KL(golden ‖ ours) of the next-token distributions, in nats.
+    pub kl_mean: f64,
+    /// The largest of those KL divergences.
+    pub kl_max: f64,
+}
+
+fn argmax_row(row: ndarray::ArrayView1<f64>) -> usize {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, &v) in row.iter().enumerate() {
+        if v > best.1 || v.is_nan() {
+            best = (i, v);
+        }
+    }
+    best.0
+}
+
+/// The metrics of `logits` [T, V] and `probs` [T, V] (the model's own softmax of them) against the
+/// golden float64 logits [T, V]; the golden distributions are the float64 softmax of the golden logits.
+pub fn logit_metrics(logits: &ArrayView2<f64>, probs: &ArrayView2<f64>, golden: &ArrayView2<f64>) -> LogitMetrics {
+    let rel = max_rel(logits, golden);
+    let (mut err2, mut ref2) = (0.0, 0.0);
+    for (&o, &g) in logits.iter().zip(golden) {
+        err2 += (o - g) * (o - g);
+        ref2 += g * g;
+    }
+    let rows = golden.nrows().max(1) as f64;
+    let agree = logits
+        .axis_iter(Axis(0))
+        .zip(golden.axis_iter(Axis(0)))
+        .filter(|(o, g)| argmax_row(*o) == argmax_row(*g))
+        .count() as f64;
+    let mut kl = Vec::with_capacity(golden.nrows());
+    for (q, g) in probs.axis_iter(Axis(0)).zip(golden.axis_iter(Axis(0))) {
+        let max = g.fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        let sum: f64 = g.iter().map(|&x| (x - max).exp()).sum();
+        let mut d = 0.0;
+        for (&qi, &gi) in q.iter().zip(g) {
+            let p = (gi - max).exp() / sum;
+            if p > 0.0 {
+                d += p * (p.ln() - qi.ln());
+            }
+        }
+        kl.push(d);
+    }
+    let kl_max = kl.iter().fold(
+        0.0f64,
+        |m, &d| if d.is_nan() || m.is_nan() { f64::NAN } else { m.max(d) },
+    );
+    LogitMetrics {
+        max_abs: rel.max_abs,
+        max_rel: rel.value,
+        nmse: err2 / ref2,
+        top1: agree / rows,
+        kl_mean: kl.iter().sum::<f64>() / rows,
+        kl_max,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::array;
@@ -48,6 +117,24 @@ mod tests {
         let m = max_rel(&ours.view(), &golden.view());
         assert!((m.value - 0.2 / 4.0).abs() < 1e-15, "{m:?}");
         assert_eq!(m.at, (1, 0));
+    }
+
+    #[test]
+    fn logit_metrics_of_an_exact_copy_are_zero_and_of_a_shift_are_not() {
+        let golden: ndarray::Array2<f64> = array![[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]];
+        let mut probs = golden.mapv(f64::exp);
+        for mut row in probs.rows_mut() {
+            let sum = row.sum();
+            row /= sum;
+        }
+        let m = super::logit_metrics(&golden.view(), &probs.view(), &golden.view());
+        assert!(m.max_abs == 0.0 && m.nmse == 0.0 && m.top1 == 1.0, "{m:?}");
+        assert!(m.kl_max.abs() < 1e-15, "{m:?}");
+        // Swapping the winner of row 0 changes top-1 agreement and the KL divergence.
+        let swapped = array![[2.0, 1.0, 0.5], [0.0, -1.0, 3.0]];
+        let m = super::logit_metrics(&swapped.view(), &probs.view(), &golden.view());
+        assert_eq!(m.top1, 0.5);
+        assert!((m.max_rel - 1.0 / 3.0).abs() < 1e-15, "{m:?}");
     }
 
     #[test]

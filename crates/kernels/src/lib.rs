@@ -19,4 +19,4 @@ pub mod softmax;
 pub mod vmath;
 
 pub use isa::Isa;
-pub use registry::{IsaSupport, Kernel, Kind, Op, Variant, find, variants, variants_of};
+pub use registry::{IsaSupport, Kernel, Kind, Op, Variant, fastest, find, variants, variants_of};

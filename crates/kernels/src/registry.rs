@@ -218,6 +218,27 @@ pub static VARIANTS: &[Variant] = &[
     variant!(Gelu, gelu, simd, Simd, Dispatch),
 ];
 
+/// The fastest variant of each op on long inputs, as measured by the benches (PERFORMANCE.md): the
+/// set that `fastest` names on the command line.
+pub static FASTEST: [(Op, &str); 6] = [
+    (Op::Embedding, "simd"),
+    (Op::LayerNorm, "simd"),
+    (Op::Softmax, "simd"),
+    (Op::Attention, "blocked"),
+    (Op::Matmul, "blocked"),
+    (Op::Gelu, "simd"),
+];
+
+/// The fastest variant of `op` ([`FASTEST`]).
+pub fn fastest(op: Op) -> &'static Variant {
+    let name = FASTEST
+        .iter()
+        .find(|(o, _)| *o == op)
+        .map(|(_, name)| *name)
+        .expect("every op is in FASTEST");
+    find(op, name).expect("FASTEST names registered variants")
+}
+
 /// Every variant.
 pub fn variants() -> &'static [Variant] {
     VARIANTS

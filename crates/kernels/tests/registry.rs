@@ -49,3 +49,10 @@ fn every_op_has_scalar_simd_and_blocked_variants() {
         assert_eq!(names.len(), kinds.len(), "{} has two variants with one name", op.name());
     }
 }
+
+#[test]
+fn the_fastest_set_names_a_registered_variant_of_every_op() {
+    for op in Op::ALL {
+        assert_eq!(tkbench_kernels::fastest(op).op(), op);
+    }
+}

@@ -219,23 +219,7 @@ impl<F: Real> Gpt2<F> {
     /// Checks that `tokens` can follow the `cached` tokens: non-empty, in the vocabulary, and within
     /// the context.
     pub fn check_tokens(&self, tokens: &[u32], cached: usize) -> Result<()> {
-        if tokens.is_empty() {
-            return Err(Error::EmptyPrompt);
-        }
-        let vocab_size = self.config.vocab_size;
-        if let Some((index, &id)) = tokens.iter().enumerate().find(|&(_, &id)| id as usize >= vocab_size) {
-            return Err(Error::TokenOutOfRange { index, id, vocab_size });
-        }
-        let total = cached + tokens.len();
-        if total > self.config.n_positions {
-            return Err(Error::ContextOverflow {
-                cached,
-                new: tokens.len(),
-                total,
-                n_positions: self.config.n_positions,
-            });
-        }
-        Ok(())
+        check_tokens(&self.config, tokens, cached)
     }
 
     fn run(
@@ -289,4 +273,26 @@ impl<F: Real> Gpt2<F> {
         }
         Ok(out)
     }
+}
+
+/// Checks that `tokens` can follow `cached` tokens in a model with `config`: non-empty, every id
+/// below vocab_size, and cached + T within n_positions.
+pub fn check_tokens(config: &Config, tokens: &[u32], cached: usize) -> Result<()> {
+    if tokens.is_empty() {
+        return Err(Error::EmptyPrompt);
+    }
+    let vocab_size = config.vocab_size;
+    if let Some((index, &id)) = tokens.iter().enumerate().find(|&(_, &id)| id as usize >= vocab_size) {
+        return Err(Error::TokenOutOfRange { index, id, vocab_size });
+    }
+    let total = cached + tokens.len();
+    if total > config.n_positions {
+        return Err(Error::ContextOverflow {
+            cached,
+            new: tokens.len(),
+            total,
+            n_positions: config.n_positions,
+        });
+    }
+    Ok(())
 }

@@ -1,0 +1,326 @@
+//! The kernel-driven GPT-2: the reference model's forward pass with every op done by a registered
+//! kernel variant (a [`KernelSet`]) at one ISA level, on N threads, with a KV cache for decoding.
+//!
+//! Threads split rows (tokens, or queries for attention) into contiguous blocks, one kernel call per
+//! block; every kernel computes each output row from the same inputs in the same order whatever the
+//! block, so the output is bit-identical for every thread count.
+//!
+//! Legend: T = new tokens, S = tokens attended to, C = `n_embd`, I = `n_inner`, V = `vocab_size`,
+//! NH = `n_head`, HS = C / NH.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+use tkbench_kernels::attention::AttentionDims;
+use tkbench_kernels::embedding::EmbeddingDims;
+use tkbench_kernels::layernorm::LayerNormDims;
+use tkbench_kernels::matmul::MatmulDims;
+use tkbench_kernels::softmax::SoftmaxDims;
+use tkbench_kernels::{Isa, Kernel, Op};
+use tkbench_reference::{Checkpoint, Config, Result};
+
+use crate::kernels::KernelSet;
+
+/// The weights in the layout the kernels take: the checkpoint's tensors, and wte transposed to
+/// [C, V] for the LM head. Built once per checkpoint and shared by every kernel set.
+pub struct Weights<'a> {
+    checkpoint: &'a Checkpoint,
+    /// [C, V]
+    wte_t: Vec<f32>,
+}
+
+impl<'a> Weights<'a> {
+    /// Prepares `checkpoint` for the kernel-driven model.
+    pub fn new(checkpoint: &'a Checkpoint) -> Self {
+        let wte = checkpoint.matrix("wte.weight"); // [V, C]
+        let wte_t = wte.t().iter().copied().collect();
+        Self { checkpoint, wte_t }
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &Config {
+        self.checkpoint.config()
+    }
+
+    fn tensor(&self, name: &str) -> &[f32] {
+        &self.checkpoint.tensors()[name].data
+    }
+}
+
+/// What a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// [T, V] logits.
+    pub logits: Vec<f32>,
+    /// [T, V] next-token probabilities, by the set's softmax kernel.
+    pub probs: Vec<f32>,
+    /// L + 1 arrays [T, C] in Hugging Face's hidden_states convention (the last after ln_f).
+    pub hidden: Vec<Vec<f32>>,
+}
+
+/// Keys and values of every token seen so far, per layer, each [P, C] with the first `len` rows used.
+pub struct KvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Tokens cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A GPT-2 whose ops run on a kernel set at one ISA level.
+pub struct KernelModel<'w> {
+    weights: &'w Weights<'w>,
+    kernels: KernelSet,
+    isa: Isa,
+    pool: rayon::ThreadPool,
+    threads: usize,
+}
+
+/// Splits `rows` into at most `parts` contiguous, non-empty ranges.
+fn row_blocks(rows: usize, parts: usize) -> Vec<Range<usize>> {
+    let size = rows.div_ceil(parts.max(1)).max(1);
+    (0..rows)
+        .step_by(size)
+        .map(|start| start..(start + size).min(rows))
+        .collect()
+}
+
+impl<'w> KernelModel<'w> {
+    /// A model on `weights` running `kernels` at `isa` on `threads` threads (0 = all cores).
+    pub fn new(weights: &'w Weights<'w>, kernels: KernelSet, isa: Isa, threads: usize) -> Self {
+        assert!(isa.is_available(), "ISA level {isa} is not available on this CPU");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        let threads = pool.current_num_threads();
+        Self {
+            weights,
+            kernels,
+            isa,
+            pool,
+            threads,
+        }
+    }
+
+    /// The number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// An empty KV cache.
+    pub fn new_cache(&self) -> KvCache {
+        let cfg = self.weights.config();
+        let size = cfg.n_positions * cfg.n_embd;
+        KvCache {
+            keys: vec![vec![0.0; size]; cfg.n_layer],
+            values: vec![vec![0.0; size]; cfg.n_layer],
+            len: 0,
+        }
+    }
+
+    /// The logits, probabilities and hidden states of `tokens` processed at once (prefill).
+    pub fn forward(&self, tokens: &[u32]) -> Result<Output> {
+        self.forward_cached(tokens, &mut self.new_cache())
+    }
+
+    /// The same for `tokens` placed after the tokens in `cache`, which grows by T.
+    pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
+        let cfg = self.weights.config();
+        // The reference model's own checks: non-empty, ids in range, within the context.
+        tkbench_reference::model::check_tokens(cfg, tokens, cache.len)?;
+        let (t, c, i, v) = (tokens.len(), cfg.n_embd, cfg.n_inner, cfg.vocab_size);
+        let p0 = cache.len;
+        let w = self.weights;
+        let mut hidden = Vec::with_capacity(cfg.n_layer + 1);
+
+        let mut x = vec![0.0f32; t * c]; // [T, C] the residual stream
+        self.embedding(tokens, p0, &mut x);
+        let mut h = vec![0.0f32; t * c]; // [T, C]
+        let mut qkv = vec![0.0f32; t * 3 * c]; // [T, 3C]
+        let mut q = vec![0.0f32; t * c]; // [T, C]
+        let mut a = vec![0.0f32; t * c]; // [T, C]
+        let mut proj = vec![0.0f32; t * c]; // [T, C]
+        let mut fc = vec![0.0f32; t * i]; // [T, I]
+        let mut act = vec![0.0f32; t * i]; // [T, I]
+        for l in 0..cfg.n_layer {
+            hidden.push(x.clone());
+            let name = |suffix: &str| format!("h.{l}.{suffix}");
+            // Attention: x += c_proj(attention(c_attn(ln_1(x)))).
+            self.layernorm(&x, &name("ln_1"), &mut h);
+            self.matmul(&h, &name("attn.c_attn"), c, 3 * c, &mut qkv);
+            let (keys, values) = (&mut cache.keys[l], &mut cache.values[l]);
+            for (row, qkv_row) in qkv.chunks_exact(3 * c).enumerate() {
+                q[row * c..][..c].copy_from_slice(&qkv_row[..c]);
+                keys[(p0 + row) * c..][..c].copy_from_slice(&qkv_row[c..2 * c]);
+                values[(p0 + row) * c..][..c].copy_from_slice(&qkv_row[2 * c..]);
+            }
+            self.attention(&q, &keys[..(p0 + t) * c], &values[..(p0 + t) * c], p0, &mut a);
+            self.matmul(&a, &name("attn.c_proj"), c, c, &mut proj);
+            add_in_place(&mut x, &proj);
+            // MLP: x += c_proj(gelu(c_fc(ln_2(x)))).
+            self.layernorm(&x, &name("ln_2"), &mut h);
+            self.matmul(&h, &name("mlp.c_fc"), c, i, &mut fc);
+            self.gelu(&fc, &mut act);
+            self.matmul(&act, &name("mlp.c_proj"), i, c, &mut proj);
+            add_in_place(&mut x, &proj);
+        }
+        self.layernorm(&x, "ln_f", &mut h);
+        hidden.push(h.clone());
+        let mut logits = vec![0.0f32; t * v]; // [T, V]
+        self.matmul_with(&h, &w.wte_t, None, c, v, &mut logits);
+        let mut probs = vec![0.0f32; t * v]; // [T, V]
+        self.softmax(&logits, v, &mut probs);
+        cache.len += t;
+        Ok(Output { logits, probs, hidden })
+    }
+
+    fn embedding(&self, tokens: &[u32], p0: usize, out: &mut [f32]) {
+        let Kernel::Embedding(f) = self.kernels.get(Op::Embedding).kernel else {
+            unreachable!()
+        };
+        let cfg = self.weights.config();
+        let c = cfg.n_embd;
+        let (wte, wpe) = (self.weights.tensor("wte.weight"), self.weights.tensor("wpe.weight"));
+        self.for_row_blocks(tokens.len(), c, out, |rows, out| {
+            let dims = EmbeddingDims {
+                tokens: rows.len(),
+                channels: c,
+                vocab: cfg.vocab_size,
+                positions: cfg.n_positions,
+                pos0: p0 + rows.start,
+            };
+            f(&dims, &tokens[rows], wte, wpe, out, self.isa);
+        });
+    }
+
+    fn layernorm(&self, x: &[f32], prefix: &str, out: &mut [f32]) {
+        let Kernel::LayerNorm(f) = self.kernels.get(Op::LayerNorm).kernel else {
+            unreachable!()
+        };
+        let cfg = self.weights.config();
+        let c = cfg.n_embd;
+        let gamma = self.weights.tensor(&format!("{prefix}.weight"));
+        let beta = self.weights.tensor(&format!("{prefix}.bias"));
+        let eps = cfg.layer_norm_epsilon as f32;
+        self.for_row_blocks(x.len() / c, c, out, |rows, out| {
+            let dims = LayerNormDims {
+                rows: rows.len(),
+                channels: c,
+                eps,
+            };
+            f(&dims, &x[rows.start * c..rows.end * c], gamma, beta, out, self.isa);
+        });
+    }
+
+    fn matmul(&self, x: &[f32], prefix: &str, k: usize, n: usize, out: &mut [f32]) {
+        let weight = self.weights.tensor(&format!("{prefix}.weight"));
+        let bias = self.weights.tensor(&format!("{prefix}.bias"));
+        self.matmul_with(x, weight, Some(bias), k, n, out);
+    }
+
+    fn matmul_with(&self, x: &[f32], b: &[f32], bias: Option<&[f32]>, k: usize, n: usize, out: &mut [f32]) {
+        let Kernel::Matmul(f) = self.kernels.get(Op::Matmul).kernel else {
+            unreachable!()
+        };
+        self.for_row_blocks(x.len() / k, n, out, |rows, out| {
+            let dims = MatmulDims { m: rows.len(), k, n };
+            f(&dims, &x[rows.start * k..rows.end * k], b, bias, out, self.isa);
+        });
+    }
+
+    fn attention(&self, q: &[f32], k: &[f32], v: &[f32], p0: usize, out: &mut [f32]) {
+        let Kernel::Attention(f) = self.kernels.get(Op::Attention).kernel else {
+            unreachable!()
+        };
+        let cfg = self.weights.config();
+        let (c, hs) = (cfg.n_embd, cfg.head_size());
+        let scale = if cfg.scale_attn_weights {
+            1.0 / (hs as f32).sqrt()
+        } else {
+            1.0
+        };
+        self.for_row_blocks(q.len() / c, c, out, |rows, out| {
+            // Queries rows.start.. sit at positions p0 + rows.start.. and see keys up to their own.
+            let keys = p0 + rows.end;
+            let dims = AttentionDims {
+                queries: rows.len(),
+                pos0: p0 + rows.start,
+                heads: cfg.n_head,
+                head_size: hs,
+                scale,
+            };
+            f(
+                &dims,
+                &q[rows.start * c..rows.end * c],
+                &k[..keys * c],
+                &v[..keys * c],
+                out,
+                self.isa,
+            );
+        });
+    }
+
+    fn gelu(&self, x: &[f32], out: &mut [f32]) {
+        let Kernel::Gelu(f) = self.kernels.get(Op::Gelu).kernel else {
+            unreachable!()
+        };
+        let i = self.weights.config().n_inner;
+        self.for_row_blocks(x.len() / i, i, out, |rows, out| {
+            f(&x[rows.start * i..rows.end * i], out, self.isa)
+        });
+    }
+
+    fn softmax(&self, x: &[f32], cols: usize, out: &mut [f32]) {
+        let Kernel::Softmax(f) = self.kernels.get(Op::Softmax).kernel else {
+            unreachable!()
+        };
+        self.for_row_blocks(x.len() / cols, cols, out, |rows, out| {
+            f(
+                &SoftmaxDims { rows: rows.len(), cols },
+                &x[rows.start * cols..rows.end * cols],
+                out,
+                self.isa,
+            );
+        });
+    }
+
+    /// Calls `work(rows, out_rows)` on contiguous blocks of the `rows` rows of `out` ([rows, width]),
+    /// one block per thread.
+    fn for_row_blocks(
+        &self,
+        rows: usize,
+        width: usize,
+        out: &mut [f32],
+        work: impl Fn(Range<usize>, &mut [f32]) + Sync,
+    ) {
+        if self.threads == 1 || rows < 2 {
+            work(0..rows, out);
+            return;
+        }
+        let blocks = row_blocks(rows, self.threads);
+        let block_rows = blocks[0].len();
+        self.pool.install(|| {
+            out.par_chunks_mut(block_rows * width.max(1))
+                .zip(blocks.into_par_iter())
+                .for_each(|(out, rows)| work(rows, out));
+        });
+    }
+}
+
+/// x += y, elementwise (the residual connection).
+fn add_in_place(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

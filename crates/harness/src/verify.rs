@@ -1,0 +1,334 @@
+//! Model-level verification: every kernel set in a whole GPT-2 against the golden logits of every
+//! case. Rows are the reference model in float64 and float32, the all-scalar kernel set, each
+//! non-scalar variant substituted alone (other ops scalar) and the fastest set, each at every ISA level
+//! it can run at. A failing row names the first hidden state out of budget and the op whose return to
+//! scalar brings it back, with a command that replays the row.
+
+use std::time::Instant;
+
+use ndarray::ArrayView2;
+use serde::Serialize;
+use tkbench_kernels::{Isa, IsaSupport, Kind, Op, Variant};
+use tkbench_reference::{Checkpoint, Gpt2};
+
+use crate::golden::{Case, GoldenError};
+use crate::kernels::KernelSet;
+use crate::metrics::{LogitMetrics, logit_metrics, max_rel};
+use crate::model::{KernelModel, Weights};
+
+/// What one row runs.
+// A plan holds a few dozen subjects, built once: boxing the kernel set would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy)]
+pub enum Subject {
+    /// The reference model in float64.
+    ReferenceF64,
+    /// The reference model in float32.
+    ReferenceF32,
+    /// A kernel set at a level.
+    Kernels(KernelSet, Isa),
+}
+
+/// Which rows to run.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only rows that substitute a variant of this op (and the fastest set).
+    pub op: Option<Op>,
+    /// Only rows whose substituted variant has this name (`scalar` keeps the all-scalar set,
+    /// `fastest` the fastest set, `reference` the reference model).
+    pub variant: Option<String>,
+    /// Only this ISA level (rows that do not depend on the level are kept).
+    pub isa: Option<Isa>,
+    /// Exactly this kernel set instead of the plan.
+    pub kernels: Option<KernelSet>,
+}
+
+/// The rows of the plan for `variants` (the registry, or a test's list), filtered.
+pub fn plan(variants: &[Variant], filter: &Filter) -> Vec<Subject> {
+    let levels = |dispatches: bool| -> Vec<Isa> {
+        match (dispatches, filter.isa) {
+            (false, _) => vec![Isa::Scalar],
+            (true, Some(isa)) => vec![isa],
+            (true, None) => Isa::available(),
+        }
+    };
+    if let Some(set) = filter.kernels {
+        return levels(set.dispatches())
+            .into_iter()
+            .map(|isa| Subject::Kernels(set, isa))
+            .collect();
+    }
+    let wants_name = |name: &str| filter.variant.as_deref().is_none_or(|v| v == name);
+    let mut rows = Vec::new();
+    if filter.op.is_none() && wants_name("reference") {
+        rows.push(Subject::ReferenceF64);
+        rows.push(Subject::ReferenceF32);
+    }
+    if filter.op.is_none() && wants_name("scalar") {
+        rows.push(Subject::Kernels(KernelSet::scalar(), Isa::Scalar));
+    }
+    for v in variants.iter().filter(|v| v.kind != Kind::Scalar) {
+        if filter.op.is_some_and(|op| op != v.op()) || !wants_name(v.name) {
+            continue;
+        }
+        let set = KernelSet::scalar().with(*v);
+        for isa in levels(v.isa == IsaSupport::Dispatch) {
+            rows.push(Subject::Kernels(set, isa));
+        }
+    }
+    if wants_name("fastest") {
+        for isa in levels(true) {
+            rows.push(Subject::Kernels(KernelSet::fastest(), isa));
+        }
+    }
+    rows
+}
+
+/// One row of the verification table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The golden case.
+    pub case: String,
+    /// `reference-f64`, `reference-f32`, or the kernel set's spec.
+    pub kernels: String,
+    /// The ISA level that ran (`none` when it does not apply, `library` when a library chose).
+    pub isa: String,
+    /// Logit and distribution metrics against golden.
+    pub metrics: LogitMetrics,
+    /// max |ours − golden| / max |golden| of every hidden state.
+    pub hidden_max_rel: Vec<f64>,
+    /// The bound on max_rel of the logits and of every hidden state (from the case manifest).
+    pub bound: f64,
+    /// Where the bound comes from.
+    pub rationale: String,
+    /// Whether the row is within its bound.
+    pub pass: bool,
+    /// For a failure: the first hidden state out of budget and the op that takes it there.
+    pub diagnosis: Option<String>,
+    /// The command that replays this row.
+    pub replay: String,
+    /// Wall time of the row, in seconds.
+    pub seconds: f64,
+}
+
+/// Names hidden-state index `i` of an `n_layer` model.
+fn hidden_name(i: usize, n_layer: usize) -> String {
+    match i {
+        0 => "hidden state 0 (the embeddings)".into(),
+        i if i == n_layer => format!("hidden state {i} (ln_f of the last block)"),
+        i => format!("hidden state {i} (output of block {})", i - 1),
+    }
+}
+
+fn first_out_of_budget(hidden: &[f64], bound: f64) -> Option<usize> {
+    hidden.iter().position(|&e| e.is_nan() || e > bound)
+}
+
+/// Runs a kernel set and returns its logits metrics and hidden-state errors.
+fn run_kernels(
+    case: &Case,
+    weights: &Weights<'_>,
+    set: KernelSet,
+    isa: Isa,
+    threads: usize,
+) -> Result<(LogitMetrics, Vec<f64>), GoldenError> {
+    let cfg = weights.config();
+    let (t, v, c) = (case.manifest.tokens.len(), cfg.vocab_size, cfg.n_embd);
+    let out = KernelModel::new(weights, set, isa, threads).forward(&case.manifest.tokens)?;
+    let view = |data: &[f32], cols: usize| ArrayView2::from_shape((t, cols), data).expect("shape").mapv(f64::from);
+    let metrics = logit_metrics(
+        &view(&out.logits, v).view(),
+        &view(&out.probs, v).view(),
+        &case.logits.view(),
+    );
+    let hidden = out
+        .hidden
+        .iter()
+        .zip(&case.hidden_states)
+        .map(|(ours, golden)| max_rel(&view(ours, c).view(), &golden.view()).value)
+        .collect();
+    Ok((metrics, hidden))
+}
+
+/// Verifies every subject on one case, calling `progress` after each row.
+pub fn verify_case(
+    case: &Case,
+    checkpoint: &Checkpoint,
+    subjects: &[Subject],
+    threads: usize,
+    mut progress: impl FnMut(&Row),
+) -> Result<Vec<Row>, GoldenError> {
+    let weights = Weights::new(checkpoint);
+    let tol = &case.manifest.tolerances;
+    let n_layer = checkpoint.config().n_layer;
+    let mut rows = Vec::with_capacity(subjects.len());
+    for &subject in subjects {
+        let start = Instant::now();
+        let (kernels, isa, bound, rationale, (metrics, hidden)) = match subject {
+            Subject::ReferenceF64 | Subject::ReferenceF32 => {
+                let f64_run = matches!(subject, Subject::ReferenceF64);
+                let tokens = &case.manifest.tokens;
+                let (logits, hidden) = if f64_run {
+                    Gpt2::<f64>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?
+                } else {
+                    let (l, h) = Gpt2::<f32>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?;
+                    (l.mapv(f64::from), h.into_iter().map(|h| h.mapv(f64::from)).collect())
+                };
+                let mut probs = logits.clone();
+                for mut row in probs.rows_mut() {
+                    let max = row.fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+                    row.mapv_inplace(|x| (x - max).exp());
+                    let sum = row.sum();
+                    row /= sum;
+                }
+                let metrics = logit_metrics(&logits.view(), &probs.view(), &case.logits.view());
+                let hidden = hidden
+                    .iter()
+                    .zip(&case.hidden_states)
+                    .map(|(o, g)| max_rel(&o.view(), &g.view()).value)
+                    .collect();
+                let (name, t) = if f64_run {
+                    ("reference-f64", &tol.f64_max_rel)
+                } else {
+                    ("reference-f32", &tol.f32_max_rel)
+                };
+                (
+                    name.to_owned(),
+                    "none".to_owned(),
+                    t.value,
+                    t.rationale.clone(),
+                    (metrics, hidden),
+                )
+            }
+            Subject::Kernels(set, isa) => {
+                let label = if set.dispatches() {
+                    isa.name().to_owned()
+                } else if Op::ALL.iter().any(|&op| set.get(op).isa == IsaSupport::Library) {
+                    "library".to_owned()
+                } else {
+                    "none".to_owned()
+                };
+                let t = &tol.f32_max_rel;
+                (
+                    set.spec(),
+                    label,
+                    t.value,
+                    t.rationale.clone(),
+                    run_kernels(case, &weights, set, isa, threads)?,
+                )
+            }
+        };
+        let pass = metrics.max_rel <= bound && hidden.iter().all(|&e| e <= bound);
+        let isa_arg = if isa == "none" || isa == "library" {
+            String::new()
+        } else {
+            format!(" --isa {isa}")
+        };
+        let replay = format!("cargo xtask verify --case {} --kernels {kernels}{isa_arg}", case.name());
+        let diagnosis = if pass {
+            None
+        } else {
+            Some(diagnose(case, &weights, subject, &hidden, bound, n_layer, threads)?)
+        };
+        let row = Row {
+            case: case.name().to_owned(),
+            kernels,
+            isa,
+            metrics,
+            hidden_max_rel: hidden,
+            bound,
+            rationale,
+            pass,
+            diagnosis,
+            replay,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        progress(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Names the first hidden state out of budget and, for a kernel set, the op whose return to its scalar
+/// variant brings that hidden state back within budget.
+fn diagnose(
+    case: &Case,
+    weights: &Weights<'_>,
+    subject: Subject,
+    hidden: &[f64],
+    bound: f64,
+    n_layer: usize,
+    threads: usize,
+) -> Result<String, GoldenError> {
+    let Some(first) = first_out_of_budget(hidden, bound) else {
+        return Ok(
+            "every hidden state is within budget; the LM head (matmul by wte) or the final softmax leaves it".into(),
+        );
+    };
+    let mut text = format!(
+        "first out of budget: {} at {:.3e}",
+        hidden_name(first, n_layer),
+        hidden[first]
+    );
+    if let Subject::Kernels(set, isa) = subject {
+        let suspects: Vec<Op> = Op::ALL
+            .iter()
+            .copied()
+            .filter(|&op| set.get(op).kind != Kind::Scalar)
+            .collect();
+        for op in suspects {
+            let scalar = *tkbench_kernels::variants_of(op)
+                .find(|v| v.kind == Kind::Scalar)
+                .expect("a scalar variant");
+            let (_, reverted) = run_kernels(case, weights, set.with(scalar), isa, threads)?;
+            if reverted[first] <= bound {
+                text += &format!(
+                    "; with {} back to scalar it is {:.3e}: the {} variant `{}` is at fault",
+                    op.name(),
+                    reverted[first],
+                    op.name(),
+                    set.get(op).name
+                );
+                return Ok(text);
+            }
+        }
+        text += "; no single op back to scalar brings it within budget";
+    }
+    Ok(text)
+}
+
+/// Renders rows as the terminal table.
+pub fn render_table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<16} {:<28} {:<8} {:>9} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9}  verdict\n",
+        "case", "kernels", "isa", "max rel", "max abs", "nmse", "top1", "kl mean", "kl max", "bound"
+    );
+    for r in rows {
+        let m = &r.metrics;
+        out += &format!(
+            "{:<16} {:<28} {:<8} {:>9.2e} {:>9.2e} {:>9.2e} {:>5.2} {:>9.2e} {:>9.2e} {:>9.2e}  {}\n",
+            r.case,
+            r.kernels,
+            r.isa,
+            m.max_rel,
+            m.max_abs,
+            m.nmse,
+            m.top1,
+            m.kl_mean,
+            m.kl_max,
+            r.bound,
+            if r.pass { "pass" } else { "FAIL" }
+        );
+        if let Some(d) = &r.diagnosis {
+            out += &format!("  {d}\n  replay: {}\n", r.replay);
+        }
+    }
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    out += &format!("{} of {} rows pass\n", rows.len() - failed, rows.len());
+    out
+}
+
+/// Renders rows as JSON.
+pub fn render_json(rows: &[Row]) -> String {
+    serde_json::to_string_pretty(rows).expect("rows serialise")
+}

@@ -1,0 +1,152 @@
+//! The kernel-driven model: bit-identical for every thread count, decode equal to prefill, the same
+//! errors as the reference model for bad tokens, and a verification gate that fails when a wrong
+//! variant is registered.
+
+use tkbench_harness::golden::{Case, workspace_golden_dir};
+use tkbench_harness::kernels::KernelSet;
+use tkbench_harness::model::{KernelModel, Weights};
+use tkbench_harness::verify::{Filter, plan, verify_case};
+use tkbench_kernels::attention::AttentionDims;
+use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Variant, variants};
+
+fn case(name: &str) -> Case {
+    Case::load(&workspace_golden_dir().join("cases").join(name)).unwrap()
+}
+
+#[test]
+fn output_is_bit_identical_for_every_thread_count() {
+    let case = case("full-context");
+    let checkpoint = case.checkpoint().unwrap();
+    let weights = Weights::new(&checkpoint);
+    let tokens = &case.manifest.tokens;
+    for spec in [
+        "scalar",
+        "fastest",
+        "matmul=matrixmultiply",
+        "attention=simd,layernorm=blocked,softmax=blocked",
+    ] {
+        let set = KernelSet::parse(spec).unwrap();
+        for isa in Isa::available() {
+            let one = KernelModel::new(&weights, set, isa, 1).forward(tokens).unwrap();
+            for threads in [2, 3, 5] {
+                let many = KernelModel::new(&weights, set, isa, threads).forward(tokens).unwrap();
+                assert!(
+                    one.logits == many.logits,
+                    "{spec} at {isa}: logits differ on {threads} threads"
+                );
+                assert!(
+                    one.probs == many.probs,
+                    "{spec} at {isa}: probabilities differ on {threads} threads"
+                );
+                assert!(
+                    one.hidden == many.hidden,
+                    "{spec} at {isa}: hidden states differ on {threads} threads"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_through_the_kv_cache_matches_prefill() {
+    let case = case("full-context");
+    let checkpoint = case.checkpoint().unwrap();
+    let weights = Weights::new(&checkpoint);
+    let tokens = &case.manifest.tokens;
+    let model = KernelModel::new(&weights, KernelSet::fastest(), Isa::best(), 2);
+    let prefill = model.forward(tokens).unwrap().logits;
+    let mut cache = model.new_cache();
+    let mut decoded = Vec::new();
+    for chunk in tokens.chunks(5) {
+        decoded.extend(model.forward_cached(chunk, &mut cache).unwrap().logits);
+    }
+    assert_eq!(cache.len(), tokens.len());
+    let scale = prefill.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let err = prefill
+        .iter()
+        .zip(&decoded)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale;
+    // Prefill and decode group rows differently; float32 rounding may differ by a few ulps.
+    assert!(err <= 1e-6, "decode differs from prefill by {err:e} (max rel)");
+    let error = model.forward_cached(&[1], &mut cache).unwrap_err();
+    assert!(error.to_string().contains("n_positions is 32"), "{error}");
+}
+
+#[test]
+fn bad_tokens_get_the_reference_errors() {
+    let case = case("tiny");
+    let checkpoint = case.checkpoint().unwrap();
+    let weights = Weights::new(&checkpoint);
+    let model = KernelModel::new(&weights, KernelSet::fastest(), Isa::best(), 1);
+    assert!(model.forward(&[]).unwrap_err().to_string().contains("empty"));
+    assert!(
+        model
+            .forward(&[1, 64])
+            .unwrap_err()
+            .to_string()
+            .contains("token 1 has id 64")
+    );
+    assert!(
+        model
+            .forward(&[1; 17])
+            .unwrap_err()
+            .to_string()
+            .contains("n_positions is 16")
+    );
+}
+
+/// Attention whose causal mask is off by one for the first query: it also sees the second key.
+fn peeking_attention(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
+    let scalar = tkbench_kernels::attention::scalar::attention;
+    scalar(d, q, k, v, out, isa);
+    let c = d.channels();
+    if d.keys() > d.pos0 + 1 {
+        // Query 0 treated as if it sat one position later: keys 0 ..= pos0 + 1.
+        let peek = AttentionDims {
+            queries: 1,
+            pos0: d.pos0 + 1,
+            ..*d
+        };
+        let keys = (d.pos0 + 2) * c;
+        scalar(&peek, &q[..c], &k[..keys], &v[..keys], &mut out[..c], isa);
+    }
+}
+
+#[test]
+fn the_gate_fails_when_a_wrong_variant_is_registered() {
+    let wrong = Variant {
+        name: "peeking",
+        kind: Kind::Simd,
+        isa: IsaSupport::Plain,
+        file: "attention/peeking.rs",
+        kernel: Kernel::Attention(peeking_attention),
+    };
+    let mut registry: Vec<Variant> = variants().to_vec();
+    registry.push(wrong);
+    let subjects = plan(
+        &registry,
+        &Filter {
+            variant: Some("peeking".into()),
+            ..Filter::default()
+        },
+    );
+    assert_eq!(subjects.len(), 1);
+    let case = case("odd-widths");
+    let checkpoint = case.checkpoint().unwrap();
+    let rows = verify_case(&case, &checkpoint, &subjects, 1, |_| {}).unwrap();
+    let row = &rows[0];
+    assert!(!row.pass, "a variant that breaks the causal mask passed: {row:?}");
+    let diagnosis = row.diagnosis.as_deref().unwrap();
+    assert!(diagnosis.contains("hidden state 1 (output of block 0)"), "{diagnosis}");
+    assert!(
+        diagnosis.contains("attention variant `peeking` is at fault"),
+        "{diagnosis}"
+    );
+    assert!(
+        row.replay
+            .starts_with("cargo xtask verify --case odd-widths --kernels attention=peeking"),
+        "{}",
+        row.replay
+    );
+}
