@@ -1,14 +1,136 @@
-//! Shared pieces of the criterion benches: which variants and levels to time, their labels, and
-//! seeded inputs. The FLOP and byte count of each op lives with its bench.
+//! Shared pieces of the criterion benches: the shapes (GPT-2 small by default), the criterion
+//! settings, which variants and levels to time, and one routine that times every variant of an op.
 //!
-//! By default every variant runs at the widest ISA level the CPU has (plain and library variants
-//! once). `TKBENCH_ISA=all` times every level, `TKBENCH_ISA=avx2` (or another level) one level.
+//! Benchmark ids are what `cargo xtask bench` reads back from criterion's JSON: the group is
+//! `<op>/<shape>` with the shape as `cargo xtask opcheck --shape` takes it, the function is
+//! `<variant>@<isa>` (or `<variant>` for plain and library variants), and the throughput is the
+//! op's work from `tkbench_harness::work` (FLOPs for matmul and attention, bytes for the rest).
+//!
+//! Environment: `TKBENCH_QUICK=1` times fewer shapes for less time; `TKBENCH_ISA=all` times every
+//! level, `TKBENCH_ISA=<level>` one level; the default is the widest level.
 
-use tkbench_kernels::{Isa, IsaSupport, Op, Variant, variants_of};
+use std::hint::black_box;
+use std::time::Duration;
 
-pub use tkbench_harness::opcheck::Draw;
+use criterion::{Criterion, Throughput};
+use tkbench_harness::opcheck::{Draw, Shape};
+use tkbench_harness::work::work;
+use tkbench_kernels::attention::AttentionDims;
+use tkbench_kernels::embedding::EmbeddingDims;
+use tkbench_kernels::layernorm::LayerNormDims;
+use tkbench_kernels::matmul::MatmulDims;
+use tkbench_kernels::softmax::SoftmaxDims;
+use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, variants_of};
 
-/// The (variant, level, label) triples to time for `op`; the label is `variant@level`.
+/// GPT-2 small: width, heads, head size, MLP width, vocabulary, context.
+pub const C: usize = 768;
+/// Heads of GPT-2 small.
+pub const NH: usize = 12;
+/// MLP width of GPT-2 small.
+pub const I: usize = 3072;
+/// Vocabulary of GPT-2 small.
+pub const V: usize = 50257;
+/// Context of GPT-2 small.
+pub const P: usize = 1024;
+
+/// Whether `TKBENCH_QUICK` asks for the short run.
+pub fn quick() -> bool {
+    std::env::var("TKBENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Criterion settings: short in quick mode.
+pub fn config() -> Criterion {
+    let c = Criterion::default().sample_size(10).without_plots();
+    if quick() {
+        c.warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(600))
+    } else {
+        c.warm_up_time(Duration::from_millis(800))
+            .measurement_time(Duration::from_secs(2))
+    }
+}
+
+/// Scalar variants are skipped above this many FLOPs per call (a second or more each): their
+/// speedup column is then empty rather than the run an hour long.
+pub const SCALAR_FLOP_CAP: f64 = 2e9;
+
+/// The token counts benched: a decode step (T = 1) and prefills of 128, 512 and 1024.
+pub fn token_counts() -> Vec<usize> {
+    if quick() { vec![1, 128] } else { vec![1, 128, 512, 1024] }
+}
+
+/// The shapes of `op` at GPT-2-small dimensions.
+pub fn shapes(op: Op) -> Vec<Shape> {
+    let ts = token_counts();
+    match op {
+        Op::Embedding => ts
+            .iter()
+            .map(|&t| Shape::Embedding {
+                tokens: t,
+                channels: C,
+                vocab: V,
+                positions: P,
+                pos0: if t == 1 { 512 } else { 0 },
+            })
+            .collect(),
+        Op::LayerNorm => ts.iter().map(|&t| Shape::LayerNorm { rows: t, channels: C }).collect(),
+        Op::Softmax => {
+            // Attention score rows (NH · T rows of T) and vocabulary rows.
+            let mut s: Vec<Shape> = ts
+                .iter()
+                .filter(|&&t| t > 1)
+                .map(|&t| Shape::Softmax { rows: NH * t, cols: t })
+                .collect();
+            s.push(Shape::Softmax { rows: 1, cols: V });
+            s.push(Shape::Softmax { rows: 64, cols: V });
+            s
+        }
+        Op::Attention => ts
+            .iter()
+            .map(|&t| Shape::Attention {
+                queries: t,
+                pos0: if t == 1 { 512 } else { 0 },
+                heads: NH,
+                head_size: C / NH,
+            })
+            .collect(),
+        Op::Matmul => {
+            let mut s: Vec<Shape> = ts
+                .iter()
+                .map(|&t| Shape::Matmul {
+                    m: t,
+                    k: C,
+                    n: 3 * C,
+                    bias: true,
+                })
+                .collect();
+            s.push(Shape::Matmul {
+                m: 768,
+                k: 768,
+                n: 768,
+                bias: false,
+            });
+            s.push(Shape::Matmul {
+                m: 1,
+                k: C,
+                n: V,
+                bias: false,
+            });
+            if !quick() {
+                s.push(Shape::Matmul {
+                    m: 1024,
+                    k: C,
+                    n: I,
+                    bias: true,
+                });
+            }
+            s
+        }
+        Op::Gelu => ts.iter().map(|&t| Shape::Gelu { n: t * I }).collect(),
+    }
+}
+
+/// The (variant, level, function id) triples to time for `op`.
 pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
     let wanted = std::env::var("TKBENCH_ISA").ok();
     let levels = |v: &Variant| -> Vec<Isa> {
@@ -25,12 +147,176 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
     variants_of(op)
         .flat_map(|v| {
             levels(v).into_iter().map(move |isa| {
-                let label = match v.isa {
+                let id = match v.isa {
                     IsaSupport::Dispatch => format!("{}@{}", v.name, isa.name()),
                     _ => v.name.to_owned(),
                 };
-                (v, isa, label)
+                (v, isa, id)
             })
         })
         .collect()
+}
+
+/// The inputs of one shape, drawn once and reused by every variant.
+struct Inputs {
+    ids: Vec<u32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    out: Vec<f32>,
+}
+
+fn inputs(shape: &Shape) -> Inputs {
+    let d = Draw::new(7, 1.0);
+    let (ids, a, b, c, out) = match *shape {
+        Shape::Embedding {
+            tokens,
+            channels,
+            vocab,
+            positions,
+            ..
+        } => (
+            d.ids("ids", tokens, vocab),
+            d.uniform("wte", vocab * channels),
+            d.uniform("wpe", positions * channels),
+            vec![],
+            tokens * channels,
+        ),
+        Shape::LayerNorm { rows, channels } => (
+            vec![],
+            d.uniform("x", rows * channels),
+            d.values("g", channels, 1.0, 0.5),
+            d.uniform("b", channels),
+            rows * channels,
+        ),
+        Shape::Softmax { rows, cols } => (
+            vec![],
+            d.values("x", rows * cols, 0.0, 4.0),
+            vec![],
+            vec![],
+            rows * cols,
+        ),
+        Shape::Attention {
+            queries,
+            pos0,
+            heads,
+            head_size,
+        } => {
+            let (ch, s) = (heads * head_size, pos0 + queries);
+            (
+                vec![],
+                d.uniform("q", queries * ch),
+                d.uniform("k", s * ch),
+                d.uniform("v", s * ch),
+                queries * ch,
+            )
+        }
+        Shape::Matmul { m, k, n, .. } => (
+            vec![],
+            d.uniform("a", m * k),
+            d.uniform("b", k * n),
+            d.uniform("bias", n),
+            m * n,
+        ),
+        Shape::Gelu { n } => (vec![], d.values("x", n, 0.0, 4.0), vec![], vec![], n),
+    };
+    Inputs {
+        ids,
+        a,
+        b,
+        c,
+        out: vec![0.0; out],
+    }
+}
+
+/// One call of `kernel` at `isa` on `shape` with `x`'s inputs.
+fn call(kernel: Kernel, isa: Isa, shape: &Shape, x: &mut Inputs) {
+    match (*shape, kernel) {
+        (
+            Shape::Embedding {
+                tokens,
+                channels,
+                vocab,
+                positions,
+                pos0,
+            },
+            Kernel::Embedding(f),
+        ) => f(
+            &EmbeddingDims {
+                tokens,
+                channels,
+                vocab,
+                positions,
+                pos0,
+            },
+            black_box(&x.ids),
+            &x.a,
+            &x.b,
+            &mut x.out,
+            isa,
+        ),
+        (Shape::LayerNorm { rows, channels }, Kernel::LayerNorm(f)) => f(
+            &LayerNormDims {
+                rows,
+                channels,
+                eps: 1e-5,
+            },
+            black_box(&x.a),
+            &x.b,
+            &x.c,
+            &mut x.out,
+            isa,
+        ),
+        (Shape::Softmax { rows, cols }, Kernel::Softmax(f)) => {
+            f(&SoftmaxDims { rows, cols }, black_box(&x.a), &mut x.out, isa)
+        }
+        (
+            Shape::Attention {
+                queries,
+                pos0,
+                heads,
+                head_size,
+            },
+            Kernel::Attention(f),
+        ) => {
+            let dims = AttentionDims {
+                queries,
+                pos0,
+                heads,
+                head_size,
+                scale: 1.0 / (head_size as f32).sqrt(),
+            };
+            f(&dims, black_box(&x.a), &x.b, &x.c, &mut x.out, isa)
+        }
+        (Shape::Matmul { m, k, n, bias }, Kernel::Matmul(f)) => f(
+            &MatmulDims { m, k, n },
+            black_box(&x.a),
+            &x.b,
+            bias.then_some(&x.c[..]),
+            &mut x.out,
+            isa,
+        ),
+        (Shape::Gelu { .. }, Kernel::Gelu(f)) => f(black_box(&x.a), &mut x.out, isa),
+        _ => unreachable!("the shape is of the kernel's op"),
+    }
+}
+
+/// Times every variant of `op` on every shape of [`shapes`].
+pub fn bench_op(c: &mut Criterion, op: Op) {
+    for shape in shapes(op) {
+        let w = work(&shape);
+        let mut group = c.benchmark_group(format!("{}/{shape}", op.name()));
+        group.throughput(match op {
+            Op::Matmul | Op::Attention => Throughput::Elements(w.flops as u64),
+            _ => Throughput::Bytes(w.bytes as u64),
+        });
+        let mut x = inputs(&shape);
+        for (variant, isa, id) in targets(op) {
+            if variant.kind == Kind::Scalar && w.flops > SCALAR_FLOP_CAP {
+                continue;
+            }
+            group.bench_function(id, |b| b.iter(|| call(variant.kernel, isa, &shape, &mut x)));
+        }
+        group.finish();
+    }
 }

@@ -3,12 +3,15 @@
 //! Exit codes: 0 success, 1 a check failed (a golden case not reproduced), 2 a usage or input error
 //! (a missing file, a corrupt checkpoint, a malformed argument), with a message naming what is at fault.
 
+mod bench;
 mod checkpoint;
+mod compare;
 mod generate;
 mod golden;
 mod list;
 mod logits;
 mod opcheck;
+mod probe;
 mod prompt;
 mod verify;
 
@@ -32,6 +35,12 @@ enum Command {
     Opcheck(opcheck::Args),
     /// List the registered kernel variants.
     List(list::Args),
+    /// Verify, measure the machine, run the criterion benches and write a report under reports/.
+    Bench(bench::Args),
+    /// Compare two reports side by side (two CPUs, two commits or two ISA levels).
+    Compare(compare::Args),
+    /// Measure this machine: FMA peak per ISA level, L2 and DRAM bandwidth, 1 thread and all.
+    Probe(probe::Args),
     /// Check the golden cases against the reference model (--check), or regenerate them with the oracle.
     Golden(golden::Args),
     /// Write the logits [T, V] of every position of a prompt to a safetensors file.
@@ -56,6 +65,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Opcheck(args) => opcheck::run(args),
         Command::List(args) => list::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Golden(args) => golden::run(args),
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),

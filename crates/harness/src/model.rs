@@ -75,6 +75,11 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Forgets every token after the first `len` (a decode step can then be repeated).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 /// A GPT-2 whose ops run on a kernel set at one ISA level.

@@ -1,0 +1,73 @@
+//! Whole-model benches: a GPT-2-small-sized model (12 layers of 768, 12 heads, vocabulary 50257) with
+//! deterministic synthetic weights, on the fastest kernel set at the widest level, on one thread and
+//! on all: a prefill of 128 and 512 tokens, and one decode step after 512 cached tokens. Throughput
+//! in tokens (criterion's elements).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tkbench_benches::{C, NH, P, V, quick};
+use tkbench_harness::kernels::KernelSet;
+use tkbench_harness::model::{KernelModel, Weights};
+use tkbench_kernels::Isa;
+use tkbench_reference::{Config, synthetic};
+
+/// The GPT-2-small configuration.
+pub fn gpt2_small() -> Config {
+    Config {
+        n_layer: 12,
+        n_head: NH,
+        n_embd: C,
+        n_positions: P,
+        vocab_size: V,
+        n_inner: 4 * C,
+        layer_norm_epsilon: 1e-5,
+        scale_attn_weights: true,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let config = gpt2_small();
+    let checkpoint = synthetic::checkpoint(&config, 124);
+    let weights = Weights::new(&checkpoint);
+    let isa = Isa::best();
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = vec![1];
+    if all > 1 {
+        threads.push(all);
+    }
+    let prefills: &[usize] = if quick() { &[128] } else { &[128, 512] };
+    let tokens = synthetic::tokens(1, 1024, V);
+    let set = KernelSet::fastest();
+    for &t in prefills {
+        let mut group = c.benchmark_group(format!("model/prefill,tokens={t},cached=0"));
+        group.throughput(Throughput::Elements(t as u64));
+        for &n in &threads {
+            let model = KernelModel::new(&weights, set, isa, n);
+            group.bench_function(format!("{}@{} threads={n}", set.spec(), isa.name()), |b| {
+                b.iter(|| model.forward(&tokens[..t]).expect("valid tokens"))
+            });
+        }
+        group.finish();
+    }
+    let cached = 512;
+    let mut group = c.benchmark_group(format!("model/decode,tokens=1,cached={cached}"));
+    group.throughput(Throughput::Elements(1));
+    for &n in &threads {
+        let model = KernelModel::new(&weights, set, isa, n);
+        let mut cache = model.new_cache();
+        model
+            .forward_cached(&tokens[..cached], &mut cache)
+            .expect("valid tokens");
+        group.bench_function(format!("{}@{} threads={n}", set.spec(), isa.name()), |b| {
+            b.iter(|| {
+                cache.truncate(cached);
+                model
+                    .forward_cached(&tokens[cached..cached + 1], &mut cache)
+                    .expect("valid tokens")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(name = benches; config = tkbench_benches::config(); targets = bench);
+criterion_main!(benches);

@@ -1,0 +1,412 @@
+//! `cargo xtask bench`: verify first (no number without a verdict), probe the machine, run the
+//! criterion benches through criterion itself, optionally time PyTorch on the same shapes, and write
+//! `reports/<machine-id>/<date>-<commit>.json` with its Markdown and SVG renderings.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use tkbench_harness::golden::{Case, case_dirs, workspace_golden_dir, workspace_root};
+use tkbench_harness::kernels::KernelSet;
+use tkbench_harness::opcheck::{Shape, check, sweep};
+use tkbench_harness::probe::{machine, measure_limits};
+use tkbench_harness::report::{self, Peer, PeerInfo, Report, Row, VerifySummary, read_criterion, roofline};
+use tkbench_harness::svg;
+use tkbench_harness::verify::{Filter, plan, verify_case};
+use tkbench_harness::work::{model_work, work};
+use tkbench_kernels::{IsaSupport, Op, find, variants};
+use tkbench_reference::Config;
+
+use crate::Outcome;
+
+/// Arguments of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Fewer shapes and shorter measurements (under 3 minutes on 2 cores once built).
+    #[arg(long)]
+    quick: bool,
+    /// Time SIMD variants at every level (`all`) or at one level [default: the widest].
+    #[arg(long, value_name = "all|LEVEL")]
+    isa: Option<String>,
+    /// A Python with torch (and transformers for the model rows) for the PyTorch peer column
+    /// [default: $TKBENCH_TORCH_PYTHON; no peer column when neither is set].
+    #[arg(long, value_name = "PYTHON")]
+    torch: Option<PathBuf>,
+    /// Where to write the report [default: reports/<machine-id>/].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// The GPT-2-small configuration of the model benches.
+fn gpt2_small() -> Config {
+    Config {
+        n_layer: 12,
+        n_head: 12,
+        n_embd: 768,
+        n_positions: 1024,
+        vocab_size: 50257,
+        n_inner: 3072,
+        layer_norm_epsilon: 1e-5,
+        scale_attn_weights: true,
+    }
+}
+
+/// (kernel spec, isa label) → whether every case passed.
+type Verdicts = HashMap<(String, String), bool>;
+/// (kind, op, shape, threads) → PyTorch's median time in nanoseconds.
+type PeerTimes = HashMap<(String, String, String, usize), f64>;
+
+/// Model-level verdicts of every kernel set, and the summary for the report.
+fn model_verdicts(threads: usize) -> Result<(Verdicts, VerifySummary)> {
+    let subjects = plan(variants(), &Filter::default());
+    let mut verdicts = Verdicts::new();
+    let mut summary = VerifySummary {
+        rows: 0,
+        failed: Vec::new(),
+    };
+    for dir in case_dirs(&workspace_golden_dir().join("cases"))? {
+        let case = Case::load(&dir)?;
+        let checkpoint = case.checkpoint()?;
+        let rows = verify_case(&case, &checkpoint, &subjects, threads, |_| {})?;
+        eprintln!(
+            "  verify {}: {} rows, {} failing",
+            case.name(),
+            rows.len(),
+            rows.iter().filter(|r| !r.pass).count()
+        );
+        for row in rows {
+            summary.rows += 1;
+            if !row.pass {
+                summary.failed.push(format!("{} {} {}", row.case, row.kernels, row.isa));
+            }
+            let entry = verdicts.entry((row.kernels.clone(), row.isa.clone())).or_insert(true);
+            *entry &= row.pass;
+        }
+    }
+    Ok((verdicts, summary))
+}
+
+/// Splits a criterion function id `variant[@isa][ threads=N]`.
+fn parse_function(id: &str) -> (String, Option<String>, usize) {
+    let (name, threads) = match id.split_once(" threads=") {
+        Some((name, n)) => (name, n.parse().unwrap_or(1)),
+        None => (id, 1),
+    };
+    match name.split_once('@') {
+        Some((variant, isa)) => (variant.to_owned(), Some(isa.to_owned()), threads),
+        None => (name.to_owned(), None, threads),
+    }
+}
+
+/// Reads `tokens=..,cached=..` of a model group.
+fn model_shape(shape: &str) -> (String, usize, usize) {
+    let phase = shape.split(',').next().unwrap_or_default().to_owned();
+    let value = |key: &str| {
+        shape
+            .split(',')
+            .find_map(|kv| {
+                kv.strip_prefix(key)
+                    .and_then(|v| v.strip_prefix('='))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    (phase, value("tokens"), value("cached"))
+}
+
+/// Runs the criterion benches with their output in `home`.
+fn run_criterion(home: &Path, quick: bool, isa: Option<&str>) -> Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root())
+        .args(["bench", "--package", "tkbench-benches", "--benches", "--quiet"])
+        .env("CRITERION_HOME", home);
+    if quick {
+        cmd.env("TKBENCH_QUICK", "1");
+    }
+    if let Some(isa) = isa {
+        cmd.env("TKBENCH_ISA", isa);
+    }
+    let status = cmd.status().context("cannot run cargo bench")?;
+    if !status.success() {
+        bail!("cargo bench failed ({status}); no report written");
+    }
+    Ok(())
+}
+
+/// Times the report's shapes with PyTorch; returns (kind, op, shape, threads) → median ns.
+fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, String)> {
+    let version = Command::new(python)
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let Some(version) = version else {
+        bail!(
+            "{}: cannot import torch; install it (see golden/oracle/README.md) or drop --torch",
+            python.display()
+        );
+    };
+    let mut jobs = Vec::new();
+    for r in rows {
+        // The shape's `name=value` fields, as numbers (the model's are tokens and cached).
+        let params: serde_json::Map<String, serde_json::Value> = r
+            .shape
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.parse::<u64>().unwrap_or(0).into()))
+            .collect();
+        let job =
+            serde_json::json!({ "kind": r.kind, "op": r.op, "shape": r.shape, "params": params, "threads": r.threads });
+        if !jobs.contains(&job) {
+            jobs.push(job);
+        }
+    }
+    let file = workspace_root().join("target/tkbench/peer-jobs.json");
+    report::write(&file, &serde_json::to_string(&jobs)?)?;
+    let mut cmd = Command::new(python);
+    cmd.arg(workspace_root().join("benches/peer/torch_peer.py"))
+        .arg(&file)
+        .env("HF_HUB_OFFLINE", "1");
+    if quick {
+        cmd.env("TKBENCH_QUICK", "1");
+    }
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run the peer script")?;
+    if !out.status.success() {
+        bail!("the PyTorch peer script failed ({})", out.status);
+    }
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).context("the peer script printed no JSON")?;
+    let mut times = PeerTimes::new();
+    for r in results {
+        let key = (
+            r["kind"].as_str().unwrap_or_default().to_owned(),
+            r["op"].as_str().unwrap_or_default().to_owned(),
+            r["shape"].as_str().unwrap_or_default().to_owned(),
+            r["threads"].as_u64().unwrap_or(1) as usize,
+        );
+        times.insert(key, r["median_ns"].as_f64().unwrap_or(f64::NAN));
+    }
+    Ok((
+        times,
+        format!(
+            "PyTorch {version} ({}), same shapes and thread counts, preallocated outputs where the op allows",
+            python.display()
+        ),
+    ))
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let start = Instant::now();
+    if let Some(isa) = args.isa.as_deref().filter(|i| *i != "all") {
+        crate::verify::parse_isa(isa)?;
+    }
+    let torch = args
+        .torch
+        .clone()
+        .or_else(|| std::env::var_os("TKBENCH_TORCH_PYTHON").map(PathBuf::from));
+    let machine = machine();
+    let threads = machine.logical_cpus;
+
+    eprintln!("bench [1/5] verify: every kernel set against the golden cases, and the op-level sweep");
+    let (verdicts, verify) = model_verdicts(threads)?;
+    let mut op_checks: HashMap<(String, String, String), (bool, f64)> = HashMap::new();
+    for v in variants() {
+        for isa in v.levels() {
+            let (mut pass, mut worst) = (true, 0.0f64);
+            for (i, shape) in sweep(v.op()).iter().enumerate() {
+                let c = check(v, isa, shape, 0x5EED + i as u64, 1.0);
+                pass &= c.pass;
+                if let Some(w) = c.worst {
+                    worst = worst.max(if w.bound > 0.0 { w.err / w.bound } else { 0.0 });
+                }
+            }
+            let label = match v.isa {
+                IsaSupport::Dispatch => isa.name().to_owned(),
+                other => other.name().to_owned(),
+            };
+            op_checks.insert((v.op().name().to_owned(), v.name.to_owned(), label), (pass, worst));
+        }
+    }
+
+    eprintln!("bench [2/5] probe: FMA peaks and bandwidths on 1 and {threads} threads");
+    let limits = measure_limits(threads, args.quick);
+
+    eprintln!(
+        "bench [3/5] criterion: every op x variant x shape, and the model ({} run)",
+        if args.quick { "quick" } else { "full" }
+    );
+    let home = workspace_root().join(format!("target/tkbench/criterion-{}", machine.date.replace(':', "")));
+    run_criterion(&home, args.quick, args.isa.as_deref())?;
+    let measured = read_criterion(&home)?;
+    if measured.is_empty() {
+        bail!("{}: criterion wrote no estimates", home.display());
+    }
+
+    let mut rows = Vec::new();
+    for m in &measured {
+        let (group_op, shape) = m.group.split_once('/').unwrap_or((&m.group, ""));
+        let (variant, isa, threads) = parse_function(&m.function);
+        let (kind, op, shape, w, tokens, verdict_key) = if group_op == "model" {
+            let (phase, tokens, cached) = model_shape(shape);
+            let w = model_work(&gpt2_small(), tokens, cached);
+            let rest = shape.split_once(',').map_or("", |(_, r)| r).to_owned();
+            let isa = isa.clone().unwrap_or_else(|| "none".into());
+            ("model", phase, rest, w, Some(tokens), (variant.clone(), isa))
+        } else {
+            let Some(op) = Op::from_name(group_op) else { continue };
+            let parsed = Shape::parse(op, shape).map_err(|e| anyhow::anyhow!("criterion group `{}`: {e}", m.group))?;
+            let Some(v) = find(op, &variant) else { continue };
+            let isa_label = isa.clone().unwrap_or_else(|| v.isa.name().to_owned());
+            let spec = KernelSet::scalar().with(*v).spec();
+            (
+                "op",
+                op.name().to_owned(),
+                shape.to_owned(),
+                work(&parsed),
+                None,
+                (spec, isa_label),
+            )
+        };
+        let isa_label = verdict_key.1.clone();
+        let model_pass = verdicts.get(&verdict_key).copied();
+        let op_check = op_checks
+            .get(&(op.clone(), variant.clone(), isa_label.clone()))
+            .copied();
+        let pass = model_pass.unwrap_or(false) && op_check.is_none_or(|(p, _)| p);
+        let secs = m.time.median / 1e9;
+        rows.push(Row {
+            kind: kind.into(),
+            op,
+            shape,
+            variant,
+            isa: isa_label,
+            threads,
+            time_ns: m.time,
+            flops: w.flops,
+            bytes: w.bytes,
+            gflops: w.flops / secs / 1e9,
+            gb_per_s: w.bytes / secs / 1e9,
+            tokens_per_s: tokens.map(|t| t as f64 / secs),
+            speedup_vs_scalar: None,
+            roofline: roofline(&limits, w.flops, w.bytes, threads, m.time.median),
+            verdict: if model_pass.is_none() {
+                "unverified".into()
+            } else if pass {
+                "pass".into()
+            } else {
+                "fail".into()
+            },
+            max_error_ratio: op_check.map(|(_, r)| r),
+            peer: None,
+        });
+    }
+    let scalar_times: HashMap<(String, String), f64> = rows
+        .iter()
+        .filter(|r| r.variant == "scalar")
+        .map(|r| ((r.op.clone(), r.shape.clone()), r.time_ns.median))
+        .collect();
+    for r in &mut rows {
+        r.speedup_vs_scalar = scalar_times
+            .get(&(r.op.clone(), r.shape.clone()))
+            .map(|s| s / r.time_ns.median);
+    }
+    let order = |r: &Row| {
+        (
+            r.kind == "model",
+            Op::from_name(&r.op).map_or(9, |o| Op::ALL.iter().position(|&x| x == o).unwrap_or(9)),
+            r.flops as u64,
+            r.variant.clone(),
+            r.isa.clone(),
+            r.threads,
+        )
+    };
+    rows.sort_by_key(order);
+
+    let peer = match &torch {
+        Some(python) => {
+            eprintln!("bench [4/5] peer: the same shapes with PyTorch ({})", python.display());
+            let (times, note) = run_peer(python, &rows, args.quick)?;
+            for r in &mut rows {
+                if let Some(&ns) = times.get(&(r.kind.clone(), r.op.clone(), r.shape.clone(), r.threads)) {
+                    r.peer = Some(Peer {
+                        torch_ns: ns,
+                        speedup: ns / r.time_ns.median,
+                    });
+                }
+            }
+            PeerInfo { available: true, note }
+        }
+        None => {
+            eprintln!("bench [4/5] peer: skipped (no --torch and no TKBENCH_TORCH_PYTHON)");
+            PeerInfo {
+                available: false,
+                note: "not measured: no Python with torch was named (--torch or TKBENCH_TORCH_PYTHON)".into(),
+            }
+        }
+    };
+
+    eprintln!("bench [5/5] report");
+    let report = Report {
+        schema: report::SCHEMA,
+        units: report::units(),
+        mode: if args.quick { "quick".into() } else { "full".into() },
+        machine: machine.clone(),
+        limits,
+        verify,
+        peer,
+        rows,
+    };
+    let dir = args
+        .out
+        .unwrap_or_else(|| workspace_root().join("reports").join(&machine.machine_id));
+    let stem = format!("{}-{}", &machine.date[..10], machine.commit);
+    let path = dir.join(format!("{stem}.json"));
+    report.save(&path)?;
+    report::write(&dir.join(format!("{stem}.md")), &report::render_markdown(&report))?;
+    report::write(
+        &dir.join(format!("{stem}-throughput.svg")),
+        &svg::throughput_svg(&report),
+    )?;
+    report::write(&dir.join(format!("{stem}-roofline.svg")), &svg::roofline_svg(&report))?;
+    let failed = report.rows.iter().filter(|r| r.verdict != "pass").count();
+    println!("{}", path.display());
+    eprintln!(
+        "bench: {} rows ({} not passing verification) in {:.0}s; wrote {} and its .md and .svg",
+        report.rows.len(),
+        failed,
+        start.elapsed().as_secs_f64(),
+        path.display()
+    );
+    Ok(if report.verify.failed.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_ids_split_into_variant_isa_and_threads() {
+        assert_eq!(parse_function("simd@avx512"), ("simd".into(), Some("avx512".into()), 1));
+        assert_eq!(parse_function("matrixmultiply"), ("matrixmultiply".into(), None, 1));
+        assert_eq!(
+            parse_function("fastest@avx2 threads=2"),
+            ("fastest".into(), Some("avx2".into()), 2)
+        );
+    }
+
+    #[test]
+    fn model_groups_give_tokens_and_cache() {
+        assert_eq!(model_shape("decode,tokens=1,cached=512"), ("decode".into(), 1, 512));
+    }
+}

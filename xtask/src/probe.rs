@@ -1,0 +1,70 @@
+//! `cargo xtask probe`: what this machine is and what it can do (FMA peak per ISA level, L2 and DRAM
+//! bandwidth, on one thread and on all), the numbers every report's roofline uses.
+
+use anyhow::Result;
+use tkbench_harness::probe::{machine, measure_limits};
+
+use crate::Outcome;
+
+/// Arguments of `cargo xtask probe`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Shorter measurements.
+    #[arg(long)]
+    quick: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `cargo xtask probe`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let machine = machine();
+    eprintln!(
+        "probe: measuring FMA peaks and bandwidths on 1 and {} threads",
+        machine.logical_cpus
+    );
+    let limits = measure_limits(machine.logical_cpus, args.quick);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "machine": machine, "limits": limits }))?
+        );
+        return Ok(Outcome::Pass);
+    }
+    println!("machine   {} ({})", machine.machine_id, machine.cpu);
+    println!(
+        "cpus      {} logical; ISA levels {}",
+        machine.logical_cpus,
+        machine.isa_levels.join(", ")
+    );
+    println!("flags     {}", machine.cpu_flags.join(" "));
+    let caches: Vec<String> = machine
+        .caches
+        .iter()
+        .map(|c| format!("L{} {} {} KiB", c.level, c.kind, c.bytes / 1024))
+        .collect();
+    println!("caches    {}", caches.join(", "));
+    println!(
+        "build     {}; target features {}; commit {}",
+        machine.rustc,
+        machine.target_features.join(","),
+        machine.commit
+    );
+    for p in &limits.fma {
+        println!(
+            "fma       {:<7} {} thread(s): {:>8.1} GFLOP/s",
+            p.isa, p.threads, p.gflops
+        );
+    }
+    for b in &limits.bandwidth {
+        println!(
+            "bandwidth {:<7} {} thread(s): {:>8.1} GB/s (triad, {} KiB per thread)",
+            b.level,
+            b.threads,
+            b.gb_per_s,
+            b.working_set_bytes / 1024
+        );
+    }
+    Ok(Outcome::Pass)
+}
