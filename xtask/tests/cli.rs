@@ -427,3 +427,56 @@ fn logits_with_kernels_are_bit_identical_across_threads() {
         &["--kernels"],
     );
 }
+
+/// The first committed report (the repository publishes at least one).
+fn committed_report() -> PathBuf {
+    let reports = workspace_golden_dir().parent().unwrap().join("reports");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&reports)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    found.sort();
+    found.into_iter().next().expect("a committed report under reports/")
+}
+
+#[test]
+fn compare_marks_a_report_against_itself_as_noise_and_refuses_bad_files() {
+    let report = committed_report();
+    let tmp = tempfile::tempdir().unwrap();
+    let svg = tmp.path().join("c.svg");
+    let run = xtask(&[
+        "compare",
+        report.to_str().unwrap(),
+        report.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("op ") || l.starts_with("model "))
+        .collect();
+    assert!(!rows.is_empty(), "{stdout}");
+    assert!(
+        rows.iter().all(|l| l.contains("1.00~")),
+        "identical rows must read as noise: {stdout}"
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+
+    let corrupt = tmp.path().join("corrupt.json");
+    std::fs::write(&corrupt, "{\"schema\": 1, \"rows\": [").unwrap();
+    assert_input_error(
+        &["compare", report.to_str().unwrap(), corrupt.to_str().unwrap()],
+        &["corrupt.json", "not valid JSON"],
+    );
+    let future = tmp.path().join("future.json");
+    std::fs::write(&future, "{\"schema\": 2}").unwrap();
+    assert_input_error(
+        &["compare", future.to_str().unwrap(), report.to_str().unwrap()],
+        &["future.json", "schema 2 is not known"],
+    );
+}

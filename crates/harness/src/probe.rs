@@ -63,7 +63,7 @@ pub struct FmaPeak {
 /// A measured bandwidth.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Bandwidth {
-    /// `l1`, `l2` (working set within that cache) or `dram` (far beyond the last-level cache).
+    /// `l1`, `l2`, `l3` (working set within that cache) or `dram` (far beyond the last-level cache).
     pub level: String,
     /// Threads used.
     pub threads: usize,
@@ -323,17 +323,23 @@ fn triad_bandwidth(elements: usize, threads: usize, passes: usize) -> f64 {
         .build()
         .expect("a thread pool");
     let isa = Isa::best();
-    // Each thread owns its arrays, so an L2-sized working set stays in that core's L2.
+    // Each thread owns its arrays (so an L2-sized working set stays in that core's L2) and runs every
+    // pass itself: one dispatch per measurement, not per pass, so small working sets measure the
+    // cache rather than the thread pool.
     let mut arrays: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..threads)
         .map(|_| (vec![0.0; elements], vec![1.0; elements], vec![2.0; elements]))
         .collect();
-    let seconds = best_of(passes, || {
+    let seconds = best_of(3, || {
         pool.install(|| {
-            arrays.par_iter_mut().for_each(|(a, b, c)| isa.run(Triad { a, b, c }));
+            arrays.par_iter_mut().for_each(|(a, b, c)| {
+                for _ in 0..passes {
+                    isa.run(Triad { a, b, c });
+                    black_box(&mut *a);
+                }
+            });
         });
     });
-    black_box(&arrays);
-    (3 * 4 * elements * threads) as f64 / seconds / 1e9
+    (3 * 4 * elements * threads * passes) as f64 / seconds / 1e9
 }
 
 /// Measures the FMA peak at every level and the bandwidths, on 1 thread and on `all_threads`.
@@ -360,31 +366,29 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             .find(|c| c.level == level && c.kind != "Instruction")
             .map_or(default, |c| c.bytes)
     };
-    // Three arrays filling about 60 % of L1 or L2; and three of 128 MiB, beyond any last-level cache.
+    // Three arrays filling about 60 % of L1, L2 or (shared) L3; and three of 128 MiB in all, beyond
+    // any last-level cache. Passes are sized to about 100 MB of traffic per thread (at least two).
     let l1_elements = (cache_bytes(1, 32 * 1024) as usize * 6 / 10) / 12;
     let l2_elements = (cache_bytes(2, 512 * 1024) as usize * 6 / 10) / 12;
-    let dram_elements = 32 << 20;
+    let l3_total = (cache_bytes(3, 8 << 20) as usize * 6 / 10) / 12;
+    let dram_total = 32 << 20;
+    let traffic = if quick { 30e6 } else { 150e6 };
     let mut bandwidth = Vec::new();
     for &threads in &thread_counts {
-        bandwidth.push(Bandwidth {
-            level: "l1".into(),
-            threads,
-            working_set_bytes: (12 * l1_elements) as u64,
-            gb_per_s: triad_bandwidth(l1_elements, threads, if quick { 2000 } else { 10_000 }),
-        });
-        bandwidth.push(Bandwidth {
-            level: "l2".into(),
-            threads,
-            working_set_bytes: (12 * l2_elements) as u64,
-            gb_per_s: triad_bandwidth(l2_elements, threads, if quick { 200 } else { 1000 }),
-        });
-        let elements = dram_elements / threads;
-        bandwidth.push(Bandwidth {
-            level: "dram".into(),
-            threads,
-            working_set_bytes: (12 * elements) as u64,
-            gb_per_s: triad_bandwidth(elements, threads, if quick { 3 } else { 8 }),
-        });
+        for (level, elements) in [
+            ("l1", l1_elements),
+            ("l2", l2_elements),
+            ("l3", l3_total / threads),
+            ("dram", dram_total / threads),
+        ] {
+            let passes = ((traffic / (12.0 * elements as f64)) as usize).max(2);
+            bandwidth.push(Bandwidth {
+                level: level.into(),
+                threads,
+                working_set_bytes: (12 * elements) as u64,
+                gb_per_s: triad_bandwidth(elements, threads, passes),
+            });
+        }
     }
     Limits { fma, bandwidth }
 }

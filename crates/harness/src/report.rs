@@ -305,7 +305,7 @@ pub fn roofline(limits: &Limits, flops: f64, bytes: f64, threads: usize, time_ns
         .fold(0.0, f64::max);
     let fits =
         |b: &&crate::probe::Bandwidth| b.threads == threads && bytes <= (b.working_set_bytes * threads as u64) as f64;
-    let level = ["l1", "l2"]
+    let level = ["l1", "l2", "l3"]
         .into_iter()
         .find(|level| limits.bandwidth.iter().filter(|b| b.level == *level).any(|b| fits(&b)))
         .unwrap_or("dram");
