@@ -6,6 +6,9 @@
 //! `<variant>@<isa>` (or `<variant>` for plain and library variants), and the throughput is the
 //! op's work from `tkbench_harness::work` (FLOPs for matmul and attention, bytes for the rest).
 //!
+//! The fastest variant of each op and the library baseline are also timed on all threads (function
+//! id suffix ` threads=N`), rows split across a rayon pool as the kernel-driven model splits them.
+//!
 //! Environment: `TKBENCH_QUICK=1` times fewer shapes for less time; `TKBENCH_ISA=all` times every
 //! level, `TKBENCH_ISA=<level>` one level; the default is the widest level.
 
@@ -13,6 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
+use rayon::prelude::*;
 use tkbench_harness::opcheck::{Draw, Shape};
 use tkbench_harness::work::work;
 use tkbench_kernels::attention::AttentionDims;
@@ -20,7 +24,7 @@ use tkbench_kernels::embedding::EmbeddingDims;
 use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::softmax::SoftmaxDims;
-use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, variants_of};
+use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
 
 /// GPT-2 small: width, heads, head size, MLP width, vocabulary, context.
 pub const C: usize = 768;
@@ -301,8 +305,116 @@ fn call(kernel: Kernel, isa: Isa, shape: &Shape, x: &mut Inputs) {
     }
 }
 
-/// Times every variant of `op` on every shape of [`shapes`].
+/// One call of `kernel` on `shape` split by rows across the threads of `pool`, one kernel call per
+/// block of rows (tokens, rows, queries, rows of a, or elements), as the kernel-driven model does.
+fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &mut Inputs, pool: &rayon::ThreadPool) {
+    let threads = pool.current_num_threads();
+    let (rows, width) = match *shape {
+        Shape::Embedding { tokens, channels, .. } => (tokens, channels),
+        Shape::LayerNorm { rows, channels } => (rows, channels),
+        Shape::Softmax { rows, cols } => (rows, cols),
+        Shape::Attention {
+            queries,
+            heads,
+            head_size,
+            ..
+        } => (queries, heads * head_size),
+        Shape::Matmul { m, n, .. } => (m, n),
+        Shape::Gelu { n } => (n, 1),
+    };
+    let parts = match *shape {
+        Shape::Attention { queries, pos0, .. } => tkbench_harness::model::attention_blocks(queries, pos0, threads),
+        _ => tkbench_harness::model::row_blocks(rows, threads),
+    };
+    let Inputs { ids, a, b, c, out } = x;
+    let (ids, a, b, c) = (&*ids, &*a, &*b, &*c);
+    let mut rest = &mut out[..];
+    let mut outs = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(p.len() * width);
+        outs.push(head);
+        rest = tail;
+    }
+    pool.install(|| {
+        outs.into_par_iter()
+            .zip(parts.into_par_iter())
+            .for_each(|(out, r)| match (*shape, kernel) {
+                (
+                    Shape::Embedding {
+                        channels,
+                        vocab,
+                        positions,
+                        pos0,
+                        ..
+                    },
+                    Kernel::Embedding(f),
+                ) => {
+                    let dims = EmbeddingDims {
+                        tokens: r.len(),
+                        channels,
+                        vocab,
+                        positions,
+                        pos0: pos0 + r.start,
+                    };
+                    f(&dims, &ids[r], a, b, out, isa)
+                }
+                (Shape::LayerNorm { channels, .. }, Kernel::LayerNorm(f)) => f(
+                    &LayerNormDims {
+                        rows: r.len(),
+                        channels,
+                        eps: 1e-5,
+                    },
+                    &a[r.start * channels..r.end * channels],
+                    b,
+                    c,
+                    out,
+                    isa,
+                ),
+                (Shape::Softmax { cols, .. }, Kernel::Softmax(f)) => f(
+                    &SoftmaxDims { rows: r.len(), cols },
+                    &a[r.start * cols..r.end * cols],
+                    out,
+                    isa,
+                ),
+                (
+                    Shape::Attention {
+                        pos0, heads, head_size, ..
+                    },
+                    Kernel::Attention(f),
+                ) => {
+                    let ch = heads * head_size;
+                    let keys = (pos0 + r.end) * ch;
+                    let dims = AttentionDims {
+                        queries: r.len(),
+                        pos0: pos0 + r.start,
+                        heads,
+                        head_size,
+                        scale: 1.0 / (head_size as f32).sqrt(),
+                    };
+                    f(&dims, &a[r.start * ch..r.end * ch], &b[..keys], &c[..keys], out, isa)
+                }
+                (Shape::Matmul { k, n, bias, .. }, Kernel::Matmul(f)) => f(
+                    &MatmulDims { m: r.len(), k, n },
+                    &a[r.start * k..r.end * k],
+                    b,
+                    bias.then_some(c),
+                    out,
+                    isa,
+                ),
+                (Shape::Gelu { .. }, Kernel::Gelu(f)) => f(&a[r], out, isa),
+                _ => unreachable!("the shape is of the kernel's op"),
+            });
+    });
+}
+
+/// Times every variant of `op` on every shape of [`shapes`] on one thread, and the fastest variant
+/// (and the library baseline) on all threads too.
 pub fn bench_op(c: &mut Criterion, op: Op) {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(all)
+        .build()
+        .expect("a thread pool");
     for shape in shapes(op) {
         let w = work(&shape);
         let mut group = c.benchmark_group(format!("{}/{shape}", op.name()));
@@ -315,7 +427,13 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
             if variant.kind == Kind::Scalar && w.flops > SCALAR_FLOP_CAP {
                 continue;
             }
-            group.bench_function(id, |b| b.iter(|| call(variant.kernel, isa, &shape, &mut x)));
+            group.bench_function(&id, |b| b.iter(|| call(variant.kernel, isa, &shape, &mut x)));
+            let parallel = variant.name == fastest(op).name || variant.kind == Kind::Library;
+            if all > 1 && parallel {
+                group.bench_function(format!("{id} threads={all}"), |b| {
+                    b.iter(|| call_parallel(variant.kernel, isa, &shape, &mut x, &pool))
+                });
+            }
         }
         group.finish();
     }

@@ -91,13 +91,48 @@ pub struct KernelModel<'w> {
     threads: usize,
 }
 
-/// Splits `rows` into at most `parts` contiguous, non-empty ranges.
-fn row_blocks(rows: usize, parts: usize) -> Vec<Range<usize>> {
+/// Splits `rows` into at most `parts` contiguous, non-empty ranges of (nearly) equal length.
+pub fn row_blocks(rows: usize, parts: usize) -> Vec<Range<usize>> {
     let size = rows.div_ceil(parts.max(1)).max(1);
     (0..rows)
         .step_by(size)
         .map(|start| start..(start + size).min(rows))
         .collect()
+}
+
+/// Splits causal attention's `queries` (at positions pos0 ..) into at most `parts` contiguous ranges
+/// of nearly equal work: query i sees pos0 + i + 1 keys, so equal query counts would give the last
+/// thread three times the first one's work in a prefill.
+pub fn attention_blocks(queries: usize, pos0: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.clamp(1, queries.max(1));
+    let total: usize = (0..queries).map(|i| pos0 + i + 1).sum();
+    let mut blocks = Vec::with_capacity(parts);
+    let (mut start, mut done) = (0, 0);
+    for i in 0..queries {
+        done += pos0 + i + 1;
+        let remaining_blocks = parts - blocks.len() - 1;
+        let share = total * (blocks.len() + 1) / parts;
+        // Close a block at its share of the work, leaving at least one query per later block.
+        if remaining_blocks > 0 && done >= share && queries - (i + 1) >= remaining_blocks {
+            blocks.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < queries || blocks.is_empty() {
+        blocks.push(start..queries);
+    }
+    blocks
+}
+
+/// Cuts `out` ([rows, width]) into one mutable slice per block of rows.
+fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize) -> Vec<&'a mut [f32]> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        let (head, tail) = std::mem::take(&mut out).split_at_mut(block.len() * width);
+        parts.push(head);
+        out = tail;
+    }
+    parts
 }
 
 impl<'w> KernelModel<'w> {
@@ -255,7 +290,7 @@ impl<'w> KernelModel<'w> {
         } else {
             1.0
         };
-        self.for_row_blocks(q.len() / c, c, out, |rows, out| {
+        self.for_blocks(&attention_blocks(q.len() / c, p0, self.threads), c, out, |rows, out| {
             // Queries rows.start.. sit at positions p0 + rows.start.. and see keys up to their own.
             let keys = p0 + rows.end;
             let dims = AttentionDims {
@@ -309,16 +344,28 @@ impl<'w> KernelModel<'w> {
         out: &mut [f32],
         work: impl Fn(Range<usize>, &mut [f32]) + Sync,
     ) {
-        if self.threads == 1 || rows < 2 {
+        self.for_blocks(&row_blocks(rows, self.threads), width, out, work);
+    }
+
+    /// Calls `work(rows, out_rows)` on each block of rows of `out` ([rows, width]) in parallel.
+    fn for_blocks(
+        &self,
+        blocks: &[Range<usize>],
+        width: usize,
+        out: &mut [f32],
+        work: impl Fn(Range<usize>, &mut [f32]) + Sync,
+    ) {
+        if self.threads == 1 || blocks.len() < 2 {
+            let rows = blocks.last().map_or(0, |b| b.end);
             work(0..rows, out);
             return;
         }
-        let blocks = row_blocks(rows, self.threads);
-        let block_rows = blocks[0].len();
+        let parts = split_rows(out, blocks, width);
         self.pool.install(|| {
-            out.par_chunks_mut(block_rows * width.max(1))
-                .zip(blocks.into_par_iter())
-                .for_each(|(out, rows)| work(rows, out));
+            parts
+                .into_par_iter()
+                .zip(blocks.par_iter())
+                .for_each(|(out, rows)| work(rows.clone(), out));
         });
     }
 }
@@ -327,5 +374,24 @@ impl<'w> KernelModel<'w> {
 fn add_in_place(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attention_blocks;
+
+    #[test]
+    fn attention_blocks_cover_every_query_once_with_balanced_work() {
+        for (queries, pos0, parts) in [(1024, 0, 2), (7, 0, 3), (5, 512, 2), (3, 0, 8), (1, 0, 2), (128, 0, 5)] {
+            let blocks = attention_blocks(queries, pos0, parts);
+            assert_eq!(blocks.first().unwrap().start, 0);
+            assert_eq!(blocks.last().unwrap().end, queries);
+            assert!(blocks.windows(2).all(|w| w[0].end == w[1].start && !w[1].is_empty()));
+            assert!(blocks.len() <= parts.min(queries));
+        }
+        // A 1024-token prefill on 2 threads splits near 1024/√2, not at 512.
+        let blocks = attention_blocks(1024, 0, 2);
+        assert!((720..=726).contains(&blocks[0].end), "{blocks:?}");
     }
 }
