@@ -5,7 +5,9 @@
 //!
 //! Each key tile is packed once per query tile: K transposed ([HS, K_TILE], so that the scores of a
 //! query against the whole tile are vector multiply-adds over keys with q[d] broadcast, no horizontal
-//! sums) and V padded ([K_TILE, HSP], HSP = HS rounded up to 16, so that acc += p · v is whole vectors).
+//! sums) and V padded ([K_TILE, HSP], HSP = HS rounded up to 64, so that acc += p · v is whole
+//! vectors). Queries go through in groups of GROUP = 4 that share every loaded K and V vector: a
+//! 4 × 4-vector register tile, one load per four multiply-adds instead of one per multiply-add.
 
 use pulp::{Simd, WithSimd};
 
@@ -14,10 +16,15 @@ use crate::{Isa, vmath};
 
 /// Queries per tile.
 const Q_TILE: usize = 32;
-/// Keys per tile: a multiple of every lane count (16 at most), so score rows are whole vectors.
+/// Keys per tile: a multiple of 4 vectors at every lane count (16 at most).
 const K_TILE: usize = 64;
-/// The widest lane count; packed V rows are padded to a multiple of it.
-const MAX_LANES: usize = 16;
+/// Queries that share each loaded K and V vector: 4 queries × 4 vectors = 16 accumulators, which
+/// fit the registers of every level.
+const GROUP: usize = 4;
+/// Vectors per accumulator row of the register tile.
+const VECTORS: usize = 4;
+/// Packed V rows and the running outputs are padded to a multiple of VECTORS · 16 lanes.
+const HS_ALIGN: usize = VECTORS * 16;
 
 struct Attention<'a> {
     dims: AttentionDims,
@@ -27,6 +34,117 @@ struct Attention<'a> {
     out: &'a mut [f32],
 }
 
+/// The packed key tile of one head and the running state of one query tile.
+struct Tile {
+    /// [HS, K_TILE]: the tile's keys, transposed.
+    k_t: Vec<f32>,
+    /// [K_TILE, HSP]: the tile's values, padded.
+    v: Vec<f32>,
+    /// [Q_TILE, HSP]: each query's running, unnormalised output.
+    acc: Vec<f32>,
+    /// [Q_TILE]: each query's running maximum score.
+    m: [f32; Q_TILE],
+    /// [Q_TILE]: each query's running sum of exp(score − m).
+    l: [f32; Q_TILE],
+    /// HSP.
+    hsp: usize,
+}
+
+/// Folds one key tile (keys j0 .. j0 + K_TILE, of which each query sees `live[g]`) into the state of
+/// the G queries starting at row `r` of the query tile. K and V vectors are loaded once for all G.
+// Index loops over the G × VECTORS register tile read more clearly than zipped iterators, and their
+// constant bounds unroll completely.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn group<S: Simd, const G: usize>(
+    s: S,
+    d: &AttentionDims,
+    tile: &mut Tile,
+    qs: [&[f32]; G],
+    r: usize,
+    live: [usize; G],
+) {
+    let (hs, hsp) = (d.head_size, tile.hsp);
+    let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+    let most = live[G - 1];
+    let mut scores = [[f32::NEG_INFINITY; K_TILE]; G];
+
+    // Scores: scores[g][j] = Σ_d (q_g[d] · scale) · Kᵀ[d, j], VECTORS vectors of keys at a time.
+    for j in (0..most.div_ceil(lanes * VECTORS) * lanes * VECTORS).step_by(lanes * VECTORS) {
+        let mut acc = [[s.splat_f32s(0.0); VECTORS]; G];
+        for (dd, row) in tile.k_t.chunks_exact(K_TILE).take(hs).enumerate() {
+            let (kv, _) = S::as_simd_f32s(&row[j..j + lanes * VECTORS]);
+            for g in 0..G {
+                let qb = s.splat_f32s(qs[g][dd] * d.scale);
+                for u in 0..VECTORS {
+                    acc[g][u] = s.mul_add_e_f32s(qb, kv[u], acc[g][u]);
+                }
+            }
+        }
+        for g in 0..G {
+            let (out, _) = S::as_mut_simd_f32s(&mut scores[g][j..j + lanes * VECTORS]);
+            out.copy_from_slice(&acc[g]);
+        }
+    }
+
+    // The online softmax update of each query; p overwrites its scores.
+    let mut rescale = [0.0f32; G];
+    for g in 0..G {
+        let row = &mut scores[g];
+        row[live[g]..].fill(f32::NEG_INFINITY); // the causal mask and the tile's end
+        let (sv, _) = S::as_mut_simd_f32s(&mut row[..]);
+        let tile_max = sv
+            .iter()
+            .fold(s.splat_f32s(f32::NEG_INFINITY), |a, &x| s.max_f32s(a, x));
+        let m_new = tile.m[r + g].max(s.reduce_max_f32s(tile_max));
+        rescale[g] = (tile.m[r + g] - m_new).exp();
+        let mv = s.splat_f32s(m_new);
+        let mut sum = s.splat_f32s(0.0);
+        for x in sv.iter_mut() {
+            *x = vmath::exp(s, s.sub_f32s(*x, mv));
+            sum = s.add_f32s(sum, *x);
+        }
+        tile.l[r + g] = tile.l[r + g] * rescale[g] + s.reduce_sum_f32s(sum);
+        tile.m[r + g] = m_new;
+    }
+
+    // acc_g = acc_g · rescale_g + Σ_j p_g[j] · V[j], VECTORS vectors of the head at a time. Keys all G
+    // queries see are shared; the few that only later queries see (on the diagonal) are added to
+    // those queries alone, so a query never touches a value it may not see.
+    for c in (0..hsp).step_by(lanes * VECTORS) {
+        let mut acc = [[s.splat_f32s(0.0); VECTORS]; G];
+        for g in 0..G {
+            let (a, _) = S::as_simd_f32s(&tile.acc[(r + g) * hsp + c..][..lanes * VECTORS]);
+            let rs = s.splat_f32s(rescale[g]);
+            for u in 0..VECTORS {
+                acc[g][u] = s.mul_f32s(a[u], rs);
+            }
+        }
+        for j in 0..live[0] {
+            let (vv, _) = S::as_simd_f32s(&tile.v[j * hsp + c..][..lanes * VECTORS]);
+            for g in 0..G {
+                let pb = s.splat_f32s(scores[g][j]);
+                for u in 0..VECTORS {
+                    acc[g][u] = s.mul_add_e_f32s(pb, vv[u], acc[g][u]);
+                }
+            }
+        }
+        for g in 1..G {
+            for j in live[0]..live[g] {
+                let (vv, _) = S::as_simd_f32s(&tile.v[j * hsp + c..][..lanes * VECTORS]);
+                let pb = s.splat_f32s(scores[g][j]);
+                for u in 0..VECTORS {
+                    acc[g][u] = s.mul_add_e_f32s(pb, vv[u], acc[g][u]);
+                }
+            }
+        }
+        for g in 0..G {
+            let (a, _) = S::as_mut_simd_f32s(&mut tile.acc[(r + g) * hsp + c..][..lanes * VECTORS]);
+            a.copy_from_slice(&acc[g]);
+        }
+    }
+}
+
 impl WithSimd for Attention<'_> {
     type Output = ();
 
@@ -34,83 +152,55 @@ impl WithSimd for Attention<'_> {
     fn with_simd<S: Simd>(self, s: S) {
         let d = self.dims;
         let (c, hs, keys) = (d.channels(), d.head_size, d.keys());
-        let hsp = hs.div_ceil(MAX_LANES) * MAX_LANES;
-        let mut k_t = vec![0.0f32; hs * K_TILE]; // [HS, K_TILE]
-        let mut v_tile = vec![0.0f32; K_TILE * hsp]; // [K_TILE, HSP]
-        let mut scores = [0.0f32; K_TILE]; // [K_TILE]
-        let mut acc = vec![0.0f32; Q_TILE * hsp]; // [Q_TILE, HSP]
-        let mut m = [0.0f32; Q_TILE];
-        let mut l = [0.0f32; Q_TILE];
-
+        let hsp = hs.div_ceil(HS_ALIGN) * HS_ALIGN;
+        let mut tile = Tile {
+            k_t: vec![0.0; hs * K_TILE],
+            v: vec![0.0; K_TILE * hsp],
+            acc: vec![0.0; Q_TILE * hsp],
+            m: [0.0; Q_TILE],
+            l: [0.0; Q_TILE],
+            hsp,
+        };
         for h in 0..d.heads {
             let col = h * hs;
+            let q_row = |i: usize| &self.q[i * c + col..][..hs];
             // LOOP 2: tiles of queries.
             for i0 in (0..d.queries).step_by(Q_TILE) {
                 let i1 = (i0 + Q_TILE).min(d.queries);
-                m.fill(f32::NEG_INFINITY);
-                l.fill(0.0);
-                acc.fill(0.0);
+                tile.m.fill(f32::NEG_INFINITY);
+                tile.l.fill(0.0);
+                tile.acc.fill(0.0);
                 // The last query of the tile sees keys up to pos0 + i1 − 1.
-                let tile_keys = d.pos0 + i1;
+                let tile_keys = (d.pos0 + i1).min(keys);
                 // LOOP 1: tiles of keys, packed once for the whole query tile.
-                for j0 in (0..tile_keys.min(keys)).step_by(K_TILE) {
+                for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
                     for j in j0..j1 {
-                        let k_row = &self.k[j * c + col..][..hs];
-                        for (dd, &x) in k_row.iter().enumerate() {
-                            k_t[dd * K_TILE + (j - j0)] = x;
+                        for (dd, &x) in self.k[j * c + col..][..hs].iter().enumerate() {
+                            tile.k_t[dd * K_TILE + (j - j0)] = x;
                         }
-                        v_tile[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * c + col..][..hs]);
+                        tile.v[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * c + col..][..hs]);
                     }
-                    for i in i0..i1 {
-                        let visible_end = (d.pos0 + i + 1).min(j1);
-                        if visible_end <= j0 {
-                            continue;
-                        }
-                        let live = visible_end - j0; // keys of this tile the query sees
-                        // Scores of query i against the tile: Σ_d q[d] · Kᵀ[d, ..].
-                        let (sv, _) = S::as_mut_simd_f32s(&mut scores);
-                        sv.iter_mut().for_each(|x| *x = s.splat_f32s(0.0));
-                        let qi = &self.q[i * c + col..][..hs];
-                        for (dd, &qd) in qi.iter().enumerate() {
-                            let (kv, _) = S::as_simd_f32s(&k_t[dd * K_TILE..][..K_TILE]);
-                            let qb = s.splat_f32s(qd * d.scale);
-                            for (x, &kk) in sv.iter_mut().zip(kv) {
-                                *x = s.mul_add_e_f32s(qb, kk, *x);
+                    // Keys of this tile query i sees.
+                    let live = |i: usize| (d.pos0 + i + 1).saturating_sub(j0).min(j1 - j0);
+                    let mut i = i0;
+                    while i < i1 {
+                        if i + GROUP <= i1 && live(i) > 0 {
+                            let qs = [q_row(i), q_row(i + 1), q_row(i + 2), q_row(i + 3)];
+                            let lives = [live(i), live(i + 1), live(i + 2), live(i + 3)];
+                            group::<S, GROUP>(s, &d, &mut tile, qs, i - i0, lives);
+                            i += GROUP;
+                        } else {
+                            if live(i) > 0 {
+                                group::<S, 1>(s, &d, &mut tile, [q_row(i)], i - i0, [live(i)]);
                             }
-                        }
-                        scores[live..].fill(f32::NEG_INFINITY); // the causal mask and the tile's end
-                        // The online softmax update.
-                        let (sv, _) = S::as_mut_simd_f32s(&mut scores);
-                        let tile_max = sv
-                            .iter()
-                            .fold(s.splat_f32s(f32::NEG_INFINITY), |a, &x| s.max_f32s(a, x));
-                        let qi_t = i - i0;
-                        let m_new = m[qi_t].max(s.reduce_max_f32s(tile_max));
-                        let rescale = (m[qi_t] - m_new).exp();
-                        let mv = s.splat_f32s(m_new);
-                        let mut sum = s.splat_f32s(0.0);
-                        for x in sv.iter_mut() {
-                            *x = vmath::exp(s, s.sub_f32s(*x, mv));
-                            sum = s.add_f32s(sum, *x);
-                        }
-                        l[qi_t] = l[qi_t] * rescale + s.reduce_sum_f32s(sum);
-                        m[qi_t] = m_new;
-                        let (a, _) = S::as_mut_simd_f32s(&mut acc[qi_t * hsp..][..hsp]);
-                        let r = s.splat_f32s(rescale);
-                        a.iter_mut().for_each(|x| *x = s.mul_f32s(*x, r));
-                        for (jj, &p) in scores[..live].iter().enumerate() {
-                            let pb = s.splat_f32s(p);
-                            let (vv, _) = S::as_simd_f32s(&v_tile[jj * hsp..][..hsp]);
-                            for (x, &vx) in a.iter_mut().zip(vv) {
-                                *x = s.mul_add_e_f32s(pb, vx, *x);
-                            }
+                            i += 1;
                         }
                     }
                 }
                 for i in i0..i1 {
-                    let inv = 1.0 / l[i - i0];
-                    let a = &acc[(i - i0) * hsp..][..hs];
+                    let inv = 1.0 / tile.l[i - i0];
+                    let a = &tile.acc[(i - i0) * hsp..][..hs];
                     for (o, &x) in self.out[i * c + col..][..hs].iter_mut().zip(a) {
                         *o = x * inv;
                     }
