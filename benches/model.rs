@@ -4,28 +4,14 @@
 //! in tokens (criterion's elements).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tkbench_benches::{C, NH, P, V, quick};
+use tkbench_benches::{V, quick};
 use tkbench_harness::kernels::KernelSet;
 use tkbench_harness::model::{KernelModel, Weights};
 use tkbench_kernels::Isa;
 use tkbench_reference::{Config, synthetic};
 
-/// The GPT-2-small configuration.
-pub fn gpt2_small() -> Config {
-    Config {
-        n_layer: 12,
-        n_head: NH,
-        n_embd: C,
-        n_positions: P,
-        vocab_size: V,
-        n_inner: 4 * C,
-        layer_norm_epsilon: 1e-5,
-        scale_attn_weights: true,
-    }
-}
-
 fn bench(c: &mut Criterion) {
-    let config = gpt2_small();
+    let config = Config::gpt2_small();
     let checkpoint = synthetic::checkpoint(&config, 124);
     let weights = Weights::new(&checkpoint);
     let isa = Isa::best();

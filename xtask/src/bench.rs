@@ -39,20 +39,6 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-/// The GPT-2-small configuration of the model benches.
-fn gpt2_small() -> Config {
-    Config {
-        n_layer: 12,
-        n_head: 12,
-        n_embd: 768,
-        n_positions: 1024,
-        vocab_size: 50257,
-        n_inner: 3072,
-        layer_norm_epsilon: 1e-5,
-        scale_attn_weights: true,
-    }
-}
-
 /// (kernel spec, isa label) → whether every case passed.
 type Verdicts = HashMap<(String, String), bool>;
 /// (kind, op, shape, threads) → PyTorch's median time in nanoseconds.
@@ -255,7 +241,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         let (variant, isa, threads) = parse_function(&m.function);
         let (kind, op, shape, w, tokens, verdict_key) = if group_op == "model" {
             let (phase, tokens, cached) = model_shape(shape);
-            let w = model_work(&gpt2_small(), tokens, cached);
+            let w = model_work(&Config::gpt2_small(), tokens, cached);
             let rest = shape.split_once(',').map_or("", |(_, r)| r).to_owned();
             let isa = isa.clone().unwrap_or_else(|| "none".into());
             ("model", phase, rest, w, Some(tokens), (variant.clone(), isa))

@@ -191,16 +191,7 @@ mod tests {
 
     #[test]
     fn gpt2_small_prefill_is_dominated_by_the_matmuls() {
-        let config = tkbench_reference::Config {
-            n_layer: 12,
-            n_head: 12,
-            n_embd: 768,
-            n_positions: 1024,
-            vocab_size: 50257,
-            n_inner: 3072,
-            layer_norm_epsilon: 1e-5,
-            scale_attn_weights: true,
-        };
+        let config = tkbench_reference::Config::gpt2_small();
         // About 2 FLOPs per parameter per token: 2 · (85M block weights + 38.6M LM head) ≈ 247 MFLOP.
         let w = model_work(&config, 1, 0);
         assert!((w.flops / 1e6 - 247.0).abs() < 3.0, "{}", w.flops / 1e6);

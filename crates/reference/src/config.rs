@@ -36,6 +36,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// GPT-2 small's hyper-parameters (12 layers of 768, 12 heads, 1024 positions, vocabulary 50257).
+    pub fn gpt2_small() -> Self {
+        Self {
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+            n_positions: 1024,
+            vocab_size: 50257,
+            n_inner: 3072,
+            layer_norm_epsilon: 1e-5,
+            scale_attn_weights: true,
+        }
+    }
+
     /// HS: the width of one attention head.
     pub fn head_size(&self) -> usize {
         self.n_embd / self.n_head
