@@ -77,7 +77,17 @@ pub fn shapes(op: Op) -> Vec<Shape> {
                 pos0: if t == 1 { 512 } else { 0 },
             })
             .collect(),
-        Op::LayerNorm => ts.iter().map(|&t| Shape::LayerNorm { rows: t, channels: C }).collect(),
+        Op::LayerNorm => {
+            let mut s: Vec<Shape> = ts.iter().map(|&t| Shape::LayerNorm { rows: t, channels: C }).collect();
+            if !quick() {
+                // Four sequences of 1024 tokens: a batch-sized shape, beyond L3 (12.6 MB in and out).
+                s.push(Shape::LayerNorm {
+                    rows: 4096,
+                    channels: C,
+                });
+            }
+            s
+        }
         Op::Softmax => {
             // Attention score rows (NH · T rows of T) and vocabulary rows.
             let mut s: Vec<Shape> = ts
