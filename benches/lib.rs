@@ -80,7 +80,7 @@ pub fn shapes(op: Op) -> Vec<Shape> {
         Op::LayerNorm => {
             let mut s: Vec<Shape> = ts.iter().map(|&t| Shape::LayerNorm { rows: t, channels: C }).collect();
             if !quick() {
-                // Four sequences of 1024 tokens: a batch-sized shape, beyond L3 (12.6 MB in and out).
+                // Four sequences of 1024 tokens: a batch-sized shape (25 MB in and out, near the size of L3).
                 s.push(Shape::LayerNorm {
                     rows: 4096,
                     channels: C,

@@ -14,7 +14,12 @@ fn bench(c: &mut Criterion) {
     let config = Config::gpt2_small();
     let checkpoint = synthetic::checkpoint(&config, 124);
     let weights = Weights::new(&checkpoint);
-    let isa = Isa::best();
+    // TKBENCH_ISA picks one level for the model too; `all` and the default time the widest.
+    let isa = std::env::var("TKBENCH_ISA")
+        .ok()
+        .and_then(|name| Isa::from_name(&name))
+        .filter(|isa| isa.is_available())
+        .unwrap_or_else(Isa::best);
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = vec![1];
     if all > 1 {

@@ -121,20 +121,25 @@ fn run_criterion(home: &Path, quick: bool, isa: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Times the report's shapes with PyTorch; returns (kind, op, shape, threads) → median ns.
-fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, String)> {
-    let version = Command::new(python)
-        .args(["-c", "import torch; print(torch.__version__)"])
+/// The torch version of `python`, or an error saying how to get one.
+fn torch_version(python: &Path) -> Result<String> {
+    Command::new(python)
+        .args(["-c", "import torch, transformers; print(torch.__version__)"])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    let Some(version) = version else {
-        bail!(
-            "{}: cannot import torch; install it (see golden/oracle/README.md) or drop --torch",
-            python.display()
-        );
-    };
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: cannot import torch and transformers; install them (see golden/oracle/README.md) or drop --torch",
+                python.display()
+            )
+        })
+}
+
+/// Times the report's shapes with PyTorch; returns (kind, op, shape, threads) → median ns.
+fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, String)> {
+    let version = torch_version(python)?;
     let mut jobs = Vec::new();
     for r in rows {
         // The shape's `name=value` fields, as numbers (the model's are tokens and cached).
@@ -197,6 +202,10 @@ pub fn run(args: Args) -> Result<Outcome> {
         .torch
         .clone()
         .or_else(|| std::env::var_os("TKBENCH_TORCH_PYTHON").map(PathBuf::from));
+    if let Some(python) = &torch {
+        // Refuse a Python without torch now, not after the benches have run.
+        torch_version(python)?;
+    }
     let machine = machine();
     let threads = machine.logical_cpus;
 
@@ -370,7 +379,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         start.elapsed().as_secs_f64(),
         path.display()
     );
-    Ok(if report.verify.failed.is_empty() {
+    Ok(if report.verify.failed.is_empty() && failed == 0 {
         Outcome::Pass
     } else {
         Outcome::Fail

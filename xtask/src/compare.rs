@@ -36,13 +36,22 @@ fn key(r: &Row, ignore_isa: bool) -> String {
 pub fn run(args: Args) -> Result<Outcome> {
     let a = Report::load(&args.a)?;
     let b = Report::load(&args.b)?;
-    let index = |r: &Report| -> BTreeMap<String, Row> {
-        r.rows
-            .iter()
-            .map(|row| (key(row, args.ignore_isa), row.clone()))
-            .collect()
+    let index = |r: &Report, path: &std::path::Path| -> Result<BTreeMap<String, Row>> {
+        let mut rows = BTreeMap::new();
+        for row in &r.rows {
+            if rows.insert(key(row, args.ignore_isa), row.clone()).is_some() {
+                bail!(
+                    "{}: several rows of `{} {} {}` once the ISA level is ignored; compare reports made at one level each",
+                    path.display(),
+                    row.op,
+                    row.shape,
+                    row.variant
+                );
+            }
+        }
+        Ok(rows)
     };
-    let (ia, ib) = (index(&a), index(&b));
+    let (ia, ib) = (index(&a, &args.a)?, index(&b, &args.b)?);
     println!(
         "A: {} {} ({}, {})",
         a.machine.machine_id, a.machine.commit, a.machine.cpu, a.mode

@@ -39,7 +39,7 @@ enum Command {
     Bench(bench::Args),
     /// Compare two reports side by side (two CPUs, two commits or two ISA levels).
     Compare(compare::Args),
-    /// Measure this machine: FMA peak per ISA level, L2 and DRAM bandwidth, 1 thread and all.
+    /// Measure this machine: FMA peak per ISA level, L1/L2/L3/DRAM bandwidth, 1 thread and all.
     Probe(probe::Args),
     /// Check the golden cases against the reference model (--check), or regenerate them with the oracle.
     Golden(golden::Args),

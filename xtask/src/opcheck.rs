@@ -31,6 +31,11 @@ pub struct Args {
     magnitude: f32,
 }
 
+/// The larger of two values, NaN once either is NaN.
+fn sticky_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
 /// Runs `cargo xtask opcheck`.
 pub fn run(args: Args) -> Result<Outcome> {
     let op = match &args.op {
@@ -90,11 +95,7 @@ pub fn run(args: Args) -> Result<Outcome> {
                     args.seed + i as u64
                 };
                 let result = check(variant, level, shape, seed, args.magnitude);
-                worst = if result.max_abs_err.is_nan() {
-                    f64::NAN
-                } else {
-                    worst.max(result.max_abs_err)
-                };
+                worst = sticky_max(worst, result.max_abs_err);
                 if let Some(w) = result.worst {
                     let ratio = if w.bound > 0.0 {
                         w.err / w.bound
@@ -103,11 +104,7 @@ pub fn run(args: Args) -> Result<Outcome> {
                     } else {
                         f64::INFINITY
                     };
-                    worst_ratio = if ratio.is_nan() {
-                        f64::NAN
-                    } else {
-                        worst_ratio.max(ratio)
-                    };
+                    worst_ratio = sticky_max(worst_ratio, ratio);
                 }
                 if !result.pass {
                     failed += 1;

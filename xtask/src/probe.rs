@@ -1,4 +1,4 @@
-//! `cargo xtask probe`: what this machine is and what it can do (FMA peak per ISA level, L2 and DRAM
+//! `cargo xtask probe`: what this machine is and what it can do (FMA peak per ISA level, L1, L2, L3 and DRAM
 //! bandwidth, on one thread and on all), the numbers every report's roofline uses.
 
 use anyhow::Result;

@@ -709,6 +709,8 @@ pub fn sweep(op: Op) -> Vec<Shape> {
                 (37, 257, 45),
                 (130, 300, 70),
                 (3, 20, 1100),
+                (5, 20, 1100),
+                (150, 40, 33),
                 (1, 768, 2304),
             ] {
                 shapes.push(Shape::Matmul { m, k, n, bias: true });

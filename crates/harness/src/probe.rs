@@ -1,6 +1,6 @@
 //! The machine probe: what this CPU is (brand, ISA flags, caches, cores), what built the code
 //! (rustc, target features, commit), and what it can do, measured: the FMA peak at every ISA level
-//! and the memory bandwidth of an L2-resident and a DRAM-sized working set, on one thread and on
+//! and the memory bandwidth of L1-, L2- and L3-resident and DRAM-sized working sets, on one thread and on
 //! all of them. The measurements time themselves (best of several runs), since they are properties
 //! of the machine rather than benchmarks of our code.
 

@@ -197,7 +197,8 @@ fn draw_axes(svg: &mut String, x: &LogAxis, y: &LogAxis, title: &str, y_unit: &s
     );
 }
 
-/// The roofline on one thread: min(FMA peak, intensity × bandwidth) for L2 and DRAM, and every
+/// The roofline on one thread: min(FMA peak, intensity × bandwidth) for L2 and DRAM (the L1 and L3
+/// ceilings are in the report, left out to keep the plot readable), and every
 /// one-thread op row as a point (intensity, GFLOP/s).
 pub fn roofline_svg(report: &Report) -> String {
     let (width, height) = (720.0, 480.0);

@@ -224,7 +224,10 @@ pub fn verify_case(
         } else {
             format!(" --isa {isa}")
         };
-        let replay = format!("cargo xtask verify --case {} --kernels {kernels}{isa_arg}", case.name());
+        let replay = match subject {
+            Subject::Kernels(..) => format!("cargo xtask verify --case {} --kernels {kernels}{isa_arg}", case.name()),
+            _ => format!("cargo xtask verify --case {} --variant reference", case.name()),
+        };
         let diagnosis = if pass {
             None
         } else {

@@ -43,6 +43,22 @@ fn softmax_special_values() {
                 "{label}: other rows finite"
             );
         }
+        // NaN among −inf entries (a lane of the online form whose maximum skips the NaN).
+        let mut x = vec![f32::NEG_INFINITY; rows * cols];
+        x[cols] = f32::NAN;
+        x[2 * cols - 1] = 1.0;
+        x[..cols].fill(0.5);
+        x[2 * cols..].fill(0.25);
+        let mut out = vec![0.5; rows * cols];
+        f(&dims, &x, &mut out, isa);
+        assert!(
+            out[cols..2 * cols].iter().all(|v| v.is_nan()),
+            "{label}: NaN among −inf must make its row NaN"
+        );
+        assert!(
+            out[..cols].iter().chain(&out[2 * cols..]).all(|v| v.is_finite()),
+            "{label}: other rows finite"
+        );
         // −inf is a mask: probability 0, the rest still sums to 1; a fully masked row is NaN.
         let mut x = Draw::new(2, 3.0).uniform("x", rows * cols);
         for j in (0..cols).step_by(3) {

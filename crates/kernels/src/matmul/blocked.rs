@@ -2,8 +2,8 @@
 //!
 //! The micro-kernel keeps an MR × NR tile of c in registers (MR rows × 2 vectors; MR = 12 at AVX-512,
 //! which uses 24 of its 32 registers for accumulators, and 6 elsewhere) and streams a packed sliver of
-//! a ([KC, MR]) and of b ([KC, NR]), one broadcast of a and two vector loads of b per MR × 2
-//! multiply-adds. The b sliver (KC × NR × 4 = 24 KiB at AVX-512) is reused by every a sliver of the
+//! a ([KC, MR]) and of b ([KC, NR]): per step of k, two vector loads of b and MR broadcasts of a
+//! feed MR × 2 multiply-adds. The b sliver (KC × NR × 4 = 24 KiB at AVX-512) is reused by every a sliver of the
 //! block; the a block (MC × KC = 144 × 192 × 4 = 108 KiB) stays in L2 and the b panel (KC × NC,
 //! 768 KiB) in L2/L3. KC = 192 measured faster than 256 and 384 at 768³ (see PERFORMANCE.md).
 

@@ -29,12 +29,17 @@ fn online_step<S: Simd>(s: S, chunk: &[S::f32s], m: &mut S::f32s, l: &mut S::f32
     let rescale = vmath::exp(s, s.sub_f32s(*m, chunk_max));
     // The chunk is summed on its own and then added: blocked summation keeps the error growth of the
     // long running sum about CHUNK_ELEMENTS / lanes times smaller.
-    let mut chunk_sum = s.splat_f32s(0.0);
+    let zero = s.splat_f32s(0.0);
+    let mut chunk_sum = zero;
+    // NaN in a lane whose other entries are all −inf: the maximum skips the NaN, the lane counts as
+    // unseen, and its sum would be dropped; `nan` carries it (NaN where any entry was NaN, else 0).
+    let mut nan = zero;
     for &v in chunk {
         chunk_sum = s.add_f32s(chunk_sum, vmath::exp(s, s.sub_f32s(v, chunk_max)));
+        nan = s.add_f32s(nan, s.select_f32s(s.equal_f32s(v, v), zero, v));
     }
-    *l = s.select_f32s(seen, s.mul_add_e_f32s(*l, rescale, chunk_sum), *l);
-    // A NaN input makes exp NaN above, which l keeps; the maximum may skip it.
+    *l = s.select_f32s(seen, s.mul_add_e_f32s(*l, rescale, chunk_sum), s.add_f32s(*l, nan));
+    // In seen lanes a NaN input makes exp NaN above, which l keeps.
     *m = chunk_max;
 }
 
