@@ -17,13 +17,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use rayon::prelude::*;
-use tkbench_harness::opcheck::{Draw, Shape};
+use tkbench_harness::model::{attention_blocks, row_blocks, split_rows};
+use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_rows, inputs, output_rows};
 use tkbench_harness::work::work;
-use tkbench_kernels::attention::AttentionDims;
-use tkbench_kernels::embedding::EmbeddingDims;
-use tkbench_kernels::layernorm::LayerNormDims;
-use tkbench_kernels::matmul::MatmulDims;
-use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
 
 /// GPT-2 small: width, heads, head size, MLP width, vocabulary, context.
@@ -171,249 +167,19 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
         .collect()
 }
 
-/// The inputs of one shape, drawn once and reused by every variant.
-struct Inputs {
-    ids: Vec<u32>,
-    a: Vec<f32>,
-    b: Vec<f32>,
-    c: Vec<f32>,
-    out: Vec<f32>,
-}
-
-fn inputs(shape: &Shape) -> Inputs {
-    let d = Draw::new(7, 1.0);
-    let (ids, a, b, c, out) = match *shape {
-        Shape::Embedding {
-            tokens,
-            channels,
-            vocab,
-            positions,
-            ..
-        } => (
-            d.ids("ids", tokens, vocab),
-            d.uniform("wte", vocab * channels),
-            d.uniform("wpe", positions * channels),
-            vec![],
-            tokens * channels,
-        ),
-        Shape::LayerNorm { rows, channels } => (
-            vec![],
-            d.uniform("x", rows * channels),
-            d.values("g", channels, 1.0, 0.5),
-            d.uniform("b", channels),
-            rows * channels,
-        ),
-        Shape::Softmax { rows, cols } => (
-            vec![],
-            d.values("x", rows * cols, 0.0, 4.0),
-            vec![],
-            vec![],
-            rows * cols,
-        ),
-        Shape::Attention {
-            queries,
-            pos0,
-            heads,
-            head_size,
-        } => {
-            let (ch, s) = (heads * head_size, pos0 + queries);
-            (
-                vec![],
-                d.uniform("q", queries * ch),
-                d.uniform("k", s * ch),
-                d.uniform("v", s * ch),
-                queries * ch,
-            )
-        }
-        Shape::Matmul { m, k, n, .. } => (
-            vec![],
-            d.uniform("a", m * k),
-            d.uniform("b", k * n),
-            d.uniform("bias", n),
-            m * n,
-        ),
-        Shape::Gelu { n } => (vec![], d.values("x", n, 0.0, 4.0), vec![], vec![], n),
-    };
-    Inputs {
-        ids,
-        a,
-        b,
-        c,
-        out: vec![0.0; out],
-    }
-}
-
-/// One call of `kernel` at `isa` on `shape` with `x`'s inputs.
-fn call(kernel: Kernel, isa: Isa, shape: &Shape, x: &mut Inputs) {
-    match (*shape, kernel) {
-        (
-            Shape::Embedding {
-                tokens,
-                channels,
-                vocab,
-                positions,
-                pos0,
-            },
-            Kernel::Embedding(f),
-        ) => f(
-            &EmbeddingDims {
-                tokens,
-                channels,
-                vocab,
-                positions,
-                pos0,
-            },
-            black_box(&x.ids),
-            &x.a,
-            &x.b,
-            &mut x.out,
-            isa,
-        ),
-        (Shape::LayerNorm { rows, channels }, Kernel::LayerNorm(f)) => f(
-            &LayerNormDims {
-                rows,
-                channels,
-                eps: 1e-5,
-            },
-            black_box(&x.a),
-            &x.b,
-            &x.c,
-            &mut x.out,
-            isa,
-        ),
-        (Shape::Softmax { rows, cols }, Kernel::Softmax(f)) => {
-            f(&SoftmaxDims { rows, cols }, black_box(&x.a), &mut x.out, isa)
-        }
-        (
-            Shape::Attention {
-                queries,
-                pos0,
-                heads,
-                head_size,
-            },
-            Kernel::Attention(f),
-        ) => {
-            let dims = AttentionDims {
-                queries,
-                pos0,
-                heads,
-                head_size,
-                scale: 1.0 / (head_size as f32).sqrt(),
-            };
-            f(&dims, black_box(&x.a), &x.b, &x.c, &mut x.out, isa)
-        }
-        (Shape::Matmul { m, k, n, bias }, Kernel::Matmul(f)) => f(
-            &MatmulDims { m, k, n },
-            black_box(&x.a),
-            &x.b,
-            bias.then_some(&x.c[..]),
-            &mut x.out,
-            isa,
-        ),
-        (Shape::Gelu { .. }, Kernel::Gelu(f)) => f(black_box(&x.a), &mut x.out, isa),
-        _ => unreachable!("the shape is of the kernel's op"),
-    }
-}
-
 /// One call of `kernel` on `shape` split by rows across the threads of `pool`, one kernel call per
-/// block of rows (tokens, rows, queries, rows of a, or elements), as the kernel-driven model does.
-fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &mut Inputs, pool: &rayon::ThreadPool) {
-    let threads = pool.current_num_threads();
-    let (rows, width) = match *shape {
-        Shape::Embedding { tokens, channels, .. } => (tokens, channels),
-        Shape::LayerNorm { rows, channels } => (rows, channels),
-        Shape::Softmax { rows, cols } => (rows, cols),
-        Shape::Attention {
-            queries,
-            heads,
-            head_size,
-            ..
-        } => (queries, heads * head_size),
-        Shape::Matmul { m, n, .. } => (m, n),
-        Shape::Gelu { n } => (n, 1),
+/// block of rows, as the kernel-driven model splits them (attention at equal work).
+fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], pool: &rayon::ThreadPool) {
+    let (rows, width) = output_rows(shape);
+    let blocks = match *shape {
+        Shape::Attention { queries, pos0, .. } => attention_blocks(queries, pos0, pool.current_num_threads()),
+        _ => row_blocks(rows, pool.current_num_threads()),
     };
-    let parts = match *shape {
-        Shape::Attention { queries, pos0, .. } => tkbench_harness::model::attention_blocks(queries, pos0, threads),
-        _ => tkbench_harness::model::row_blocks(rows, threads),
-    };
-    let Inputs { ids, a, b, c, out } = x;
-    let (ids, a, b, c) = (&*ids, &*a, &*b, &*c);
-    let mut rest = &mut out[..];
-    let mut outs = Vec::with_capacity(parts.len());
-    for p in &parts {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(p.len() * width);
-        outs.push(head);
-        rest = tail;
-    }
+    let outs = split_rows(out, &blocks, width);
     pool.install(|| {
         outs.into_par_iter()
-            .zip(parts.into_par_iter())
-            .for_each(|(out, r)| match (*shape, kernel) {
-                (
-                    Shape::Embedding {
-                        channels,
-                        vocab,
-                        positions,
-                        pos0,
-                        ..
-                    },
-                    Kernel::Embedding(f),
-                ) => {
-                    let dims = EmbeddingDims {
-                        tokens: r.len(),
-                        channels,
-                        vocab,
-                        positions,
-                        pos0: pos0 + r.start,
-                    };
-                    f(&dims, &ids[r], a, b, out, isa)
-                }
-                (Shape::LayerNorm { channels, .. }, Kernel::LayerNorm(f)) => f(
-                    &LayerNormDims {
-                        rows: r.len(),
-                        channels,
-                        eps: 1e-5,
-                    },
-                    &a[r.start * channels..r.end * channels],
-                    b,
-                    c,
-                    out,
-                    isa,
-                ),
-                (Shape::Softmax { cols, .. }, Kernel::Softmax(f)) => f(
-                    &SoftmaxDims { rows: r.len(), cols },
-                    &a[r.start * cols..r.end * cols],
-                    out,
-                    isa,
-                ),
-                (
-                    Shape::Attention {
-                        pos0, heads, head_size, ..
-                    },
-                    Kernel::Attention(f),
-                ) => {
-                    let ch = heads * head_size;
-                    let keys = (pos0 + r.end) * ch;
-                    let dims = AttentionDims {
-                        queries: r.len(),
-                        pos0: pos0 + r.start,
-                        heads,
-                        head_size,
-                        scale: 1.0 / (head_size as f32).sqrt(),
-                    };
-                    f(&dims, &a[r.start * ch..r.end * ch], &b[..keys], &c[..keys], out, isa)
-                }
-                (Shape::Matmul { k, n, bias, .. }, Kernel::Matmul(f)) => f(
-                    &MatmulDims { m: r.len(), k, n },
-                    &a[r.start * k..r.end * k],
-                    b,
-                    bias.then_some(c),
-                    out,
-                    isa,
-                ),
-                (Shape::Gelu { .. }, Kernel::Gelu(f)) => f(&a[r], out, isa),
-                _ => unreachable!("the shape is of the kernel's op"),
-            });
+            .zip(blocks.par_iter())
+            .for_each(|(out, r)| call_rows(kernel, isa, shape, x, r.clone(), out));
     });
 }
 
@@ -432,16 +198,20 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
             Op::Matmul | Op::Attention => Throughput::Elements(w.flops as u64),
             _ => Throughput::Bytes(w.bytes as u64),
         });
-        let mut x = inputs(&shape);
+        let x = inputs(&shape, &Draw::new(7, 1.0));
+        let (rows, width) = output_rows(&shape);
+        let mut out = vec![0.0f32; rows * width];
         for (variant, isa, id) in targets(op) {
             if variant.kind == Kind::Scalar && w.flops > SCALAR_FLOP_CAP {
                 continue;
             }
-            group.bench_function(&id, |b| b.iter(|| call(variant.kernel, isa, &shape, &mut x)));
+            group.bench_function(&id, |b| {
+                b.iter(|| call_rows(variant.kernel, isa, &shape, black_box(&x), 0..rows, &mut out))
+            });
             let parallel = variant.name == fastest(op).name || variant.kind == Kind::Library;
             if all > 1 && parallel {
                 group.bench_function(format!("{id} threads={all}"), |b| {
-                    b.iter(|| call_parallel(variant.kernel, isa, &shape, &mut x, &pool))
+                    b.iter(|| call_parallel(variant.kernel, isa, &shape, black_box(&x), &mut out, &pool))
                 });
             }
         }

@@ -125,7 +125,7 @@ pub fn attention_blocks(queries: usize, pos0: usize, parts: usize) -> Vec<Range<
 }
 
 /// Cuts `out` ([rows, width]) into one mutable slice per block of rows.
-fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize) -> Vec<&'a mut [f32]> {
+pub fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize) -> Vec<&'a mut [f32]> {
     let mut parts = Vec::with_capacity(blocks.len());
     for block in blocks {
         let (head, tail) = std::mem::take(&mut out).split_at_mut(block.len() * width);

@@ -4,6 +4,7 @@
 //! worst element and a command that replays exactly that case.
 
 use std::fmt;
+use std::ops::Range;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use tkbench_kernels::attention::AttentionDims;
@@ -373,161 +374,288 @@ fn up1(a: &[f32]) -> Array1<f64> {
     a.iter().map(|&x| f64::from(x)).collect()
 }
 
-/// Runs `kernel` at `isa` on the inputs of `shape` drawn by `draw`, with the output poisoned, and the
-/// reference ops in f64 and f32 on the same inputs.
-pub fn run(kernel: Kernel, isa: Isa, shape: &Shape, draw: &Draw) -> Run {
-    assert_eq!(
-        kernel.op(),
-        shape.op(),
-        "a {} kernel cannot run a {} shape",
-        kernel.op().name(),
-        shape.op().name()
-    );
+/// The inputs of one op call, drawn once. What a, b and c hold depends on the op: embedding wte,
+/// wpe (and `ids`); layernorm x, gamma, beta; softmax and gelu x; attention q, k, v; matmul a, b and
+/// the bias (empty without one).
+pub struct Inputs {
+    /// Token ids (embedding only).
+    pub ids: Vec<u32>,
+    /// The first tensor.
+    pub a: Vec<f32>,
+    /// The second tensor.
+    pub b: Vec<f32>,
+    /// The third tensor.
+    pub c: Vec<f32>,
+}
+
+/// The inputs of `shape` drawn by `draw`: uniform in (−magnitude, magnitude), LayerNorm gains around 1.
+pub fn inputs(shape: &Shape, draw: &Draw) -> Inputs {
+    let none = Vec::new;
+    match *shape {
+        Shape::Embedding {
+            tokens,
+            channels,
+            vocab,
+            positions,
+            ..
+        } => Inputs {
+            ids: draw.ids("ids", tokens, vocab),
+            a: draw.uniform("wte", vocab * channels),
+            b: draw.uniform("wpe", positions * channels),
+            c: none(),
+        },
+        Shape::LayerNorm { rows, channels } => Inputs {
+            ids: vec![],
+            a: draw.uniform("x", rows * channels),
+            b: draw.values("gamma", channels, 1.0, 0.5),
+            c: draw.values("beta", channels, 0.0, 0.5),
+        },
+        Shape::Softmax { rows, cols } => Inputs {
+            ids: vec![],
+            a: draw.uniform("x", rows * cols),
+            b: none(),
+            c: none(),
+        },
+        Shape::Attention {
+            queries,
+            pos0,
+            heads,
+            head_size,
+        } => {
+            let (c, s) = (heads * head_size, pos0 + queries);
+            Inputs {
+                ids: vec![],
+                a: draw.uniform("q", queries * c),
+                b: draw.uniform("k", s * c),
+                c: draw.uniform("v", s * c),
+            }
+        }
+        Shape::Matmul { m, k, n, bias } => Inputs {
+            ids: vec![],
+            a: draw.uniform("a", m * k),
+            b: draw.uniform("b", k * n),
+            c: if bias { draw.uniform("bias", n) } else { none() },
+        },
+        Shape::Gelu { n } => Inputs {
+            ids: vec![],
+            a: draw.uniform("x", n),
+            b: none(),
+            c: none(),
+        },
+    }
+}
+
+/// The (rows, row width) of the output of `shape`: tokens, rows or queries of the op, or elements
+/// for gelu. Rows are what threads split.
+pub fn output_rows(shape: &Shape) -> (usize, usize) {
+    match *shape {
+        Shape::Embedding { tokens, channels, .. } => (tokens, channels),
+        Shape::LayerNorm { rows, channels } => (rows, channels),
+        Shape::Softmax { rows, cols } => (rows, cols),
+        Shape::Attention {
+            queries,
+            heads,
+            head_size,
+            ..
+        } => (queries, heads * head_size),
+        Shape::Matmul { m, n, .. } => (m, n),
+        Shape::Gelu { n } => (n, 1),
+    }
+}
+
+/// Calls `kernel` at `isa` for the output rows `rows` of `shape` (all of them, or one thread's
+/// block), writing `out` ([rows.len(), width]). A block of rows is a smaller call of the same op:
+/// tokens and queries keep their positions, attention keeps the keys its queries see.
+pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Range<usize>, out: &mut [f32]) {
+    let r = rows;
     match (*shape, kernel) {
         (
             Shape::Embedding {
-                tokens,
                 channels,
                 vocab,
                 positions,
                 pos0,
+                ..
             },
             Kernel::Embedding(f),
         ) => {
-            let c = channels;
-            let ids = draw.ids("ids", tokens, vocab);
-            let wte = draw.uniform("wte", vocab * c);
-            let wpe = draw.uniform("wpe", positions * c);
-            let mut out = vec![f32::NAN; tokens * c];
             let dims = EmbeddingDims {
-                tokens,
+                tokens: r.len(),
                 channels,
                 vocab,
                 positions,
-                pos0,
+                pos0: pos0 + r.start,
             };
-            f(&dims, &ids, &wte, &wpe, &mut out, isa);
-            let reference = ops::embedding(
-                &up(m2(&wte, vocab, c)).view(),
-                &up(m2(&wpe, positions, c)).view(),
-                &ids,
-                pos0,
-            );
-            let plain = ops::embedding(&m2(&wte, vocab, c), &m2(&wpe, positions, c), &ids, pos0);
-            Run {
-                out,
-                reference: flat64(reference),
-                plain: flat32(plain),
-                magnitudes: vec![],
-            }
+            f(&dims, &x.ids[r], &x.a, &x.b, out, isa)
         }
-        (Shape::LayerNorm { rows, channels }, Kernel::LayerNorm(f)) => {
-            let x = draw.uniform("x", rows * channels);
-            let gamma = draw.values("gamma", channels, 1.0, 0.5);
-            let beta = draw.values("beta", channels, 0.0, 0.5);
-            let eps = 1e-5f32;
-            let mut out = vec![f32::NAN; rows * channels];
-            f(&LayerNormDims { rows, channels, eps }, &x, &gamma, &beta, &mut out, isa);
-            let xv = m2(&x, rows, channels);
-            let reference = ops::layernorm(&up(xv).view(), &up1(&gamma).view(), &up1(&beta).view(), f64::from(eps));
-            let plain = ops::layernorm(&xv, &ArrayView1::from(&gamma), &ArrayView1::from(&beta), eps);
-            Run {
-                out,
-                reference: flat64(reference),
-                plain: flat32(plain),
-                magnitudes: vec![],
-            }
+        (Shape::LayerNorm { channels, .. }, Kernel::LayerNorm(f)) => {
+            let dims = LayerNormDims {
+                rows: r.len(),
+                channels,
+                eps: LAYERNORM_EPS,
+            };
+            f(&dims, &x.a[r.start * channels..r.end * channels], &x.b, &x.c, out, isa)
         }
-        (Shape::Softmax { rows, cols }, Kernel::Softmax(f)) => {
-            let x = draw.uniform("x", rows * cols);
-            let mut out = vec![f32::NAN; rows * cols];
-            f(&SoftmaxDims { rows, cols }, &x, &mut out, isa);
-            let xv = m2(&x, rows, cols);
-            Run {
-                out,
-                reference: flat64(ops::softmax_rows(&up(xv).view())),
-                plain: flat32(ops::softmax_rows(&xv)),
-                magnitudes: vec![],
-            }
-        }
+        (Shape::Softmax { cols, .. }, Kernel::Softmax(f)) => f(
+            &SoftmaxDims { rows: r.len(), cols },
+            &x.a[r.start * cols..r.end * cols],
+            out,
+            isa,
+        ),
         (
             Shape::Attention {
-                queries,
-                pos0,
-                heads,
-                head_size,
+                pos0, heads, head_size, ..
             },
             Kernel::Attention(f),
         ) => {
-            let (c, s) = (heads * head_size, pos0 + queries);
-            let q = draw.uniform("q", queries * c);
-            let k = draw.uniform("k", s * c);
-            let v = draw.uniform("v", s * c);
+            let c = heads * head_size;
+            let keys = (pos0 + r.end) * c;
             let scale = 1.0 / (head_size as f32).sqrt();
-            let mut out = vec![f32::NAN; queries * c];
+            let dims = AttentionDims {
+                queries: r.len(),
+                pos0: pos0 + r.start,
+                heads,
+                head_size,
+                scale,
+            };
             f(
-                &AttentionDims {
-                    queries,
-                    pos0,
-                    heads,
-                    head_size,
-                    scale,
-                },
-                &q,
-                &k,
-                &v,
-                &mut out,
-                isa,
-            );
-            let (qv, kv, vv) = (m2(&q, queries, c), m2(&k, s, c), m2(&v, s, c));
-            let reference =
-                ops::causal_attention(&up(qv).view(), &up(kv).view(), &up(vv).view(), heads, f64::from(scale));
-            let plain = ops::causal_attention(&qv, &kv, &vv, heads, scale);
-            Run {
+                &dims,
+                &x.a[r.start * c..r.end * c],
+                &x.b[..keys],
+                &x.c[..keys],
                 out,
-                reference: flat64(reference),
-                plain: flat32(plain),
-                magnitudes: vec![],
-            }
+                isa,
+            )
         }
-        (Shape::Matmul { m, k, n, bias }, Kernel::Matmul(f)) => {
-            let a = draw.uniform("a", m * k);
-            let b = draw.uniform("b", k * n);
-            let bias_values = bias.then(|| draw.uniform("bias", n));
-            let mut out = vec![f32::NAN; m * n];
-            f(&MatmulDims { m, k, n }, &a, &b, bias_values.as_deref(), &mut out, isa);
-            let (av, bv) = (m2(&a, m, k), m2(&b, k, n));
-            let bias64 = bias_values.as_deref().map(up1);
-            let reference = ops::linear(
-                &up(av).view(),
-                &up(bv).view(),
-                bias64.as_ref().map(|b| b.view()).as_ref(),
-            );
-            let bias32 = bias_values.as_deref().map(ArrayView1::from);
-            let plain = ops::linear(&av, &bv, bias32.as_ref());
+        (Shape::Matmul { k, n, bias, .. }, Kernel::Matmul(f)) => {
+            let bias = bias.then_some(&x.c[..]);
+            f(
+                &MatmulDims { m: r.len(), k, n },
+                &x.a[r.start * k..r.end * k],
+                &x.b,
+                bias,
+                out,
+                isa,
+            )
+        }
+        (Shape::Gelu { .. }, Kernel::Gelu(f)) => f(&x.a[r], out, isa),
+        _ => panic!(
+            "a {} kernel cannot run a {} shape",
+            kernel.op().name(),
+            shape.op().name()
+        ),
+    }
+}
+
+/// The epsilon of every LayerNorm check and bench.
+pub const LAYERNORM_EPS: f32 = 1e-5;
+
+/// Runs `kernel` at `isa` on the inputs of `shape` drawn by `draw`, with the output poisoned, and the
+/// reference ops in f64 and f32 on the same inputs.
+pub fn run(kernel: Kernel, isa: Isa, shape: &Shape, draw: &Draw) -> Run {
+    let x = inputs(shape, draw);
+    let (rows, width) = output_rows(shape);
+    let mut out = vec![f32::NAN; rows * width];
+    call_rows(kernel, isa, shape, &x, 0..rows, &mut out);
+    let (reference, plain, magnitudes) = match *shape {
+        Shape::Embedding {
+            channels: c,
+            vocab,
+            positions,
+            pos0,
+            ..
+        } => (
+            flat64(ops::embedding(
+                &up(m2(&x.a, vocab, c)).view(),
+                &up(m2(&x.b, positions, c)).view(),
+                &x.ids,
+                pos0,
+            )),
+            flat32(ops::embedding(
+                &m2(&x.a, vocab, c),
+                &m2(&x.b, positions, c),
+                &x.ids,
+                pos0,
+            )),
+            vec![],
+        ),
+        Shape::LayerNorm { rows, channels } => {
+            let xv = m2(&x.a, rows, channels);
+            let eps = LAYERNORM_EPS;
+            (
+                flat64(ops::layernorm(
+                    &up(xv).view(),
+                    &up1(&x.b).view(),
+                    &up1(&x.c).view(),
+                    f64::from(eps),
+                )),
+                flat32(ops::layernorm(
+                    &xv,
+                    &ArrayView1::from(&x.b),
+                    &ArrayView1::from(&x.c),
+                    eps,
+                )),
+                vec![],
+            )
+        }
+        Shape::Softmax { rows, cols } => {
+            let xv = m2(&x.a, rows, cols);
+            (
+                flat64(ops::softmax_rows(&up(xv).view())),
+                flat32(ops::softmax_rows(&xv)),
+                vec![],
+            )
+        }
+        Shape::Attention {
+            queries,
+            pos0,
+            heads,
+            head_size,
+        } => {
+            let (c, s) = (heads * head_size, pos0 + queries);
+            let scale = 1.0 / (head_size as f32).sqrt();
+            let (qv, kv, vv) = (m2(&x.a, queries, c), m2(&x.b, s, c), m2(&x.c, s, c));
+            (
+                flat64(ops::causal_attention(
+                    &up(qv).view(),
+                    &up(kv).view(),
+                    &up(vv).view(),
+                    heads,
+                    f64::from(scale),
+                )),
+                flat32(ops::causal_attention(&qv, &kv, &vv, heads, scale)),
+                vec![],
+            )
+        }
+        Shape::Matmul { m, k, n, bias } => {
+            let (av, bv) = (m2(&x.a, m, k), m2(&x.b, k, n));
+            let bias64 = bias.then(|| up1(&x.c));
+            let bias32 = bias.then(|| ArrayView1::from(&x.c));
             let mut magnitudes = up(av).mapv(f64::abs).dot(&up(bv).mapv(f64::abs));
             if let Some(b) = &bias64 {
                 magnitudes += &b.mapv(f64::abs);
             }
-            Run {
-                out,
-                reference: flat64(reference),
-                plain: flat32(plain),
-                magnitudes: flat64(magnitudes),
-            }
+            (
+                flat64(ops::linear(
+                    &up(av).view(),
+                    &up(bv).view(),
+                    bias64.as_ref().map(|b| b.view()).as_ref(),
+                )),
+                flat32(ops::linear(&av, &bv, bias32.as_ref())),
+                flat64(magnitudes),
+            )
         }
-        (Shape::Gelu { n }, Kernel::Gelu(f)) => {
-            let x = draw.uniform("x", n);
-            let mut out = vec![f32::NAN; n];
-            f(&x, &mut out, isa);
-            Run {
-                out,
-                reference: x.iter().map(|&v| ops::gelu_new(f64::from(v))).collect(),
-                plain: x.iter().map(|&v| ops::gelu_new(v)).collect(),
-                magnitudes: vec![],
-            }
-        }
-        _ => unreachable!("kernel and shape ops were checked equal"),
+        Shape::Gelu { .. } => (
+            x.a.iter().map(|&v| ops::gelu_new(f64::from(v))).collect(),
+            x.a.iter().map(|&v| ops::gelu_new(v)).collect(),
+            vec![],
+        ),
+    };
+    Run {
+        out,
+        reference,
+        plain,
+        magnitudes,
     }
 }
 
