@@ -2,7 +2,7 @@
 //! float64 reference op on the edge-case shapes, with the output poisoned; and proof that the checker
 //! rejects deliberately wrong kernels.
 
-use tkbench_harness::opcheck::{Shape, check, sweep};
+use tkbench_harness::opcheck::{Draw, Shape, call_rows, check, inputs, output_rows, sweep};
 use tkbench_kernels::{Isa, Op, variants_of};
 
 /// The seed of the sweep; each shape gets its own stream derived from it.
@@ -120,4 +120,84 @@ fn every_level_this_cpu_has_is_checked() {
             "the CPU has NEON but the neon level is not available"
         );
     }
+}
+
+/// The shapes whose rows are computed together and then one at a time: matmul depths across the
+/// streamed path's groups of rows of b and its KC slices, widths with vector tails; attention with
+/// query groups, key tiles and transposed-pack runs cut at odd places.
+fn split_shapes(op: Op) -> Vec<Shape> {
+    match op {
+        Op::Matmul => {
+            let mut shapes = Vec::new();
+            for k in [1, 7, 8, 9, 191, 192, 200, 400] {
+                for n in [1, 17, 40] {
+                    shapes.push(Shape::Matmul {
+                        m: 9,
+                        k,
+                        n,
+                        bias: n != 17,
+                    });
+                }
+            }
+            shapes
+        }
+        Op::Attention => {
+            let mut shapes = Vec::new();
+            for (pos0, head_size) in [(0, 8), (0, 64), (70, 15), (130, 64)] {
+                shapes.push(Shape::Attention {
+                    queries: 9,
+                    pos0,
+                    heads: 2,
+                    head_size,
+                });
+            }
+            shapes
+        }
+        _ => sweep(op)
+            .into_iter()
+            .filter(|shape| (2..=64).contains(&output_rows(shape).0))
+            .collect(),
+    }
+}
+
+/// Threads split an op's rows into blocks, and the kernel-driven model promises the same bits for
+/// every split: so each variant, at each level, must give a row the same bits whether it is computed
+/// with its neighbours or alone (a blocked variant may take another path for one row).
+#[test]
+fn rows_alone_and_together_are_bit_identical() {
+    let mut failures = Vec::new();
+    for op in Op::ALL {
+        for (i, shape) in split_shapes(op).iter().enumerate() {
+            let seed = SWEEP_SEED + i as u64;
+            let x = inputs(shape, &Draw::new(seed, 1.0));
+            let (rows, width) = output_rows(shape);
+            for variant in variants_of(op) {
+                for isa in variant.levels() {
+                    let mut together = vec![f32::NAN; rows * width];
+                    call_rows(variant.kernel, isa, shape, &x, 0..rows, &mut together);
+                    for row in 0..rows {
+                        let mut alone = vec![f32::NAN; width];
+                        call_rows(variant.kernel, isa, shape, &x, row..row + 1, &mut alone);
+                        let expected = &together[row * width..][..width];
+                        if let Some(j) = (0..width).find(|&j| alone[j].to_bits() != expected[j].to_bits()) {
+                            failures.push(format!(
+                                "{} {} at {}: shape {shape}, seed {seed}: row {row} element {j} alone {} together {}",
+                                op.name(),
+                                variant.name,
+                                isa.name(),
+                                alone[j],
+                                expected[j]
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} rows differ (replay: cargo test -p tkbench-harness --test opcheck rows_alone_and_together):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

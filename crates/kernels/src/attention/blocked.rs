@@ -145,6 +145,31 @@ fn group<S: Simd, const G: usize>(
     }
 }
 
+/// Keys a transposed pack writes together: one short contiguous run per head dimension instead of
+/// one scattered element, so the transposition is not bound by single-element stores.
+const PACK_RUN: usize = 8;
+
+/// Packs keys `keys` of the head starting at column `col` transposed into k_t ([HS, K_TILE]).
+fn pack_keys(k: &[f32], c: usize, col: usize, hs: usize, keys: core::ops::Range<usize>, k_t: &mut [f32]) {
+    let j0 = keys.start;
+    let mut j = j0;
+    while j + PACK_RUN <= keys.end {
+        let rows: [&[f32]; PACK_RUN] = core::array::from_fn(|r| &k[(j + r) * c + col..][..hs]);
+        for (dd, run) in k_t.chunks_exact_mut(K_TILE).take(hs).enumerate() {
+            let run = &mut run[j - j0..][..PACK_RUN];
+            for (x, row) in run.iter_mut().zip(&rows) {
+                *x = row[dd];
+            }
+        }
+        j += PACK_RUN;
+    }
+    for j in j..keys.end {
+        for (dd, &x) in k[j * c + col..][..hs].iter().enumerate() {
+            k_t[dd * K_TILE + (j - j0)] = x;
+        }
+    }
+}
+
 impl WithSimd for Attention<'_> {
     type Output = ();
 
@@ -175,10 +200,8 @@ impl WithSimd for Attention<'_> {
                 // LOOP 1: tiles of keys, packed once for the whole query tile.
                 for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
+                    pack_keys(self.k, c, col, hs, j0..j1, &mut tile.k_t);
                     for j in j0..j1 {
-                        for (dd, &x) in self.k[j * c + col..][..hs].iter().enumerate() {
-                            tile.k_t[dd * K_TILE + (j - j0)] = x;
-                        }
                         tile.v[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * c + col..][..hs]);
                     }
                     // Keys of this tile query i sees.

@@ -112,11 +112,73 @@ fn micro_kernel<S: Simd, const MR: usize>(
 
 /// The path for fewer than SMALL_M rows: per row and per KC slice, acc = Σ_p a[i, p] · b[p, ..] with
 /// vector multiply-adds from zero in p order, then c[i, ..] += acc, as the micro-kernel does.
+///
+/// A decode step is bound by reading b once from memory, so b is read GROUP rows at a time: each
+/// element of the partial sum is loaded once, takes GROUP multiply-adds in p order and is stored once,
+/// which keeps the partial-sum traffic (L1 or L2) at 1/GROUP of b's and gives the prefetchers GROUP
+/// sequential streams. The first group of a slice starts from zero and the last adds into c, so the
+/// rounding is the micro-kernel's exactly.
 struct Streamed<'a> {
     dims: MatmulDims,
     a: &'a [f32],
     b: &'a [f32],
     c: &'a mut [f32],
+}
+
+/// Rows of b read together by the streamed path (4 and 16 were tried against 8; see PERFORMANCE.md).
+const GROUP: usize = 8;
+
+/// Where a group of rows of b starts and ends its partial sums.
+#[derive(Clone, Copy)]
+struct Ends {
+    /// The group starts the KC slice: the partial sums begin at zero, not from acc.
+    first: bool,
+    /// The group ends the KC slice: the sums are added into c instead of stored in acc.
+    last: bool,
+}
+
+/// acc (or zero) + Σ_r a[r] · b_rows[r] in r order, stored into acc or added into c.
+#[inline(always)]
+fn stream_group<S: Simd>(s: S, a: &[f32], b_rows: &[&[f32]], acc: &mut [f32], c: &mut [f32], ends: Ends) {
+    let splats: [S::f32s; GROUP] = core::array::from_fn(|r| s.splat_f32s(a.get(r).copied().unwrap_or(0.0)));
+    let g = a.len();
+    let (acc_v, acc_tail) = S::as_mut_simd_f32s(acc);
+    let (c_v, c_tail) = S::as_mut_simd_f32s(c);
+    let sum = |j: usize, start: S::f32s| {
+        let mut x = start;
+        for r in 0..g {
+            let (b_v, _) = S::as_simd_f32s(b_rows[r]);
+            x = s.mul_add_e_f32s(splats[r], b_v[j], x);
+        }
+        x
+    };
+    for j in 0..acc_v.len() {
+        let start = if ends.first { s.splat_f32s(0.0) } else { acc_v[j] };
+        let x = sum(j, start);
+        if ends.last {
+            c_v[j] = s.add_f32s(c_v[j], x);
+        } else {
+            acc_v[j] = x;
+        }
+    }
+    // The tail lanes go through one partial vector, so they are fused like the rest.
+    if !acc_tail.is_empty() {
+        let mut x = if ends.first {
+            s.splat_f32s(0.0)
+        } else {
+            s.partial_load_f32s(acc_tail)
+        };
+        for r in 0..g {
+            let (_, b_tail) = S::as_simd_f32s(b_rows[r]);
+            x = s.mul_add_e_f32s(splats[r], s.partial_load_f32s(b_tail), x);
+        }
+        if ends.last {
+            let c_x = s.add_f32s(s.partial_load_f32s(c_tail), x);
+            s.partial_store_f32s(c_tail, c_x);
+        } else {
+            s.partial_store_f32s(acc_tail, x);
+        }
+    }
 }
 
 impl WithSimd for Streamed<'_> {
@@ -128,28 +190,18 @@ impl WithSimd for Streamed<'_> {
         let mut acc = vec![0.0f32; n]; // [N], one row's partial sums over a KC slice
         for (a_row, c_row) in self.a.chunks_exact(k).zip(self.c.chunks_exact_mut(n)) {
             for pc in (0..k).step_by(KC) {
-                acc.fill(0.0);
-                let (acc_v, acc_tail) = S::as_mut_simd_f32s(&mut acc);
-                let slice = pc..(pc + KC).min(k);
-                for (p, &a_ip) in slice.clone().zip(&a_row[slice]) {
-                    let ap = s.splat_f32s(a_ip);
-                    let (b_v, b_tail) = S::as_simd_f32s(&self.b[p * n..][..n]);
-                    for (x, &bv) in acc_v.iter_mut().zip(b_v) {
-                        *x = s.mul_add_e_f32s(ap, bv, *x);
-                    }
-                    // The tail lanes go through one partial vector, so they are fused like the rest.
-                    if !b_tail.is_empty() {
-                        let t = s.mul_add_e_f32s(ap, s.partial_load_f32s(b_tail), s.partial_load_f32s(acc_tail));
-                        s.partial_store_f32s(acc_tail, t);
-                    }
-                }
-                let (c_v, c_tail) = S::as_mut_simd_f32s(c_row);
-                let (acc_v, acc_tail) = S::as_simd_f32s(&acc);
-                for (cv, &av) in c_v.iter_mut().zip(acc_v) {
-                    *cv = s.add_f32s(*cv, av);
-                }
-                for (cv, &av) in c_tail.iter_mut().zip(acc_tail) {
-                    *cv += av;
+                let slice_end = (pc + KC).min(k);
+                for p in (pc..slice_end).step_by(GROUP) {
+                    let group_end = (p + GROUP).min(slice_end);
+                    let b_rows: [&[f32]; GROUP] = core::array::from_fn(|r| {
+                        let row = (p + r).min(group_end - 1);
+                        &self.b[row * n..][..n]
+                    });
+                    let ends = Ends {
+                        first: p == pc,
+                        last: group_end == slice_end,
+                    };
+                    stream_group(s, &a_row[p..group_end], &b_rows, &mut acc, c_row, ends);
                 }
             }
         }
