@@ -1,12 +1,17 @@
 //! Softmax with pulp: a vector max, a vector exp whose values are stored and summed, and a vector
-//! scale by 1 / sum.
+//! scale by 1 / sum, row after row. The max of the next row is taken in the exp pass of this one:
+//! the next row's first read from memory overlaps this row's writes, where three separate passes
+//! left the memory system either reading or writing (in one process, alternating: 1.2–1.5× faster
+//! on 64 × 50257, 12288 × 1024 and 1536 × 128; the results are the same bits).
 
 use pulp::{Simd, WithSimd};
 
 use super::SoftmaxDims;
 use crate::{Isa, vmath};
 
-struct Row<'a> {
+/// Every row of x [R, cols] into out.
+struct Rows<'a> {
+    cols: usize,
     x: &'a [f32],
     out: &'a mut [f32],
 }
@@ -29,34 +34,105 @@ pub(crate) fn row_max<S: Simd>(s: S, x: &[f32]) -> f32 {
     tail.iter().copied().fold(s.reduce_max_f32s(m), f32::max)
 }
 
-impl WithSimd for Row<'_> {
+/// The rotation, in vectors (a multiple of 4, below `len`), that puts loads from `y` 2 KiB modulo
+/// 4 KiB away from stores to the same position of `out`.
+fn rotation<S: Simd>(out: usize, y: usize, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let apart = y.wrapping_sub(out) % 4096;
+    let shift = (2048 + 4096 - apart) % 4096;
+    (shift / core::mem::size_of::<S::f32s>() / 4 * 4) % len
+}
+
+/// out = exp(x − m), summed into acc (vector i into acc[i mod 4]), and the maximum of y, four
+/// vectors at a time; out, x and y have the same length, a multiple of 4 vectors.
+#[inline(always)]
+fn exp_and_next_max<S: Simd>(
+    s: S,
+    out: &mut [S::f32s],
+    x: &[S::f32s],
+    y: &[S::f32s],
+    m: S::f32s,
+    acc: &mut [S::f32s; 4],
+    next_max: &mut [S::f32s; 4],
+) {
+    for ((o, v), w) in out.chunks_exact_mut(4).zip(x.chunks_exact(4)).zip(y.chunks_exact(4)) {
+        for u in 0..4 {
+            o[u] = vmath::exp(s, s.sub_f32s(v[u], m));
+            acc[u] = s.add_f32s(acc[u], o[u]);
+            next_max[u] = s.max_f32s(next_max[u], w[u]);
+        }
+    }
+}
+
+impl WithSimd for Rows<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
-        let max = row_max(s, self.x);
-        let m = s.splat_f32s(max);
-        let (x, x_tail) = S::as_simd_f32s(self.x);
-        let (out, out_tail) = S::as_mut_simd_f32s(self.out);
-        // Four accumulators: four shorter summation chains, both faster and more accurate.
-        let mut acc = [s.splat_f32s(0.0); 4];
-        for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-            *o = vmath::exp(s, s.sub_f32s(v, m));
-            acc[i % 4] = s.add_f32s(acc[i % 4], *o);
-        }
-        let mut sum = s.reduce_sum_f32s(s.add_f32s(s.add_f32s(acc[0], acc[1]), s.add_f32s(acc[2], acc[3])));
-        // The tail goes through the same vector exp, one partial vector.
-        if !x_tail.is_empty() {
-            let e = vmath::exp(s, s.sub_f32s(s.partial_load_f32s(x_tail), m));
-            s.partial_store_f32s(out_tail, e);
-            sum += out_tail.iter().sum::<f32>();
-        }
-        let scale = s.splat_f32s(1.0 / sum);
-        for o in out.iter_mut() {
-            *o = s.mul_f32s(*o, scale);
-        }
-        for o in out_tail.iter_mut() {
-            *o *= 1.0 / sum;
+        let n = self.cols;
+        let rows = self.x.len() / n;
+        let mut max = row_max(s, &self.x[..n]);
+        for (i, out_row) in self.out.chunks_exact_mut(n).enumerate() {
+            let x_row = &self.x[i * n..][..n];
+            let next = (i + 1 < rows).then(|| &self.x[(i + 1) * n..][..n]);
+            let m = s.splat_f32s(max);
+            let (x, x_tail) = S::as_simd_f32s(x_row);
+            let (out, out_tail) = S::as_mut_simd_f32s(out_row);
+            // Four accumulators: four shorter summation chains, both faster and more accurate. The
+            // next row's maximum is taken in the same pass, so that its read from memory overlaps
+            // this row's writes instead of waiting for them.
+            let mut acc = [s.splat_f32s(0.0); 4];
+            let mut next_max = [s.splat_f32s(f32::NEG_INFINITY); 4];
+            let y = next.map_or(&[][..], |next| S::as_simd_f32s(next).0);
+            let done = x.len() / 4 * 4;
+            if next.is_some() {
+                // A load at the same address modulo 4 KiB as a pending store waits for it (rows of
+                // 1024 floats, 4 KiB apart, ran 1.4x slower than unfused): the next row is read
+                // rotated by c vectors so that its loads sit 2 KiB away from this row's stores.
+                let c = rotation::<S>(out.as_ptr() as usize, y.as_ptr() as usize, done);
+                let (out_a, out_b) = out[..done].split_at_mut(done - c);
+                let (x_a, x_b) = x[..done].split_at(done - c);
+                exp_and_next_max(s, out_a, x_a, &y[c..done], m, &mut acc, &mut next_max);
+                exp_and_next_max(s, out_b, x_b, &y[..c], m, &mut acc, &mut next_max);
+            } else {
+                for (o, v) in out[..done].chunks_exact_mut(4).zip(x.chunks_exact(4)) {
+                    for u in 0..4 {
+                        o[u] = vmath::exp(s, s.sub_f32s(v[u], m));
+                        acc[u] = s.add_f32s(acc[u], o[u]);
+                    }
+                }
+            }
+            for (u, (o, &v)) in out[done..].iter_mut().zip(&x[done..]).enumerate() {
+                *o = vmath::exp(s, s.sub_f32s(v, m));
+                acc[u] = s.add_f32s(acc[u], *o);
+            }
+            for (u, &w) in y.iter().skip(done).enumerate() {
+                next_max[u] = s.max_f32s(next_max[u], w);
+            }
+            let mut sum = s.reduce_sum_f32s(s.add_f32s(s.add_f32s(acc[0], acc[1]), s.add_f32s(acc[2], acc[3])));
+            // The tail goes through the same vector exp, one partial vector.
+            if !x_tail.is_empty() {
+                let e = vmath::exp(s, s.sub_f32s(s.partial_load_f32s(x_tail), m));
+                s.partial_store_f32s(out_tail, e);
+                sum += out_tail.iter().sum::<f32>();
+            }
+            let scale = s.splat_f32s(1.0 / sum);
+            for o in out.iter_mut() {
+                *o = s.mul_f32s(*o, scale);
+            }
+            for o in out_tail.iter_mut() {
+                *o *= 1.0 / sum;
+            }
+            if let Some(next) = next {
+                let (_, y_tail) = S::as_simd_f32s(next);
+                let folded = s.max_f32s(
+                    s.max_f32s(next_max[0], next_max[1]),
+                    s.max_f32s(next_max[2], next_max[3]),
+                );
+                max = y_tail.iter().copied().fold(s.reduce_max_f32s(folded), f32::max);
+            }
         }
     }
 }
@@ -68,7 +144,8 @@ pub fn softmax(dims: &SoftmaxDims, x: &[f32], out: &mut [f32], isa: Isa) {
     if n == 0 {
         return;
     }
-    for (row, out_row) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        isa.run(Row { x: row, out: out_row });
+    if dims.rows == 0 {
+        return;
     }
+    isa.run(Rows { cols: n, x, out });
 }
