@@ -69,9 +69,7 @@ fn pack_b<S: Simd>(b: &[f32], n: usize, pc: usize, kc: usize, jc: usize, nc: usi
                 // cost about 4 % at 768³.
                 let (src, _) = S::as_simd_f32s(row);
                 let (dst, _) = S::as_mut_simd_f32s(out_row);
-                for v in 0..NR_VECTORS {
-                    dst[v] = src[v];
-                }
+                dst[..NR_VECTORS].copy_from_slice(&src[..NR_VECTORS]);
             } else {
                 let (head, pad) = out_row.split_at_mut(valid);
                 head.copy_from_slice(row);
