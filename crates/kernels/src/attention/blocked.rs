@@ -5,9 +5,13 @@
 //!
 //! Each key tile is packed once per query tile: K transposed ([HS, K_TILE], so that the scores of a
 //! query against the whole tile are vector multiply-adds over keys with q[d] broadcast, no horizontal
-//! sums) and V padded ([K_TILE, HSP], HSP = HS rounded up to 64, so that acc += p · v is whole
-//! vectors). Queries go through in groups of GROUP = 4 that share every loaded K and V vector: a
-//! 4 × 4-vector register tile, one load per four multiply-adds instead of one per multiply-add.
+//! sums) and, unless a head is already whole vectors, V padded ([K_TILE, HSP], HSP = HS rounded up to
+//! 64, so that acc += p · v is whole vectors). Queries go through in groups of GROUP = 4 that share
+//! every loaded K and V vector: a 4 × 4-vector register tile, one load per four multiply-adds instead
+//! of one per multiply-add.
+//!
+//! A decode step (one query) packs as many keys as it uses, so the transposition decides its speed:
+//! at AVX-512 it runs 16 × 16 blocks through registers, elsewhere runs of 8 keys per dimension.
 
 use pulp::{Simd, WithSimd};
 
@@ -28,6 +32,8 @@ const HS_ALIGN: usize = VECTORS * 16;
 
 struct Attention<'a> {
     dims: AttentionDims,
+    /// Set when the call runs at AVX-512: key tiles are then transposed 16 × 16 in registers.
+    transpose: Option<transpose::Transpose16>,
     q: &'a [f32],
     k: &'a [f32],
     v: &'a [f32],
@@ -38,8 +44,6 @@ struct Attention<'a> {
 struct Tile {
     /// [HS, K_TILE]: the tile's keys, transposed.
     k_t: Vec<f32>,
-    /// [K_TILE, HSP]: the tile's values, padded.
-    v: Vec<f32>,
     /// [Q_TILE, HSP]: each query's running, unnormalised output.
     acc: Vec<f32>,
     /// [Q_TILE]: each query's running maximum score.
@@ -48,6 +52,13 @@ struct Tile {
     l: [f32; Q_TILE],
     /// HSP.
     hsp: usize,
+}
+
+/// The values of a key tile: row j at `rows[j * stride..]`, HSP floats of it readable.
+#[derive(Clone, Copy)]
+struct Values<'a> {
+    rows: &'a [f32],
+    stride: usize,
 }
 
 /// Folds one key tile (keys j0 .. j0 + K_TILE, of which each query sees `live[g]`) into the state of
@@ -61,6 +72,7 @@ fn group<S: Simd, const G: usize>(
     d: &AttentionDims,
     tile: &mut Tile,
     qs: [&[f32]; G],
+    values: Values,
     r: usize,
     live: [usize; G],
 ) {
@@ -121,7 +133,7 @@ fn group<S: Simd, const G: usize>(
             }
         }
         for j in 0..live[0] {
-            let (vv, _) = S::as_simd_f32s(&tile.v[j * hsp + c..][..lanes * VECTORS]);
+            let (vv, _) = S::as_simd_f32s(&values.rows[j * values.stride + c..][..lanes * VECTORS]);
             for g in 0..G {
                 let pb = s.splat_f32s(scores[g][j]);
                 for u in 0..VECTORS {
@@ -131,7 +143,7 @@ fn group<S: Simd, const G: usize>(
         }
         for g in 1..G {
             for j in live[0]..live[g] {
-                let (vv, _) = S::as_simd_f32s(&tile.v[j * hsp + c..][..lanes * VECTORS]);
+                let (vv, _) = S::as_simd_f32s(&values.rows[j * values.stride + c..][..lanes * VECTORS]);
                 let pb = s.splat_f32s(scores[g][j]);
                 for u in 0..VECTORS {
                     acc[g][u] = s.mul_add_e_f32s(pb, vv[u], acc[g][u]);
@@ -149,10 +161,34 @@ fn group<S: Simd, const G: usize>(
 /// one scattered element, so the transposition is not bound by single-element stores.
 const PACK_RUN: usize = 8;
 
-/// Packs keys `keys` of the head starting at column `col` transposed into k_t ([HS, K_TILE]).
-fn pack_keys(k: &[f32], c: usize, col: usize, hs: usize, keys: core::ops::Range<usize>, k_t: &mut [f32]) {
+/// Packs keys `keys` of the head starting at column `col` transposed into k_t ([HS, K_TILE]): whole
+/// 16 × 16 blocks in registers when `transpose` is set, the rest in runs of PACK_RUN keys.
+fn pack_keys(
+    transpose: Option<&transpose::Transpose16>,
+    k: &[f32],
+    c: usize,
+    col: usize,
+    hs: usize,
+    keys: core::ops::Range<usize>,
+    k_t: &mut [f32],
+) {
     let j0 = keys.start;
     let mut j = j0;
+    if let Some(t) = transpose {
+        let dims = hs / 16 * 16;
+        if dims > 0 {
+            while j + 16 <= keys.end {
+                t.keys(k, c, col, dims, j, j - j0, k_t, K_TILE);
+                j += 16;
+            }
+            // Dimensions past the last block of 16, for the keys just packed.
+            for jj in j0..j {
+                for (dd, &x) in k[jj * c + col..][..hs].iter().enumerate().skip(dims) {
+                    k_t[dd * K_TILE + (jj - j0)] = x;
+                }
+            }
+        }
+    }
     while j + PACK_RUN <= keys.end {
         let rows: [&[f32]; PACK_RUN] = core::array::from_fn(|r| &k[(j + r) * c + col..][..hs]);
         for (dd, run) in k_t.chunks_exact_mut(K_TILE).take(hs).enumerate() {
@@ -170,6 +206,138 @@ fn pack_keys(k: &[f32], c: usize, col: usize, hs: usize, keys: core::ops::Range<
     }
 }
 
+/// The in-register transposition of key blocks at AVX-512.
+#[cfg(target_arch = "x86_64")]
+mod transpose {
+    use core::arch::x86_64::{__m512, __m512d};
+    use pulp::bytemuck::cast;
+    use pulp::x86::V4;
+
+    use crate::Isa;
+
+    /// Transposes 16 keys × 16 head dimensions with 64 lane shuffles instead of 256 scattered stores.
+    pub struct Transpose16(V4);
+
+    impl Transpose16 {
+        /// The transposer for a call at `isa`: only at AVX-512 (no other level may run its code).
+        pub fn new(isa: Isa) -> Option<Self> {
+            if isa == Isa::Avx512 {
+                V4::try_new().map(Self)
+            } else {
+                None
+            }
+        }
+
+        /// Writes keys j .. j + 16 (rows of k [S, c], head columns col .. col + dims, dims a
+        /// multiple of 16) transposed into k_t at column `at`, rows `stride` floats apart.
+        #[allow(clippy::too_many_arguments)]
+        pub fn keys(
+            &self,
+            k: &[f32],
+            c: usize,
+            col: usize,
+            dims: usize,
+            j: usize,
+            at: usize,
+            k_t: &mut [f32],
+            stride: usize,
+        ) {
+            let v4 = self.0;
+            v4.vectorize(
+                #[inline(always)]
+                || {
+                    for d0 in (0..dims).step_by(16) {
+                        let rows: [__m512; 16] = core::array::from_fn(|r| {
+                            let row: &[f32; 16] = k[(j + r) * c + col + d0..][..16].try_into().expect("16 floats");
+                            cast(*row)
+                        });
+                        let columns = block(v4, rows);
+                        for (dd, column) in columns.into_iter().enumerate() {
+                            let out: &mut [f32; 16] = (&mut k_t[(d0 + dd) * stride + at..][..16])
+                                .try_into()
+                                .expect("16 floats");
+                            *out = cast(column);
+                        }
+                    }
+                },
+            )
+        }
+    }
+
+    /// The 16 × 16 transpose: pairs within 128-bit lanes, then pairs of pairs, then 128-bit lanes
+    /// across registers in two rounds.
+    #[inline(always)]
+    fn block(v4: V4, r: [__m512; 16]) -> [__m512; 16] {
+        let f = v4.avx512f;
+        let pd = |x: __m512| -> __m512d { f._mm512_castps_pd(x) };
+        let ps = |x: __m512d| -> __m512 { f._mm512_castpd_ps(x) };
+        // t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved (elements 0, 1 and 2, 3 of each lane).
+        let t: [__m512; 16] = core::array::from_fn(|i| {
+            let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+            if i % 2 == 0 {
+                f._mm512_unpacklo_ps(a, b)
+            } else {
+                f._mm512_unpackhi_ps(a, b)
+            }
+        });
+        // u[4g + q]: element q of every 128-bit lane, for rows 4g .. 4g + 4.
+        let u: [__m512; 16] = core::array::from_fn(|i| {
+            let (g, q) = (i / 4, i % 4);
+            let (a, b) = (pd(t[4 * g + q / 2]), pd(t[4 * g + 2 + q / 2]));
+            if q % 2 == 0 {
+                ps(f._mm512_unpacklo_pd(a, b))
+            } else {
+                ps(f._mm512_unpackhi_pd(a, b))
+            }
+        });
+        // v[q][h]: lanes 0 and 2 (h even) or 1 and 3 (h odd) of row groups 0, 1 (h < 2) or 2, 3.
+        let v: [[__m512; 4]; 4] = core::array::from_fn(|q| {
+            [
+                f._mm512_shuffle_f32x4::<0x88>(u[q], u[4 + q]),
+                f._mm512_shuffle_f32x4::<0xdd>(u[q], u[4 + q]),
+                f._mm512_shuffle_f32x4::<0x88>(u[8 + q], u[12 + q]),
+                f._mm512_shuffle_f32x4::<0xdd>(u[8 + q], u[12 + q]),
+            ]
+        });
+        // Column d = q + 4h of the block gathers its four 128-bit lanes from v[q].
+        core::array::from_fn(|d| {
+            let (q, h) = (d % 4, d / 4);
+            let (a, b) = if h % 2 == 0 {
+                (v[q][0], v[q][2])
+            } else {
+                (v[q][1], v[q][3])
+            };
+            if h < 2 {
+                f._mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                f._mm512_shuffle_f32x4::<0xdd>(a, b)
+            }
+        })
+    }
+}
+
+/// No in-register transposition off x86-64: key tiles are packed in runs.
+#[cfg(not(target_arch = "x86_64"))]
+mod transpose {
+    use crate::Isa;
+
+    /// Never constructed off x86-64.
+    pub enum Transpose16 {}
+
+    impl Transpose16 {
+        /// Always `None` off x86-64.
+        pub fn new(_isa: Isa) -> Option<Self> {
+            None
+        }
+
+        /// Unreachable: no value exists.
+        #[allow(clippy::too_many_arguments)]
+        pub fn keys(&self, _: &[f32], _: usize, _: usize, _: usize, _: usize, _: usize, _: &mut [f32], _: usize) {
+            match *self {}
+        }
+    }
+}
+
 impl WithSimd for Attention<'_> {
     type Output = ();
 
@@ -178,9 +346,9 @@ impl WithSimd for Attention<'_> {
         let d = self.dims;
         let (c, hs, keys) = (d.channels(), d.head_size, d.keys());
         let hsp = hs.div_ceil(HS_ALIGN) * HS_ALIGN;
+        let mut v_pack = vec![0.0; if hs == hsp { 0 } else { K_TILE * hsp }]; // [K_TILE, HSP]
         let mut tile = Tile {
             k_t: vec![0.0; hs * K_TILE],
-            v: vec![0.0; K_TILE * hsp],
             acc: vec![0.0; Q_TILE * hsp],
             m: [0.0; Q_TILE],
             l: [0.0; Q_TILE],
@@ -194,16 +362,29 @@ impl WithSimd for Attention<'_> {
                 let i1 = (i0 + Q_TILE).min(d.queries);
                 tile.m.fill(f32::NEG_INFINITY);
                 tile.l.fill(0.0);
-                tile.acc.fill(0.0);
+                tile.acc[..(i1 - i0) * hsp].fill(0.0); // only the tile's queries: one for a decode step
                 // The last query of the tile sees keys up to pos0 + i1 − 1.
                 let tile_keys = (d.pos0 + i1).min(keys);
                 // LOOP 1: tiles of keys, packed once for the whole query tile.
                 for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
-                    pack_keys(self.k, c, col, hs, j0..j1, &mut tile.k_t);
-                    for j in j0..j1 {
-                        tile.v[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * c + col..][..hs]);
-                    }
+                    pack_keys(self.transpose.as_ref(), self.k, c, col, hs, j0..j1, &mut tile.k_t);
+                    // Values are read in place when a head is whole vectors (HS = HSP, as in
+                    // GPT-2); otherwise each row is copied into a padded one.
+                    let values = if hs == hsp {
+                        Values {
+                            rows: &self.v[j0 * c + col..],
+                            stride: c,
+                        }
+                    } else {
+                        for j in j0..j1 {
+                            v_pack[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * c + col..][..hs]);
+                        }
+                        Values {
+                            rows: &v_pack,
+                            stride: hsp,
+                        }
+                    };
                     // Keys of this tile query i sees.
                     let live = |i: usize| (d.pos0 + i + 1).saturating_sub(j0).min(j1 - j0);
                     let mut i = i0;
@@ -211,11 +392,11 @@ impl WithSimd for Attention<'_> {
                         if i + GROUP <= i1 && live(i) > 0 {
                             let qs = [q_row(i), q_row(i + 1), q_row(i + 2), q_row(i + 3)];
                             let lives = [live(i), live(i + 1), live(i + 2), live(i + 3)];
-                            group::<S, GROUP>(s, &d, &mut tile, qs, i - i0, lives);
+                            group::<S, GROUP>(s, &d, &mut tile, qs, values, i - i0, lives);
                             i += GROUP;
                         } else {
                             if live(i) > 0 {
-                                group::<S, 1>(s, &d, &mut tile, [q_row(i)], i - i0, [live(i)]);
+                                group::<S, 1>(s, &d, &mut tile, [q_row(i)], values, i - i0, [live(i)]);
                             }
                             i += 1;
                         }
@@ -241,6 +422,7 @@ pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mu
     }
     isa.run(Attention {
         dims: *dims,
+        transpose: transpose::Transpose16::new(isa),
         q,
         k,
         v,
