@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use rayon::prelude::*;
-use tkbench_harness::model::{attention_blocks, row_blocks, split_rows};
-use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_rows, inputs, output_rows};
+use tkbench_harness::model::{attention_blocks, column_blocks, row_blocks, split_rows};
+use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_rows, inputs, output_rows};
 use tkbench_harness::work::work;
 use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
 
@@ -168,12 +168,25 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
 }
 
 /// One call of `kernel` on `shape` split by rows across the threads of `pool`, one kernel call per
-/// block of rows, as the kernel-driven model splits them (attention at equal work).
+/// block of rows, as the kernel-driven model splits them (attention at equal work, a one-row matmul
+/// by columns).
 fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], pool: &rayon::ThreadPool) {
+    let threads = pool.current_num_threads();
+    if let Shape::Matmul { m: 1, n, .. } = *shape {
+        // One row: threads share the columns, as the model splits a decode step.
+        let blocks = column_blocks(n, threads);
+        let outs = split_rows(out, &blocks, 1);
+        pool.install(|| {
+            outs.into_par_iter()
+                .zip(blocks.par_iter())
+                .for_each(|(out, cols)| call_columns(kernel, isa, shape, x, cols.clone(), out));
+        });
+        return;
+    }
     let (rows, width) = output_rows(shape);
     let blocks = match *shape {
-        Shape::Attention { queries, pos0, .. } => attention_blocks(queries, pos0, pool.current_num_threads()),
-        _ => row_blocks(rows, pool.current_num_threads()),
+        Shape::Attention { queries, pos0, .. } => attention_blocks(queries, pos0, threads),
+        _ => row_blocks(rows, threads),
     };
     let outs = split_rows(out, &blocks, width);
     pool.install(|| {

@@ -100,6 +100,18 @@ pub fn row_blocks(rows: usize, parts: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Columns a block of a one-row matmul starts on a multiple of: whole cache lines and whole vectors
+/// at every level.
+pub const COLUMN_ALIGN: usize = 64;
+
+/// Splits a one-row matmul's `n` columns into at most `parts` contiguous blocks of nearly equal width,
+/// each starting on a multiple of [`COLUMN_ALIGN`]: with one row of a (a decode step) there are no
+/// rows to share, and the columns of b, which must be read once from memory, are the work.
+pub fn column_blocks(n: usize, parts: usize) -> Vec<Range<usize>> {
+    let size = n.div_ceil(parts.max(1)).div_ceil(COLUMN_ALIGN).max(1) * COLUMN_ALIGN;
+    (0..n).step_by(size).map(|start| start..(start + size).min(n)).collect()
+}
+
 /// Splits causal attention's `queries` (at positions pos0 ..) into at most `parts` contiguous ranges
 /// of nearly equal work: query i sees pos0 + i + 1 keys, so equal query counts would give the last
 /// thread three times the first one's work in a prefill.
@@ -273,8 +285,28 @@ impl<'w> KernelModel<'w> {
         let Kernel::Matmul(f) = self.kernels.get(Op::Matmul).kernel else {
             unreachable!()
         };
+        if x.len() == k && self.threads > 1 {
+            // One row: threads share the columns (each reads its block of b's rows, ldb = n).
+            self.for_blocks(&column_blocks(n, self.threads), 1, out, |cols, out| {
+                let dims = MatmulDims {
+                    m: 1,
+                    k,
+                    n: cols.len(),
+                    ldb: n,
+                };
+                f(
+                    &dims,
+                    x,
+                    &b[cols.start..],
+                    bias.map(|bias| &bias[cols.clone()]),
+                    out,
+                    self.isa,
+                );
+            });
+            return;
+        }
         self.for_row_blocks(x.len() / k, n, out, |rows, out| {
-            let dims = MatmulDims { m: rows.len(), k, n };
+            let dims = MatmulDims::new(rows.len(), k, n);
             f(&dims, &x[rows.start * k..rows.end * k], b, bias, out, self.isa);
         });
     }

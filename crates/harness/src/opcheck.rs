@@ -530,7 +530,7 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
         (Shape::Matmul { k, n, bias, .. }, Kernel::Matmul(f)) => {
             let bias = bias.then_some(&x.c[..]);
             f(
-                &MatmulDims { m: r.len(), k, n },
+                &MatmulDims::new(r.len(), k, n),
                 &x.a[r.start * k..r.end * k],
                 &x.b,
                 bias,
@@ -544,6 +544,24 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
             kernel.op().name(),
             shape.op().name()
         ),
+    }
+}
+
+/// Calls a matmul `kernel` at `isa` for the columns `cols` of a one-row matmul `shape`, writing `out`
+/// ([cols.len()]): b is the block of columns (rows N apart), as threads split a decode step.
+pub fn call_columns(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, cols: Range<usize>, out: &mut [f32]) {
+    match (*shape, kernel) {
+        (Shape::Matmul { m: 1, k, n, bias }, Kernel::Matmul(f)) => {
+            let dims = MatmulDims {
+                m: 1,
+                k,
+                n: cols.len(),
+                ldb: n,
+            };
+            let bias = bias.then(|| &x.c[cols.clone()]);
+            f(&dims, &x.a, &x.b[cols.start..], bias, out, isa)
+        }
+        _ => panic!("columns are split for one-row matmuls only, not {shape}"),
     }
 }
 

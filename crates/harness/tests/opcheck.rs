@@ -2,7 +2,10 @@
 //! float64 reference op on the edge-case shapes, with the output poisoned; and proof that the checker
 //! rejects deliberately wrong kernels.
 
-use tkbench_harness::opcheck::{Draw, Shape, call_rows, check, inputs, output_rows, sweep};
+use std::ops::Range;
+
+use tkbench_harness::model::column_blocks;
+use tkbench_harness::opcheck::{Draw, Shape, call_columns, call_rows, check, inputs, output_rows, sweep};
 use tkbench_kernels::{Isa, Op, variants_of};
 
 /// The seed of the sweep; each shape gets its own stream derived from it.
@@ -197,6 +200,63 @@ fn rows_alone_and_together_are_bit_identical() {
     assert!(
         failures.is_empty(),
         "{} rows differ (replay: cargo test -p tkbench-harness --test opcheck rows_alone_and_together):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Threads split a one-row matmul (a decode step) by columns: each variant, at each level, must give
+/// every element the same bits whether its block of columns starts at 0 or elsewhere, with b's rows
+/// then N floats apart.
+#[test]
+fn columns_alone_and_together_are_bit_identical() {
+    let mut failures = Vec::new();
+    for (i, (k, n)) in [(7, 130), (200, 257), (400, 1000), (33, 64)].into_iter().enumerate() {
+        let shape = Shape::Matmul {
+            m: 1,
+            k,
+            n,
+            bias: i % 2 == 0,
+        };
+        let seed = SWEEP_SEED + i as u64;
+        let x = inputs(&shape, &Draw::new(seed, 1.0));
+        for variant in variants_of(Op::Matmul) {
+            for isa in variant.levels() {
+                let mut together = vec![f32::NAN; n];
+                call_rows(variant.kernel, isa, &shape, &x, 0..1, &mut together);
+                // The model's splits (aligned to whole vectors), and one at odd columns, which asks
+                // each element's rounding not to depend on its lane either.
+                let mut splits: Vec<Vec<Range<usize>>> = [2, 3, 5].map(|parts| column_blocks(n, parts)).into();
+                splits.push(vec![0..37, 37..n - 3, n - 3..n]);
+                for blocks in splits {
+                    assert_eq!(
+                        blocks.iter().map(|b| b.len()).sum::<usize>(),
+                        n,
+                        "blocks cover {n} columns"
+                    );
+                    for cols in blocks {
+                        let mut alone = vec![f32::NAN; cols.len()];
+                        call_columns(variant.kernel, isa, &shape, &x, cols.clone(), &mut alone);
+                        if let Some(j) =
+                            (0..cols.len()).find(|&j| alone[j].to_bits() != together[cols.start + j].to_bits())
+                        {
+                            failures.push(format!(
+                                "matmul {} at {}: shape {shape}, seed {seed}: column {} in block {cols:?} alone {} whole {}",
+                                variant.name,
+                                isa.name(),
+                                cols.start + j,
+                                alone[j],
+                                together[cols.start + j]
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} blocks differ (replay: cargo test -p tkbench-harness --test opcheck columns_alone_and_together):\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -229,7 +229,7 @@ fn embedding_special_values() {
 
 #[test]
 fn matmul_special_values() {
-    let dims = MatmulDims { m: 5, k: 33, n: 40 };
+    let dims = MatmulDims::new(5, 33, 40);
     let draw = Draw::new(7, 1.0);
     for (variant, isa, label) in runs(Op::Matmul) {
         let Kernel::Matmul(f) = variant.kernel else {

@@ -53,17 +53,17 @@ fn pack_a<const MR: usize>(a: &[f32], k: usize, ic: usize, mc: usize, pc: usize,
     }
 }
 
-/// Packs b[pc.., jc..] ([kc, nc] of b [K, N]) into slivers of NR = NR_VECTORS vectors of columns, each
+/// Packs b[pc.., jc..] ([kc, nc] of b [K, N], rows ldb apart) into slivers of NR = NR_VECTORS vectors of columns, each
 /// [kc, NR], zero-padded.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn pack_b<S: Simd>(b: &[f32], n: usize, pc: usize, kc: usize, jc: usize, nc: usize, packed: &mut [f32]) {
+fn pack_b<S: Simd>(b: &[f32], ldb: usize, pc: usize, kc: usize, jc: usize, nc: usize, packed: &mut [f32]) {
     let nr = NR_VECTORS * core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
     for (sliver, cols) in (0..nc).step_by(nr).enumerate() {
         let out = &mut packed[sliver * kc * nr..][..kc * nr];
         let valid = nr.min(nc - cols);
         for (p, out_row) in out.chunks_exact_mut(nr).enumerate() {
-            let row = &b[(pc + p) * n + jc + cols..][..valid];
+            let row = &b[(pc + p) * ldb + jc + cols..][..valid];
             if valid == nr {
                 // Whole vectors with a constant count: a library copy call per row of the sliver
                 // cost about 4 % at 768³.
@@ -203,14 +203,14 @@ impl WithSimd for Streamed<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
-        let MatmulDims { k, n, .. } = self.dims;
+        let MatmulDims { k, n, ldb, .. } = self.dims;
         let mut acc = vec![0.0f32; n]; // [N], one row's partial sums over a KC slice
         for (a_row, c_row) in self.a.chunks_exact(k).zip(self.c.chunks_exact_mut(n)) {
             for pc in (0..k).step_by(KC) {
                 let slice_end = (pc + KC).min(k);
                 let mut p = pc;
                 while p < slice_end {
-                    let row = |q: usize| &self.b[q * n..][..n];
+                    let row = |q: usize| &self.b[q * ldb..][..n];
                     if p + GROUP <= slice_end {
                         let ends = Ends {
                             first: p == pc,
@@ -239,7 +239,7 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
-        let MatmulDims { m, k, n } = self.dims;
+        let MatmulDims { m, k, n, .. } = self.dims;
         let nr = NR_VECTORS * core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
         let mc_max = MC_SLIVERS * MR;
         let mut a_packed = vec![0.0f32; mc_max * KC];
@@ -250,7 +250,7 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
             // LOOP 4: split k into KC-deep slices; pack the b panel.
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
-                pack_b::<S>(self.b, n, pc, kc, jc, nc, &mut b_packed);
+                pack_b::<S>(self.b, self.dims.ldb, pc, kc, jc, nc, &mut b_packed);
                 // LOOP 3: split m into MC-tall blocks; pack the a block.
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);

@@ -1,7 +1,10 @@
 //! Matrix multiply with bias: `c = a · b + bias`, the linear layer of GPT-2 with its weight stored
 //! [in, out] (Conv1D).
 //!
-//! Shapes: a [M, K], b [K, N], bias [N] (optional), c [M, N], all row-major. Special values: NaN or
+//! Shapes: a [M, K], b [K, N], bias [N] (optional), c [M, N], all row-major; rows of b may lie `ldb`
+//! floats apart (ldb ≥ N), so that a block of b's columns is a matmul of its own: threads split a
+//! one-row matmul (a decode step) by columns, and every variant gives each element of c the same bits
+//! wherever a block starts. Special values: NaN or
 //! infinity in a row of a or a column of b reaches the outputs that read it (IEEE arithmetic; no
 //! variant skips a zero multiplier).
 //!
@@ -23,14 +26,33 @@ pub struct MatmulDims {
     pub k: usize,
     /// N: columns of b and c.
     pub n: usize,
+    /// The distance between rows of b in floats, at least N: N when b is a whole matrix, the full
+    /// width when b is a block of columns of a wider one.
+    pub ldb: usize,
 }
 
 impl MatmulDims {
-    /// Asserts the contract: slice lengths match the dims.
+    /// The dims of a [M, K] · [K, N] matmul with a whole b (ldb = N).
+    pub fn new(m: usize, k: usize, n: usize) -> Self {
+        MatmulDims { m, k, n, ldb: n }
+    }
+
+    /// Asserts the contract: slice lengths match the dims. b holds exactly K · N floats when
+    /// ldb = N, and at least (K − 1) · ldb + N (to the end of the wider matrix) otherwise.
     pub fn check(&self, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &[f32]) {
-        let MatmulDims { m, k, n } = *self;
+        let MatmulDims { m, k, n, ldb } = *self;
         assert_eq!(a.len(), m * k, "matmul: a is not [M = {m}, K = {k}]");
-        assert_eq!(b.len(), k * n, "matmul: b is not [K = {k}, N = {n}]");
+        assert!(ldb >= n, "matmul: ldb = {ldb} is below N = {n}");
+        if ldb == n {
+            assert_eq!(b.len(), k * n, "matmul: b is not [K = {k}, N = {n}]");
+        } else {
+            let need = if k == 0 || n == 0 { 0 } else { (k - 1) * ldb + n };
+            assert!(
+                b.len() >= need,
+                "matmul: b ({} floats) is not [K = {k}, N = {n}] with rows {ldb} apart",
+                b.len()
+            );
+        }
         assert_eq!(c.len(), m * n, "matmul: c is not [M = {m}, N = {n}]");
         if let Some(bias) = bias {
             assert_eq!(bias.len(), n, "matmul: bias is not [N = {n}]");
