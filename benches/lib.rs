@@ -7,7 +7,7 @@
 //! op's work from `tkbench_harness::work` (FLOPs for matmul and attention, bytes for the rest).
 //!
 //! The fastest variant of each op and the library baseline are also timed on all threads (function
-//! id suffix ` threads=N`), rows split across a rayon pool as the kernel-driven model splits them.
+//! id suffix ` threads=N`), split across threads as the kernel-driven model splits them.
 //!
 //! Environment: `TKBENCH_QUICK=1` times fewer shapes for less time; `TKBENCH_ISA=all` times every
 //! level, `TKBENCH_ISA=<level>` one level; the default is the widest level.
@@ -16,8 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use rayon::prelude::*;
-use tkbench_harness::model::{attention_blocks, column_blocks, row_blocks, split_rows};
+use tkbench_harness::model::{Workers, attention_blocks, column_blocks, row_blocks};
 use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_rows, inputs, output_rows};
 use tkbench_harness::work::work;
 use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
@@ -170,16 +169,12 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
 /// One call of `kernel` on `shape` split by rows across the threads of `pool`, one kernel call per
 /// block of rows, as the kernel-driven model splits them (attention at equal work, a one-row matmul
 /// by columns).
-fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], pool: &rayon::ThreadPool) {
-    let threads = pool.current_num_threads();
+fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], workers: &Workers) {
+    let threads = workers.threads();
     if let Shape::Matmul { m: 1, n, .. } = *shape {
         // One row: threads share the columns, as the model splits a decode step.
-        let blocks = column_blocks(n, threads);
-        let outs = split_rows(out, &blocks, 1);
-        pool.install(|| {
-            outs.into_par_iter()
-                .zip(blocks.par_iter())
-                .for_each(|(out, cols)| call_columns(kernel, isa, shape, x, cols.clone(), out));
+        workers.run(&column_blocks(n, threads), 1, out, |cols, out| {
+            call_columns(kernel, isa, shape, x, cols, out)
         });
         return;
     }
@@ -188,22 +183,14 @@ fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut 
         Shape::Attention { queries, pos0, .. } => attention_blocks(queries, pos0, threads),
         _ => row_blocks(rows, threads),
     };
-    let outs = split_rows(out, &blocks, width);
-    pool.install(|| {
-        outs.into_par_iter()
-            .zip(blocks.par_iter())
-            .for_each(|(out, r)| call_rows(kernel, isa, shape, x, r.clone(), out));
-    });
+    workers.run(&blocks, width, out, |r, out| call_rows(kernel, isa, shape, x, r, out));
 }
 
 /// Times every variant of `op` on every shape of [`shapes`] on one thread, and the fastest variant
 /// (and the library baseline) on all threads too.
 pub fn bench_op(c: &mut Criterion, op: Op) {
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(all)
-        .build()
-        .expect("a thread pool");
+    let workers = Workers::new(all);
     for shape in shapes(op) {
         let w = work(&shape);
         let mut group = c.benchmark_group(format!("{}/{shape}", op.name()));
@@ -224,7 +211,7 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
             let parallel = variant.name == fastest(op).name || variant.kind == Kind::Library;
             if all > 1 && parallel {
                 group.bench_function(format!("{id} threads={all}"), |b| {
-                    b.iter(|| call_parallel(variant.kernel, isa, &shape, black_box(&x), &mut out, &pool))
+                    b.iter(|| call_parallel(variant.kernel, isa, &shape, black_box(&x), &mut out, &workers))
                 });
             }
         }
