@@ -166,7 +166,7 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
         .collect()
 }
 
-/// One call of `kernel` on `shape` split by rows across the threads of `pool`, one kernel call per
+/// One call of `kernel` on `shape` split by rows across `workers`, one kernel call per
 /// block of rows, as the kernel-driven model splits them (attention at equal work, a one-row matmul
 /// by columns).
 fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], workers: &Workers) {

@@ -2,8 +2,9 @@
 //! kernel variant (a [`KernelSet`]) at one ISA level, on N threads, with a KV cache for decoding.
 //!
 //! Threads split rows (tokens, or queries for attention) into contiguous blocks, one kernel call per
-//! block; every kernel computes each output row from the same inputs in the same order whatever the
-//! block, so the output is bit-identical for every thread count.
+//! block, and a one-row matmul (a decode step) into blocks of columns; every kernel computes each
+//! output row, and each element of it, from the same inputs in the same order whatever the block, so
+//! the output is bit-identical for every thread count.
 //!
 //! Legend: T = new tokens, S = tokens attended to, C = `n_embd`, I = `n_inner`, V = `vocab_size`,
 //! NH = `n_head`, HS = C / NH.
@@ -158,22 +159,20 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// `threads` threads in all (0 = one per CPU).
+    /// `threads` threads (0: rayon's default, `RAYON_NUM_THREADS` or one per CPU).
     pub fn new(threads: usize) -> Self {
-        let threads = match threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let pool = (threads > 1).then(|| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("a thread pool")
-        });
-        Self { pool, threads }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        let threads = pool.current_num_threads();
+        Self {
+            pool: (threads > 1).then_some(pool),
+            threads,
+        }
     }
 
-    /// The number of threads, the caller included.
+    /// The number of threads that work on a split call (the caller waits meanwhile).
     pub fn threads(&self) -> usize {
         self.threads
     }

@@ -559,7 +559,8 @@ pub fn call_columns(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, cols: R
                 ldb: n,
             };
             let bias = bias.then(|| &x.c[cols.clone()]);
-            f(&dims, &x.a, &x.b[cols.start..], bias, out, isa)
+            let b = if k == 0 { &x.b[..0] } else { &x.b[cols.start..] };
+            f(&dims, &x.a, b, bias, out, isa)
         }
         _ => panic!("columns are split for one-row matmuls only, not {shape}"),
     }

@@ -48,6 +48,32 @@ fn output_is_bit_identical_for_every_thread_count() {
     }
 }
 
+/// Decode steps after a cached prefix (one-row matmuls split by columns, one query against the
+/// cache) give the same bits on every thread count.
+#[test]
+fn decode_steps_are_bit_identical_for_every_thread_count() {
+    let case = case("odd-widths");
+    let checkpoint = case.checkpoint().unwrap();
+    let weights = Weights::new(&checkpoint);
+    let tokens = &case.manifest.tokens;
+    let steps = |threads: usize| {
+        let model = KernelModel::new(&weights, KernelSet::fastest(), Isa::best(), threads);
+        let mut cache = model.new_cache();
+        model.forward_cached(&tokens[..5], &mut cache).unwrap();
+        (5..8)
+            .map(|t| model.forward_cached(&tokens[t..t + 1], &mut cache).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let one = steps(1);
+    for threads in [2, 3, 4] {
+        for (step, (a, b)) in one.iter().zip(steps(threads)).enumerate() {
+            let label = format!("decode step {step} after 5 tokens on {threads} threads");
+            assert!(a.logits == b.logits, "{label}: logits differ");
+            assert!(a.hidden == b.hidden, "{label}: hidden states differ");
+        }
+    }
+}
+
 #[test]
 fn decode_through_the_kv_cache_matches_prefill() {
     let case = case("full-context");

@@ -6,7 +6,8 @@ use std::ops::Range;
 
 use tkbench_harness::model::column_blocks;
 use tkbench_harness::opcheck::{Draw, Shape, call_columns, call_rows, check, inputs, output_rows, sweep};
-use tkbench_kernels::{Isa, Op, variants_of};
+use tkbench_kernels::matmul::MatmulDims;
+use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 
 /// The seed of the sweep; each shape gets its own stream derived from it.
 const SWEEP_SEED: u64 = 0x5EED;
@@ -146,7 +147,7 @@ fn split_shapes(op: Op) -> Vec<Shape> {
         }
         Op::Attention => {
             let mut shapes = Vec::new();
-            for (pos0, head_size) in [(0, 8), (0, 64), (70, 15), (130, 64)] {
+            for (pos0, head_size) in [(0, 8), (0, 64), (70, 15), (70, 24), (130, 64)] {
                 shapes.push(Shape::Attention {
                     queries: 9,
                     pos0,
@@ -211,7 +212,10 @@ fn rows_alone_and_together_are_bit_identical() {
 #[test]
 fn columns_alone_and_together_are_bit_identical() {
     let mut failures = Vec::new();
-    for (i, (k, n)) in [(7, 130), (200, 257), (400, 1000), (33, 64)].into_iter().enumerate() {
+    for (i, (k, n)) in [(7, 130), (200, 257), (400, 1000), (33, 64), (1, 130), (0, 130)]
+        .into_iter()
+        .enumerate()
+    {
         let shape = Shape::Matmul {
             m: 1,
             k,
@@ -257,6 +261,55 @@ fn columns_alone_and_together_are_bit_identical() {
     assert!(
         failures.is_empty(),
         "{} blocks differ (replay: cargo test -p tkbench-harness --test opcheck columns_alone_and_together):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Rows of b `ldb` floats apart (ldb > N) give every variant, at every level, the bits it gives for
+/// the same b stored whole: the packed and streamed paths of the blocked variant, the strided view of
+/// the library one, for one row and for several.
+#[test]
+fn strided_b_gives_the_bits_of_a_whole_b() {
+    let mut failures = Vec::new();
+    let mut i = 0;
+    for m in [1, 2, 3, 5, 13] {
+        for (k, n) in [(0, 40), (1, 40), (9, 1), (9, 40), (200, 33)] {
+            let shape = Shape::Matmul { m, k, n, bias: true };
+            let seed = SWEEP_SEED + i;
+            i += 1;
+            let x = inputs(&shape, &Draw::new(seed, 1.0));
+            let ldb = n + 7;
+            let mut padded = vec![f32::NAN; k * ldb];
+            for (row, whole) in padded.chunks_exact_mut(ldb).zip(x.b.chunks_exact(n)) {
+                row[..n].copy_from_slice(whole);
+            }
+            for variant in variants_of(Op::Matmul) {
+                let Kernel::Matmul(f) = variant.kernel else {
+                    unreachable!("a matmul variant")
+                };
+                for isa in variant.levels() {
+                    let mut whole = vec![f32::NAN; m * n];
+                    f(&MatmulDims::new(m, k, n), &x.a, &x.b, Some(&x.c), &mut whole, isa);
+                    let mut strided = vec![f32::NAN; m * n];
+                    let dims = MatmulDims { m, k, n, ldb };
+                    f(&dims, &x.a, &padded, Some(&x.c), &mut strided, isa);
+                    if let Some(e) = (0..m * n).find(|&e| whole[e].to_bits() != strided[e].to_bits()) {
+                        failures.push(format!(
+                            "matmul {} at {}: shape {shape} with ldb {ldb}, seed {seed}: element {e} strided {} whole {}",
+                            variant.name,
+                            isa.name(),
+                            strided[e],
+                            whole[e]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} calls differ (replay: cargo test -p tkbench-harness --test opcheck strided_b):\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -212,6 +212,7 @@ mod transpose {
     use core::arch::x86_64::{__m512, __m512d};
     use pulp::bytemuck::cast;
     use pulp::x86::V4;
+    use pulp::{Simd, WithSimd};
 
     use crate::Isa;
 
@@ -242,25 +243,62 @@ mod transpose {
             k_t: &mut [f32],
             stride: usize,
         ) {
-            let v4 = self.0;
-            v4.vectorize(
-                #[inline(always)]
-                || {
-                    for d0 in (0..dims).step_by(16) {
-                        let rows: [__m512; 16] = core::array::from_fn(|r| {
-                            let row: &[f32; 16] = k[(j + r) * c + col + d0..][..16].try_into().expect("16 floats");
-                            cast(*row)
-                        });
-                        let columns = block(v4, rows);
-                        for (dd, column) in columns.into_iter().enumerate() {
-                            let out: &mut [f32; 16] = (&mut k_t[(d0 + dd) * stride + at..][..16])
-                                .try_into()
-                                .expect("16 floats");
-                            *out = cast(column);
-                        }
-                    }
-                },
-            )
+            let op = Keys {
+                v4: self.0,
+                k,
+                c,
+                col,
+                dims,
+                j,
+                at,
+                k_t,
+                stride,
+            };
+            <V4 as Simd>::vectorize(self.0, op)
+        }
+    }
+
+    /// One call of [`Transpose16::keys`], dispatched at AVX-512.
+    struct Keys<'a> {
+        v4: V4,
+        k: &'a [f32],
+        c: usize,
+        col: usize,
+        dims: usize,
+        j: usize,
+        at: usize,
+        k_t: &'a mut [f32],
+        stride: usize,
+    }
+
+    impl WithSimd for Keys<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) {
+            let Keys {
+                v4,
+                k,
+                c,
+                col,
+                dims,
+                j,
+                at,
+                k_t,
+                stride,
+            } = self;
+            for d0 in (0..dims).step_by(16) {
+                let rows: [__m512; 16] = core::array::from_fn(|r| {
+                    let row: &[f32; 16] = k[(j + r) * c + col + d0..][..16].try_into().expect("16 floats");
+                    cast(*row)
+                });
+                for (dd, column) in block(v4, rows).into_iter().enumerate() {
+                    let out: &mut [f32; 16] = (&mut k_t[(d0 + dd) * stride + at..][..16])
+                        .try_into()
+                        .expect("16 floats");
+                    *out = cast(column);
+                }
+            }
         }
     }
 
@@ -362,7 +400,8 @@ impl WithSimd for Attention<'_> {
                 let i1 = (i0 + Q_TILE).min(d.queries);
                 tile.m.fill(f32::NEG_INFINITY);
                 tile.l.fill(0.0);
-                tile.acc[..(i1 - i0) * hsp].fill(0.0); // only the tile's queries: one for a decode step
+                // Only the tile's own queries are cleared: one row, not Q_TILE, for a decode step.
+                tile.acc[..(i1 - i0) * hsp].fill(0.0);
                 // The last query of the tile sees keys up to pos0 + i1 − 1.
                 let tile_keys = (d.pos0 + i1).min(keys);
                 // LOOP 1: tiles of keys, packed once for the whole query tile.
@@ -428,4 +467,19 @@ pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mu
         v,
         out,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose::Transpose16;
+    use crate::Isa;
+
+    /// The in-register transposition is AVX-512 code: it must never run for a call at another level.
+    #[test]
+    fn the_transposer_exists_only_at_avx512() {
+        assert!(Transpose16::new(Isa::Scalar).is_none());
+        assert!(Transpose16::new(Isa::Avx2).is_none());
+        assert!(Transpose16::new(Isa::Neon).is_none());
+        assert_eq!(Transpose16::new(Isa::Avx512).is_some(), Isa::Avx512.is_available());
+    }
 }

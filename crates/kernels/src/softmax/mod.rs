@@ -5,7 +5,7 @@
 //! does; other rows are unaffected. Rows of length N = 0 are empty and allowed.
 //!
 //! Variants: [`scalar`] (max, exp-sum, normalize), [`simd`] (the same three passes with pulp and a
-//! vector exp), [`blocked`] (online: one read pass keeps a running max and a rescaled running sum,
+//! vector exp, each row's max taken in the previous row's exp pass), [`blocked`] (online: one read pass keeps a running max and a rescaled running sum,
 //! then one pass writes).
 
 pub mod blocked;
