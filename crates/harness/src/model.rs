@@ -90,7 +90,6 @@ pub struct KernelModel<'w> {
     kernels: KernelSet,
     isa: Isa,
     workers: Workers,
-    threads: usize,
 }
 
 /// Splits `rows` into at most `parts` contiguous, non-empty ranges of (nearly) equal length.
@@ -208,20 +207,17 @@ impl<'w> KernelModel<'w> {
     /// A model on `weights` running `kernels` at `isa` on `threads` threads (0 = all cores).
     pub fn new(weights: &'w Weights<'w>, kernels: KernelSet, isa: Isa, threads: usize) -> Self {
         assert!(isa.is_available(), "ISA level {isa} is not available on this CPU");
-        let workers = Workers::new(threads);
-        let threads = workers.threads();
         Self {
             weights,
             kernels,
             isa,
-            workers,
-            threads,
+            workers: Workers::new(threads),
         }
     }
 
     /// The number of threads.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.workers.threads()
     }
 
     /// An empty KV cache.
@@ -339,24 +335,14 @@ impl<'w> KernelModel<'w> {
         let Kernel::Matmul(f) = self.kernels.get(Op::Matmul).kernel else {
             unreachable!()
         };
-        if x.len() == k && self.threads > 1 {
-            // One row: threads share the columns (each reads its block of b's rows, ldb = n).
-            self.for_blocks(&column_blocks(n, self.threads), 1, out, |cols, out| {
-                let dims = MatmulDims {
-                    m: 1,
-                    k,
-                    n: cols.len(),
-                    ldb: n,
-                };
-                f(
-                    &dims,
-                    x,
-                    &b[cols.start..],
-                    bias.map(|bias| &bias[cols.clone()]),
-                    out,
-                    self.isa,
-                );
-            });
+        if x.len() == k {
+            // One row: threads share the columns (each reads its block of b's rows, N apart).
+            let whole = MatmulDims::new(1, k, n);
+            self.workers
+                .run(&column_blocks(n, self.threads()), 1, out, |cols, out| {
+                    let (dims, b) = whole.columns(b, cols.clone());
+                    f(&dims, x, b, bias.map(|bias| &bias[cols]), out, self.isa);
+                });
             return;
         }
         self.for_row_blocks(x.len() / k, n, out, |rows, out| {
@@ -376,25 +362,30 @@ impl<'w> KernelModel<'w> {
         } else {
             1.0
         };
-        self.for_blocks(&attention_blocks(q.len() / c, p0, self.threads), c, out, |rows, out| {
-            // Queries rows.start.. sit at positions p0 + rows.start.. and see keys up to their own.
-            let keys = p0 + rows.end;
-            let dims = AttentionDims {
-                queries: rows.len(),
-                pos0: p0 + rows.start,
-                heads: cfg.n_head,
-                head_size: hs,
-                scale,
-            };
-            f(
-                &dims,
-                &q[rows.start * c..rows.end * c],
-                &k[..keys * c],
-                &v[..keys * c],
-                out,
-                self.isa,
-            );
-        });
+        self.workers.run(
+            &attention_blocks(q.len() / c, p0, self.threads()),
+            c,
+            out,
+            |rows, out| {
+                // Queries rows.start.. sit at positions p0 + rows.start.. and see keys up to their own.
+                let keys = p0 + rows.end;
+                let dims = AttentionDims {
+                    queries: rows.len(),
+                    pos0: p0 + rows.start,
+                    heads: cfg.n_head,
+                    head_size: hs,
+                    scale,
+                };
+                f(
+                    &dims,
+                    &q[rows.start * c..rows.end * c],
+                    &k[..keys * c],
+                    &v[..keys * c],
+                    out,
+                    self.isa,
+                );
+            },
+        );
     }
 
     fn gelu(&self, x: &[f32], out: &mut [f32]) {
@@ -430,23 +421,7 @@ impl<'w> KernelModel<'w> {
         out: &mut [f32],
         work: impl Fn(Range<usize>, &mut [f32]) + Sync,
     ) {
-        self.for_blocks(&row_blocks(rows, self.threads), width, out, work);
-    }
-
-    /// Calls `work(rows, out_rows)` on each block of rows of `out` ([rows, width]) in parallel.
-    fn for_blocks(
-        &self,
-        blocks: &[Range<usize>],
-        width: usize,
-        out: &mut [f32],
-        work: impl Fn(Range<usize>, &mut [f32]) + Sync,
-    ) {
-        if self.threads == 1 || blocks.len() < 2 {
-            let rows = blocks.last().map_or(0, |b| b.end);
-            work(0..rows, out);
-            return;
-        }
-        self.workers.run(blocks, width, out, work);
+        self.workers.run(&row_blocks(rows, self.threads()), width, out, work);
     }
 }
 

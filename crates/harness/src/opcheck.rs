@@ -552,15 +552,8 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
 pub fn call_columns(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, cols: Range<usize>, out: &mut [f32]) {
     match (*shape, kernel) {
         (Shape::Matmul { m: 1, k, n, bias }, Kernel::Matmul(f)) => {
-            let dims = MatmulDims {
-                m: 1,
-                k,
-                n: cols.len(),
-                ldb: n,
-            };
-            let bias = bias.then(|| &x.c[cols.clone()]);
-            let b = if k == 0 { &x.b[..0] } else { &x.b[cols.start..] };
-            f(&dims, &x.a, b, bias, out, isa)
+            let (dims, b) = MatmulDims::new(1, k, n).columns(&x.b, cols.clone());
+            f(&dims, &x.a, b, bias.then(|| &x.c[cols]), out, isa)
         }
         _ => panic!("columns are split for one-row matmuls only, not {shape}"),
     }

@@ -37,6 +37,13 @@ impl MatmulDims {
         MatmulDims { m, k, n, ldb: n }
     }
 
+    /// The call for columns `cols` of this matmul, whose b is whole: its dims (rows of b stay ldb
+    /// apart) and the part of `b` it reads, from column `cols.start` of the first row (none for K = 0).
+    pub fn columns<'b>(&self, b: &'b [f32], cols: core::ops::Range<usize>) -> (MatmulDims, &'b [f32]) {
+        let dims = MatmulDims { n: cols.len(), ..*self };
+        (dims, if self.k == 0 { &b[..0] } else { &b[cols.start..] })
+    }
+
     /// Asserts the contract: slice lengths match the dims. b holds exactly K · N floats when
     /// ldb = N, and at least (K − 1) · ldb + N (to the end of the wider matrix) otherwise.
     pub fn check(&self, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &[f32]) {

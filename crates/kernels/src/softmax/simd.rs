@@ -140,12 +140,12 @@ impl WithSimd for Rows<'_> {
 /// x [R, N] → out [R, N], run at `isa`.
 pub fn softmax(dims: &SoftmaxDims, x: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(x, out);
-    let n = dims.cols;
-    if n == 0 {
+    if dims.rows == 0 || dims.cols == 0 {
         return;
     }
-    if dims.rows == 0 {
-        return;
-    }
-    isa.run(Rows { cols: n, x, out });
+    isa.run(Rows {
+        cols: dims.cols,
+        x,
+        out,
+    });
 }
