@@ -157,7 +157,7 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
         .flat_map(|v| {
             levels(v).into_iter().map(move |isa| {
                 let id = match v.isa {
-                    IsaSupport::Dispatch => format!("{}@{}", v.name, isa.name()),
+                    IsaSupport::Dispatch => format!("{}@{}", v.name, v.label(isa)),
                     _ => v.name.to_owned(),
                 };
                 (v, isa, id)

@@ -10,13 +10,14 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use tkbench_harness::golden::{Case, case_dirs, workspace_golden_dir, workspace_root};
 use tkbench_harness::kernels::KernelSet;
+use tkbench_harness::metrics::sticky_max;
 use tkbench_harness::opcheck::{Shape, check, sweep};
 use tkbench_harness::probe::{machine, measure_limits};
 use tkbench_harness::report::{self, Peer, PeerInfo, Report, Row, VerifySummary, read_criterion, roofline};
 use tkbench_harness::svg;
 use tkbench_harness::verify::{Filter, plan, verify_case};
 use tkbench_harness::work::{model_work, work};
-use tkbench_kernels::{IsaSupport, Op, find, variants};
+use tkbench_kernels::{Isa, Op, find, variants};
 use tkbench_reference::Config;
 
 use crate::Outcome;
@@ -218,15 +219,10 @@ pub fn run(args: Args) -> Result<Outcome> {
             for (i, shape) in sweep(v.op()).iter().enumerate() {
                 let c = check(v, isa, shape, 0x5EED + i as u64, 1.0);
                 pass &= c.pass;
-                if let Some(w) = c.worst {
-                    worst = worst.max(if w.bound > 0.0 { w.err / w.bound } else { 0.0 });
-                }
+                worst = sticky_max(worst, c.error_ratio());
             }
-            let label = match v.isa {
-                IsaSupport::Dispatch => isa.name().to_owned(),
-                other => other.name().to_owned(),
-            };
-            op_checks.insert((v.op().name().to_owned(), v.name.to_owned(), label), (pass, worst));
+            let key = (v.op().name().to_owned(), v.name.to_owned(), v.label(isa).to_owned());
+            op_checks.insert(key, (pass, worst));
         }
     }
 
@@ -258,7 +254,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             let Some(op) = Op::from_name(group_op) else { continue };
             let parsed = Shape::parse(op, shape).map_err(|e| anyhow::anyhow!("criterion group `{}`: {e}", m.group))?;
             let Some(v) = find(op, &variant) else { continue };
-            let isa_label = isa.clone().unwrap_or_else(|| v.isa.name().to_owned());
+            let isa_label = isa.clone().unwrap_or_else(|| v.label(Isa::Scalar).to_owned());
             let spec = KernelSet::scalar().with(*v).spec();
             (
                 "op",

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     eprintln!(
         "wrote the checkpoint of `{}` (digest {}) to {}",
         args.case,
-        checkpoint.digest(),
+        case.manifest.checkpoint.digest,
         out.display()
     );
     Ok(Outcome::Pass)

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tkbench_harness::golden::{Case, ReferenceCheck, case_dirs, check_reference, workspace_golden_dir, workspace_root};
+use tkbench_harness::verify::{first_out_of_budget, hidden_name};
 
 use crate::Outcome;
 
@@ -80,9 +81,10 @@ fn print_row(case: &Case, check: &ReferenceCheck, seconds: f64) {
         check.oracle_f32_gap,
     );
     if !check.pass() {
-        let worst = check.f64_hidden.iter().position(|h| h.value > check.f64_tolerance);
-        if let Some(index) = worst {
-            println!("  first hidden state out of bound: index {index} (0 = embeddings, i = output of block i-1)");
+        let errors: Vec<f64> = check.f64_hidden.iter().map(|h| h.value).collect();
+        if let Some(index) = first_out_of_budget(&errors, check.f64_tolerance) {
+            let name = hidden_name(index, case.manifest.config.n_layer);
+            println!("  first hidden state out of bound: {name}");
         }
         println!("  replay: cargo xtask golden --check --case {}", case.name());
     }

@@ -2,6 +2,7 @@
 //! float64 reference op, on the edge-case sweep or on one shape; failures print a replay command.
 
 use anyhow::{Result, bail};
+use tkbench_harness::metrics::sticky_max;
 use tkbench_harness::opcheck::{Shape, check, sweep};
 use tkbench_harness::tolerance::rule;
 use tkbench_kernels::{IsaSupport, Op, Variant, variants};
@@ -29,11 +30,6 @@ pub struct Args {
     /// Inputs are uniform in (−magnitude, magnitude).
     #[arg(long, default_value_t = 1.0)]
     magnitude: f32,
-}
-
-/// The larger of two values, NaN once either is NaN.
-fn sticky_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
 }
 
 /// Runs `cargo xtask opcheck`.
@@ -89,32 +85,15 @@ pub fn run(args: Args) -> Result<Outcome> {
             let mut worst_ratio = 0.0f64;
             let mut failed = 0;
             for (i, shape) in shapes.iter().enumerate() {
-                let seed = if one_shape.is_some() {
-                    args.seed
-                } else {
-                    args.seed + i as u64
-                };
-                let result = check(variant, level, shape, seed, args.magnitude);
+                let result = check(variant, level, shape, args.seed + i as u64, args.magnitude);
                 worst = sticky_max(worst, result.max_abs_err);
-                if let Some(w) = result.worst {
-                    let ratio = if w.bound > 0.0 {
-                        w.err / w.bound
-                    } else if w.err == 0.0 {
-                        0.0
-                    } else {
-                        f64::INFINITY
-                    };
-                    worst_ratio = sticky_max(worst_ratio, ratio);
-                }
+                worst_ratio = sticky_max(worst_ratio, result.error_ratio());
                 if !result.pass {
                     failed += 1;
                     failures.push(result.to_string());
                 }
             }
-            let label = match variant.isa {
-                IsaSupport::Dispatch => level.name(),
-                other => other.name(),
-            };
+            let label = variant.label(level);
             let verdict = if failed == 0 {
                 "pass".to_owned()
             } else {

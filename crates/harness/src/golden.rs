@@ -225,15 +225,24 @@ pub fn case_dirs(cases_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// SHA-256 of a file, in hexadecimal.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| GoldenError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(tkbench_reference::checkpoint::hex(&Sha256::digest(&bytes)))
+    Ok(sha256_hex(&read(path)?))
 }
 
-fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
-    let found = file_sha256(path)?;
+fn sha256_hex(bytes: &[u8]) -> String {
+    tkbench_reference::checkpoint::hex(&Sha256::digest(bytes))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| GoldenError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The bytes of `path`, read once and checked against their recorded SHA-256.
+fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>> {
+    let bytes = read(path)?;
+    let found = sha256_hex(&bytes);
     if found != expected {
         return Err(GoldenError::Checksum {
             path: path.to_owned(),
@@ -241,7 +250,7 @@ fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
             found,
         });
     }
-    Ok(())
+    Ok(bytes)
 }
 
 impl Manifest {
@@ -307,11 +316,7 @@ impl Case {
     pub fn load(dir: &Path) -> Result<Self> {
         let manifest = Manifest::load(&dir.join("manifest.yaml"))?;
         let path = dir.join(&manifest.outputs.file);
-        verify_sha256(&path, &manifest.outputs.sha256)?;
-        let bytes = std::fs::read(&path).map_err(|source| GoldenError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = read_verified(&path, &manifest.outputs.sha256)?;
         let file = SafeTensors::deserialize(&bytes).map_err(|e| GoldenError::Tensor {
             path: path.clone(),
             name: "<file>".into(),
@@ -366,7 +371,7 @@ impl Case {
         let (checkpoint, origin) = if info.committed {
             let dir = self.dir.join("checkpoint");
             for (file, sha) in &info.files {
-                verify_sha256(&dir.join(file), sha)?;
+                read_verified(&dir.join(file), sha)?;
             }
             (Checkpoint::load(&dir)?, dir)
         } else {

@@ -14,6 +14,11 @@ pub struct MaxRel {
     pub at: (usize, usize),
 }
 
+/// The larger of two values, NaN once either is NaN (`f64::max` would drop it).
+pub fn sticky_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
 /// The relative error of `ours` against `golden` (same shape), scaled by the golden maximum.
 pub fn max_rel(ours: &ArrayView2<f64>, golden: &ArrayView2<f64>) -> MaxRel {
     assert_eq!(ours.dim(), golden.dim(), "max_rel: shapes differ");
@@ -90,10 +95,7 @@ pub fn logit_metrics(logits: &ArrayView2<f64>, probs: &ArrayView2<f64>, golden: 
         }
         kl.push(d);
     }
-    let kl_max = kl.iter().fold(
-        0.0f64,
-        |m, &d| if d.is_nan() || m.is_nan() { f64::NAN } else { m.max(d) },
-    );
+    let kl_max = kl.iter().copied().fold(0.0f64, sticky_max);
     LogitMetrics {
         max_abs: rel.max_abs,
         max_rel: rel.value,
@@ -121,20 +123,24 @@ mod tests {
 
     #[test]
     fn logit_metrics_of_an_exact_copy_are_zero_and_of_a_shift_are_not() {
+        let softmax = |logits: &ndarray::Array2<f64>| {
+            let mut probs = logits.mapv(f64::exp);
+            for mut row in probs.rows_mut() {
+                let sum = row.sum();
+                row /= sum;
+            }
+            probs
+        };
         let golden: ndarray::Array2<f64> = array![[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]];
-        let mut probs = golden.mapv(f64::exp);
-        for mut row in probs.rows_mut() {
-            let sum = row.sum();
-            row /= sum;
-        }
-        let m = super::logit_metrics(&golden.view(), &probs.view(), &golden.view());
+        let m = super::logit_metrics(&golden.view(), &softmax(&golden).view(), &golden.view());
         assert!(m.max_abs == 0.0 && m.nmse == 0.0 && m.top1 == 1.0, "{m:?}");
         assert!(m.kl_max.abs() < 1e-15, "{m:?}");
-        // Swapping the winner of row 0 changes top-1 agreement and the KL divergence.
+        // Swapping the winner of row 0 changes top-1 agreement and the KL divergence of row 0 only.
         let swapped = array![[2.0, 1.0, 0.5], [0.0, -1.0, 3.0]];
-        let m = super::logit_metrics(&swapped.view(), &probs.view(), &golden.view());
+        let m = super::logit_metrics(&swapped.view(), &softmax(&swapped).view(), &golden.view());
         assert_eq!(m.top1, 0.5);
         assert!((m.max_rel - 1.0 / 3.0).abs() < 1e-15, "{m:?}");
+        assert!(m.kl_max > 0.1 && (m.kl_mean - m.kl_max / 2.0).abs() < 1e-15, "{m:?}");
     }
 
     #[test]

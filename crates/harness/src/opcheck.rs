@@ -15,6 +15,8 @@ use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::{Isa, Kernel, Op, Variant};
 use tkbench_reference::{ops, synthetic};
 
+use crate::metrics::sticky_max;
+
 use crate::tolerance::{F32_UNIT_ROUNDOFF, Rule, rule};
 
 /// The shape of one op check.
@@ -263,7 +265,25 @@ pub struct Worst {
     pub reference: f64,
 }
 
+impl Worst {
+    /// err / bound: 0 for an exact zero bound met exactly, infinity for one missed, NaN for NaN.
+    pub fn ratio(&self) -> f64 {
+        if self.bound > 0.0 || self.err.is_nan() {
+            self.err / self.bound
+        } else if self.err == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
 impl Check {
+    /// The worst element's err / bound ([`Worst::ratio`]); 0 for an empty output.
+    pub fn error_ratio(&self) -> f64 {
+        self.worst.map_or(0.0, |w| w.ratio())
+    }
+
     /// The command that replays exactly this check.
     pub fn replay(&self) -> String {
         format!(
@@ -701,7 +721,7 @@ pub fn check(variant: &Variant, isa: Isa, shape: &Shape, seed: u64, magnitude: f
         let b = bound(i);
         let within = err <= b; // false for NaN
         pass &= within;
-        max_abs_err = if err.is_nan() { f64::NAN } else { max_abs_err.max(err) };
+        max_abs_err = sticky_max(max_abs_err, err);
         let ratio = if within {
             err / b.max(f64::MIN_POSITIVE)
         } else {

@@ -410,3 +410,21 @@ pub fn render_markdown(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Time;
+
+    #[test]
+    fn intervals_overlap_only_when_they_share_a_point() {
+        let t = |lower, upper| Time {
+            median: (lower + upper) / 2.0,
+            lower,
+            upper,
+        };
+        assert!(t(1.0, 2.0).overlaps(&t(1.5, 3.0)) && t(1.5, 3.0).overlaps(&t(1.0, 2.0)));
+        assert!(t(1.0, 2.0).overlaps(&t(2.0, 3.0)), "touching ends overlap");
+        assert!(t(1.0, 4.0).overlaps(&t(2.0, 3.0)), "one inside the other");
+        assert!(!t(1.0, 2.0).overlaps(&t(2.5, 3.0)) && !t(2.5, 3.0).overlaps(&t(1.0, 2.0)));
+    }
+}

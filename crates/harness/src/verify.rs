@@ -112,7 +112,7 @@ pub struct Row {
 }
 
 /// Names hidden-state index `i` of an `n_layer` model.
-fn hidden_name(i: usize, n_layer: usize) -> String {
+pub fn hidden_name(i: usize, n_layer: usize) -> String {
     match i {
         0 => "hidden state 0 (the embeddings)".into(),
         i if i == n_layer => format!("hidden state {i} (ln_f of the last block)"),
@@ -120,7 +120,8 @@ fn hidden_name(i: usize, n_layer: usize) -> String {
     }
 }
 
-fn first_out_of_budget(hidden: &[f64], bound: f64) -> Option<usize> {
+/// The first hidden state whose error is above `bound` or NaN.
+pub fn first_out_of_budget(hidden: &[f64], bound: f64) -> Option<usize> {
     hidden.iter().position(|&e| e.is_nan() || e > bound)
 }
 

@@ -88,14 +88,9 @@ fn decode_through_the_kv_cache_matches_prefill() {
         decoded.extend(model.forward_cached(chunk, &mut cache).unwrap().logits);
     }
     assert_eq!(cache.len(), tokens.len());
-    let scale = prefill.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let err = prefill
-        .iter()
-        .zip(&decoded)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale;
-    // Prefill and decode group rows differently; float32 rounding may differ by a few ulps.
-    assert!(err <= 1e-6, "decode differs from prefill by {err:e} (max rel)");
+    // Every kernel computes a row the same way in a chunk of 5 as among all 32 rows (the rows test of
+    // the op checker holds each variant to that), so the logits are the same bits; NaN would differ.
+    assert!(prefill == decoded, "decoding in chunks of 5 differs from the prefill");
     let error = model.forward_cached(&[1], &mut cache).unwrap_err();
     assert!(error.to_string().contains("n_positions is 32"), "{error}");
 }

@@ -21,6 +21,15 @@ fn runs(op: Op) -> Vec<(&'static Variant, Isa, String)> {
         .collect()
 }
 
+/// What outputs hold before a call: finite, so that rows expected NaN must be written NaN, and
+/// marked, so that rows expected finite must be written too.
+const UNWRITTEN: f32 = -7.25;
+
+/// A finite value the kernel wrote (not the [`UNWRITTEN`] mark).
+fn written_finite(x: f32) -> bool {
+    x.is_finite() && x != UNWRITTEN
+}
+
 #[test]
 fn softmax_special_values() {
     let (rows, cols) = (3, 37);
@@ -32,14 +41,14 @@ fn softmax_special_values() {
         for poison in [f32::NAN, f32::INFINITY] {
             let mut x = Draw::new(1, 3.0).uniform("x", rows * cols);
             x[cols + 5] = poison;
-            let mut out = vec![0.5; rows * cols];
+            let mut out = vec![UNWRITTEN; rows * cols];
             f(&dims, &x, &mut out, isa);
             assert!(
                 out[cols..2 * cols].iter().all(|v| v.is_nan()),
                 "{label}: {poison} in row 1 must make it NaN"
             );
             assert!(
-                out[..cols].iter().chain(&out[2 * cols..]).all(|v| v.is_finite()),
+                out[..cols].iter().chain(&out[2 * cols..]).all(|&v| written_finite(v)),
                 "{label}: other rows finite"
             );
         }
@@ -49,14 +58,14 @@ fn softmax_special_values() {
         x[2 * cols - 1] = 1.0;
         x[..cols].fill(0.5);
         x[2 * cols..].fill(0.25);
-        let mut out = vec![0.5; rows * cols];
+        let mut out = vec![UNWRITTEN; rows * cols];
         f(&dims, &x, &mut out, isa);
         assert!(
             out[cols..2 * cols].iter().all(|v| v.is_nan()),
             "{label}: NaN among −inf must make its row NaN"
         );
         assert!(
-            out[..cols].iter().chain(&out[2 * cols..]).all(|v| v.is_finite()),
+            out[..cols].iter().chain(&out[2 * cols..]).all(|&v| written_finite(v)),
             "{label}: other rows finite"
         );
         // −inf is a mask: probability 0, the rest still sums to 1; a fully masked row is NaN.
@@ -65,7 +74,7 @@ fn softmax_special_values() {
             x[j] = f32::NEG_INFINITY;
         }
         x[2 * cols..].fill(f32::NEG_INFINITY);
-        let mut out = vec![0.5; rows * cols];
+        let mut out = vec![UNWRITTEN; rows * cols];
         f(&dims, &x, &mut out, isa);
         assert!(
             (0..cols).step_by(3).all(|j| out[j] == 0.0),
@@ -97,7 +106,7 @@ fn layernorm_special_values() {
         for poison in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut x = Draw::new(4, 2.0).uniform("x", rows * channels);
             x[channels + 44] = poison;
-            let mut out = vec![0.5; rows * channels];
+            let mut out = vec![UNWRITTEN; rows * channels];
             f(&dims, &x, &gamma, &beta, &mut out, isa);
             assert!(
                 out[channels..2 * channels].iter().all(|v| v.is_nan()),
@@ -107,7 +116,7 @@ fn layernorm_special_values() {
                 out[..channels]
                     .iter()
                     .chain(&out[2 * channels..])
-                    .all(|v| v.is_finite()),
+                    .all(|&v| written_finite(v)),
                 "{label}"
             );
         }
@@ -176,17 +185,17 @@ fn attention_special_values() {
             draw.uniform("v", s * c),
         );
         q[2 * c + hs + 7] = f32::NAN;
-        let mut out = vec![0.5; t * c];
+        let mut out = vec![UNWRITTEN; t * c];
         f(&dims, &q, &k, &v, &mut out, isa);
         for (i, row) in out.chunks(c).enumerate() {
             let (h0, h1) = row.split_at(hs);
-            assert!(h0.iter().all(|x| x.is_finite()), "{label}: query {i} head 0");
+            assert!(h0.iter().all(|&x| written_finite(x)), "{label}: query {i} head 0");
             assert_eq!(h1.iter().all(|x| x.is_nan()), i == 2, "{label}: query {i} head 1");
         }
         // NaN in key 5 (position 5), head 0: the queries that see it (positions ≥ 5) are NaN in head 0.
         let (q, mut k) = (draw.uniform("q", t * c), draw.uniform("k", s * c));
         k[5 * c + 3] = f32::NAN;
-        let mut out = vec![0.5; t * c];
+        let mut out = vec![UNWRITTEN; t * c];
         f(&dims, &q, &k, &v, &mut out, isa);
         for (i, row) in out.chunks(c).enumerate() {
             let (h0, h1) = row.split_at(hs);
@@ -195,7 +204,7 @@ fn attention_special_values() {
                 pos0 + i >= 5,
                 "{label}: query {i} head 0"
             );
-            assert!(h1.iter().all(|x| x.is_finite()), "{label}: query {i} head 1");
+            assert!(h1.iter().all(|&x| written_finite(x)), "{label}: query {i} head 1");
         }
     }
 }
@@ -217,7 +226,7 @@ fn embedding_special_values() {
         };
         let (mut wte, wpe) = (draw.uniform("wte", 6 * 19), draw.uniform("wpe", 8 * 19));
         wte[19 + 17] = f32::NAN; // token 1, channel 17
-        let mut out = vec![0.5; 4 * 19];
+        let mut out = vec![UNWRITTEN; 4 * 19];
         f(&dims, &ids, &wte, &wpe, &mut out, isa);
         for (t, row) in out.chunks(19).enumerate() {
             for (ch, x) in row.iter().enumerate() {
@@ -241,11 +250,14 @@ fn matmul_special_values() {
             draw.uniform("bias", 40),
         );
         a[3 * 33 + 31] = f32::NAN;
-        let mut c = vec![0.5; 5 * 40];
+        let mut c = vec![UNWRITTEN; 5 * 40];
         f(&dims, &a, &b, Some(&bias), &mut c, isa);
         for (i, row) in c.chunks(40).enumerate() {
             assert_eq!(row.iter().all(|x| x.is_nan()), i == 3, "{label}: row {i}");
-            assert!(i == 3 || row.iter().all(|x| x.is_finite()), "{label}: row {i} finite");
+            assert!(
+                i == 3 || row.iter().all(|&x| written_finite(x)),
+                "{label}: row {i} finite"
+            );
         }
     }
 }

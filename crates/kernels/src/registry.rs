@@ -174,6 +174,15 @@ impl Variant {
         }
     }
 
+    /// The level column of reports and tables for a call at `isa`: the level for a dispatching
+    /// variant, `none` or `library` for the others (which ignore `isa`).
+    pub fn label(&self, isa: Isa) -> &'static str {
+        match self.isa {
+            IsaSupport::Dispatch => isa.name(),
+            other => other.name(),
+        }
+    }
+
     /// What actually ran when this variant was called with `isa`, for reports.
     pub fn ran_at(&self, isa: Isa) -> String {
         match self.isa {
