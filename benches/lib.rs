@@ -16,9 +16,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use tkbench_harness::model::{Workers, attention_blocks, column_blocks, row_blocks};
+use tkbench_harness::model::{Workers, split};
 use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_rows, inputs, output_rows};
-use tkbench_harness::work::work;
+use tkbench_harness::work::{measured_in_flops, work};
 use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
 
 /// GPT-2 small: width, heads, head size, MLP width, vocabulary, context.
@@ -139,17 +139,25 @@ pub fn shapes(op: Op) -> Vec<Shape> {
     }
 }
 
+/// The levels `TKBENCH_ISA` asks for: `all` (every level this CPU has), one level, or by default
+/// the widest. Panics on a level this CPU lacks, naming the ones it has.
+pub fn wanted_levels() -> Vec<Isa> {
+    match std::env::var("TKBENCH_ISA").ok().as_deref() {
+        Some("all") => Isa::available(),
+        Some(name) => match Isa::from_name(name) {
+            Some(isa) if isa.is_available() => vec![isa],
+            _ => panic!("TKBENCH_ISA={name}: not a level this CPU has ({:?})", Isa::available()),
+        },
+        None => vec![Isa::best()],
+    }
+}
+
 /// The (variant, level, function id) triples to time for `op`.
 pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
-    let wanted = std::env::var("TKBENCH_ISA").ok();
+    let wanted = wanted_levels();
     let levels = |v: &Variant| -> Vec<Isa> {
-        match (v.isa, wanted.as_deref()) {
-            (IsaSupport::Dispatch, Some("all")) => Isa::available(),
-            (IsaSupport::Dispatch, Some(name)) => match Isa::from_name(name) {
-                Some(isa) if isa.is_available() => vec![isa],
-                _ => panic!("TKBENCH_ISA={name}: not a level this CPU has ({:?})", Isa::available()),
-            },
-            (IsaSupport::Dispatch, None) => vec![Isa::best()],
+        match v.isa {
+            IsaSupport::Dispatch => wanted.clone(),
             _ => vec![Isa::Scalar],
         }
     };
@@ -166,24 +174,25 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
         .collect()
 }
 
-/// One call of `kernel` on `shape` split by rows across `workers`, one kernel call per
-/// block of rows, as the kernel-driven model splits them (attention at equal work, a one-row matmul
-/// by columns).
+/// One call of `kernel` on `shape` split across `workers` by [`split`], the kernel-driven model's
+/// policy: one kernel call per block of rows (attention at equal work) or of a one-row matmul's
+/// columns.
 fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], workers: &Workers) {
-    let threads = workers.threads();
-    if let Shape::Matmul { m: 1, n, .. } = *shape {
-        // One row: threads share the columns, as the model splits a decode step.
-        workers.run(&column_blocks(n, threads), 1, out, |cols, out| {
+    let (rows, width) = output_rows(shape);
+    let pos0 = match *shape {
+        Shape::Attention { pos0, .. } => pos0,
+        _ => 0,
+    };
+    let split = split(shape.op(), rows, width, pos0, workers.threads());
+    if split.by_columns {
+        workers.run(&split.blocks, 1, out, |cols, out| {
             call_columns(kernel, isa, shape, x, cols, out)
         });
-        return;
+    } else {
+        workers.run(&split.blocks, width, out, |r, out| {
+            call_rows(kernel, isa, shape, x, r, out)
+        });
     }
-    let (rows, width) = output_rows(shape);
-    let blocks = match *shape {
-        Shape::Attention { queries, pos0, .. } => attention_blocks(queries, pos0, threads),
-        _ => row_blocks(rows, threads),
-    };
-    workers.run(&blocks, width, out, |r, out| call_rows(kernel, isa, shape, x, r, out));
 }
 
 /// Times every variant of `op` on every shape of [`shapes`] on one thread, and the fastest variant
@@ -194,9 +203,10 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
     for shape in shapes(op) {
         let w = work(&shape);
         let mut group = c.benchmark_group(format!("{}/{shape}", op.name()));
-        group.throughput(match op {
-            Op::Matmul | Op::Attention => Throughput::Elements(w.flops as u64),
-            _ => Throughput::Bytes(w.bytes as u64),
+        group.throughput(if measured_in_flops(op) {
+            Throughput::Elements(w.flops as u64)
+        } else {
+            Throughput::Bytes(w.bytes as u64)
         });
         let x = inputs(&shape, &Draw::new(7, 1.0));
         let (rows, width) = output_rows(&shape);

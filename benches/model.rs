@@ -4,22 +4,17 @@
 //! in tokens (criterion's elements).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tkbench_benches::{V, quick};
+use tkbench_benches::{V, quick, wanted_levels};
 use tkbench_harness::kernels::KernelSet;
 use tkbench_harness::model::{KernelModel, Weights};
-use tkbench_kernels::Isa;
 use tkbench_reference::{Config, synthetic};
 
 fn bench(c: &mut Criterion) {
     let config = Config::gpt2_small();
     let checkpoint = synthetic::checkpoint(&config, 124);
     let weights = Weights::new(&checkpoint);
-    // TKBENCH_ISA picks one level for the model too; `all` and the default time the widest.
-    let isa = std::env::var("TKBENCH_ISA")
-        .ok()
-        .and_then(|name| Isa::from_name(&name))
-        .filter(|isa| isa.is_available())
-        .unwrap_or_else(Isa::best);
+    // TKBENCH_ISA picks the model's level too: the widest of those it asks for.
+    let isa = *wanted_levels().last().expect("at least one level");
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = vec![1];
     if all > 1 {

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use tkbench_harness::metrics::sticky_max;
 use tkbench_harness::opcheck::{Shape, check, sweep};
 use tkbench_harness::tolerance::rule;
-use tkbench_kernels::{IsaSupport, Op, Variant, variants};
+use tkbench_kernels::{IsaSupport, Variant, variants};
 
 use crate::Outcome;
 
@@ -34,16 +34,7 @@ pub struct Args {
 
 /// Runs `cargo xtask opcheck`.
 pub fn run(args: Args) -> Result<Outcome> {
-    let op = match &args.op {
-        Some(name) => match Op::from_name(name) {
-            Some(op) => Some(op),
-            None => bail!(
-                "--op: no op named `{name}`; ops are {}",
-                Op::ALL.map(|o| o.name()).join(", ")
-            ),
-        },
-        None => None,
-    };
+    let op = args.op.as_deref().map(crate::verify::parse_op).transpose()?;
     let isa = args.isa.as_deref().map(crate::verify::parse_isa).transpose()?;
     let selected: Vec<&Variant> = variants()
         .iter()

@@ -40,7 +40,17 @@ pub struct Args {
     json: bool,
 }
 
-/// Parses an ISA level that this CPU must have.
+/// Parses `--op`: one of the ops.
+pub fn parse_op(name: &str) -> Result<Op> {
+    Op::from_name(name).ok_or_else(|| {
+        anyhow!(
+            "--op: no op named `{name}`; ops are {}",
+            Op::ALL.map(|o| o.name()).join(", ")
+        )
+    })
+}
+
+/// Parses `--isa`: an ISA level that this CPU must have.
 pub fn parse_isa(name: &str) -> Result<Isa> {
     let isa = Isa::from_name(name)
         .ok_or_else(|| anyhow!("--isa: no level named `{name}`; levels are scalar, avx2, avx512, neon"))?;
@@ -58,15 +68,7 @@ pub fn parse_isa(name: &str) -> Result<Isa> {
 pub fn run(args: Args) -> Result<Outcome> {
     let golden = workspace_golden_dir();
     let names = selected(listed_cases(&golden)?, &args.cases)?;
-    let op = match &args.op {
-        Some(name) => Some(Op::from_name(name).ok_or_else(|| {
-            anyhow!(
-                "--op: no op named `{name}`; ops are {}",
-                Op::ALL.map(|o| o.name()).join(", ")
-            )
-        })?),
-        None => None,
-    };
+    let op = args.op.as_deref().map(parse_op).transpose()?;
     let filter = Filter {
         op,
         variant: args.variant.clone(),

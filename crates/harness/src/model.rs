@@ -137,6 +137,27 @@ pub fn attention_blocks(queries: usize, pos0: usize, parts: usize) -> Vec<Range<
     blocks
 }
 
+/// How threads split one call of an op: blocks of its output rows, or, for a one-row matmul (a
+/// decode step, with no rows to share), blocks of its columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The blocks, one per thread at most.
+    pub blocks: Vec<Range<usize>>,
+    /// Whether the blocks are columns of a one-row matmul rather than rows.
+    pub by_columns: bool,
+}
+
+/// The split of a call of `op` with `rows` output rows of `width` (for attention, queries from
+/// position `pos0`) on `threads` threads: the one policy of the model and the benches.
+pub fn split(op: Op, rows: usize, width: usize, pos0: usize, threads: usize) -> Split {
+    let (blocks, by_columns) = match op {
+        Op::Matmul if rows == 1 => (column_blocks(width, threads), true),
+        Op::Attention => (attention_blocks(rows, pos0, threads), false),
+        _ => (row_blocks(rows, threads), false),
+    };
+    Split { blocks, by_columns }
+}
+
 /// Cuts `out` ([rows, width]) into one mutable slice per block of rows.
 pub fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize) -> Vec<&'a mut [f32]> {
     let mut parts = Vec::with_capacity(blocks.len());
@@ -294,7 +315,7 @@ impl<'w> KernelModel<'w> {
         let cfg = self.weights.config();
         let c = cfg.n_embd;
         let (wte, wpe) = (self.weights.tensor("wte.weight"), self.weights.tensor("wpe.weight"));
-        self.for_row_blocks(tokens.len(), c, out, |rows, out| {
+        self.for_rows(Op::Embedding, tokens.len(), c, 0, out, |rows, out| {
             let dims = EmbeddingDims {
                 tokens: rows.len(),
                 channels: c,
@@ -315,7 +336,7 @@ impl<'w> KernelModel<'w> {
         let gamma = self.weights.tensor(&format!("{prefix}.weight"));
         let beta = self.weights.tensor(&format!("{prefix}.bias"));
         let eps = cfg.layer_norm_epsilon as f32;
-        self.for_row_blocks(x.len() / c, c, out, |rows, out| {
+        self.for_rows(Op::LayerNorm, x.len() / c, c, 0, out, |rows, out| {
             let dims = LayerNormDims {
                 rows: rows.len(),
                 channels: c,
@@ -335,20 +356,20 @@ impl<'w> KernelModel<'w> {
         let Kernel::Matmul(f) = self.kernels.get(Op::Matmul).kernel else {
             unreachable!()
         };
-        if x.len() == k {
+        let split = split(Op::Matmul, x.len() / k, n, 0, self.threads());
+        if split.by_columns {
             // One row: threads share the columns (each reads its block of b's rows, N apart).
             let whole = MatmulDims::new(1, k, n);
-            self.workers
-                .run(&column_blocks(n, self.threads()), 1, out, |cols, out| {
-                    let (dims, b) = whole.columns(b, cols.clone());
-                    f(&dims, x, b, bias.map(|bias| &bias[cols]), out, self.isa);
-                });
-            return;
+            self.workers.run(&split.blocks, 1, out, |cols, out| {
+                let (dims, b) = whole.columns(b, cols.clone());
+                f(&dims, x, b, bias.map(|bias| &bias[cols]), out, self.isa);
+            });
+        } else {
+            self.workers.run(&split.blocks, n, out, |rows, out| {
+                let dims = MatmulDims::new(rows.len(), k, n);
+                f(&dims, &x[rows.start * k..rows.end * k], b, bias, out, self.isa);
+            });
         }
-        self.for_row_blocks(x.len() / k, n, out, |rows, out| {
-            let dims = MatmulDims::new(rows.len(), k, n);
-            f(&dims, &x[rows.start * k..rows.end * k], b, bias, out, self.isa);
-        });
     }
 
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], p0: usize, out: &mut [f32]) {
@@ -362,30 +383,25 @@ impl<'w> KernelModel<'w> {
         } else {
             1.0
         };
-        self.workers.run(
-            &attention_blocks(q.len() / c, p0, self.threads()),
-            c,
-            out,
-            |rows, out| {
-                // Queries rows.start.. sit at positions p0 + rows.start.. and see keys up to their own.
-                let keys = p0 + rows.end;
-                let dims = AttentionDims {
-                    queries: rows.len(),
-                    pos0: p0 + rows.start,
-                    heads: cfg.n_head,
-                    head_size: hs,
-                    scale,
-                };
-                f(
-                    &dims,
-                    &q[rows.start * c..rows.end * c],
-                    &k[..keys * c],
-                    &v[..keys * c],
-                    out,
-                    self.isa,
-                );
-            },
-        );
+        self.for_rows(Op::Attention, q.len() / c, c, p0, out, |rows, out| {
+            // Queries rows.start.. sit at positions p0 + rows.start.. and see keys up to their own.
+            let keys = p0 + rows.end;
+            let dims = AttentionDims {
+                queries: rows.len(),
+                pos0: p0 + rows.start,
+                heads: cfg.n_head,
+                head_size: hs,
+                scale,
+            };
+            f(
+                &dims,
+                &q[rows.start * c..rows.end * c],
+                &k[..keys * c],
+                &v[..keys * c],
+                out,
+                self.isa,
+            );
+        });
     }
 
     fn gelu(&self, x: &[f32], out: &mut [f32]) {
@@ -393,7 +409,7 @@ impl<'w> KernelModel<'w> {
             unreachable!()
         };
         let i = self.weights.config().n_inner;
-        self.for_row_blocks(x.len() / i, i, out, |rows, out| {
+        self.for_rows(Op::Gelu, x.len() / i, i, 0, out, |rows, out| {
             f(&x[rows.start * i..rows.end * i], out, self.isa)
         });
     }
@@ -402,7 +418,7 @@ impl<'w> KernelModel<'w> {
         let Kernel::Softmax(f) = self.kernels.get(Op::Softmax).kernel else {
             unreachable!()
         };
-        self.for_row_blocks(x.len() / cols, cols, out, |rows, out| {
+        self.for_rows(Op::Softmax, x.len() / cols, cols, 0, out, |rows, out| {
             f(
                 &SoftmaxDims { rows: rows.len(), cols },
                 &x[rows.start * cols..rows.end * cols],
@@ -412,16 +428,20 @@ impl<'w> KernelModel<'w> {
         });
     }
 
-    /// Calls `work(rows, out_rows)` on contiguous blocks of the `rows` rows of `out` ([rows, width]),
-    /// one block per thread.
-    fn for_row_blocks(
+    /// Calls `work(rows, out_rows)` on the blocks of rows of `out` ([rows, width]) that [`split`]
+    /// gives a call of `op` (not a one-row matmul), in parallel.
+    fn for_rows(
         &self,
+        op: Op,
         rows: usize,
         width: usize,
+        pos0: usize,
         out: &mut [f32],
         work: impl Fn(Range<usize>, &mut [f32]) + Sync,
     ) {
-        self.workers.run(&row_blocks(rows, self.threads()), width, out, work);
+        let split = split(op, rows, width, pos0, self.threads());
+        debug_assert!(!split.by_columns, "{} is split by rows here", op.name());
+        self.workers.run(&split.blocks, width, out, work);
     }
 }
 

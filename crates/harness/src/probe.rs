@@ -84,12 +84,13 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The FMA peak at `isa` on `threads` threads, if measured.
-    pub fn fma_gflops(&self, isa: &str, threads: usize) -> Option<f64> {
+    /// The highest FMA peak measured on `threads` threads, of any level (0 if none was).
+    pub fn peak_gflops(&self, threads: usize) -> f64 {
         self.fma
             .iter()
-            .find(|p| p.isa == isa && p.threads == threads)
+            .filter(|p| p.threads == threads)
             .map(|p| p.gflops)
+            .fold(0.0, f64::max)
     }
 
     /// The bandwidth of `level` on `threads` threads, if measured.

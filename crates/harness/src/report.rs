@@ -298,12 +298,7 @@ fn read_one(dir: &Path) -> Result<Measured> {
 /// bandwidth is that of the smallest cache level whose measured working set (per thread) holds the
 /// bytes, else DRAM's.
 pub fn roofline(limits: &Limits, flops: f64, bytes: f64, threads: usize, time_ns: f64) -> Roofline {
-    let peak = limits
-        .fma
-        .iter()
-        .filter(|p| p.threads == threads)
-        .map(|p| p.gflops)
-        .fold(0.0, f64::max);
+    let peak = limits.peak_gflops(threads);
     // The probe's working sets fill 60 % of each cache; a row fits a level when its bytes fit the cache.
     let fits = |b: &&crate::probe::Bandwidth| {
         b.threads == threads && bytes <= (b.working_set_bytes * threads as u64) as f64 / 0.6

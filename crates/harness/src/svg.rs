@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use tkbench_kernels::Op;
+
 use crate::report::{Report, Row};
 
 const PALETTE: [&str; 8] = [
@@ -58,11 +60,16 @@ fn header(width: f64, height: f64, title: &str) -> String {
     )
 }
 
+/// Whether a row's op is measured in FLOPs ([`crate::work::measured_in_flops`]) rather than bytes.
+fn counts_flops(r: &Row) -> bool {
+    Op::from_name(&r.op).is_some_and(crate::work::measured_in_flops)
+}
+
 /// The throughput figure of a row: GFLOP/s for compute-heavy ops, GB/s otherwise, tokens/s for the model.
 fn throughput(r: &Row) -> (f64, &'static str) {
     match (r.kind.as_str(), r.op.as_str()) {
         ("model", _) => (r.tokens_per_s.unwrap_or(0.0), "tokens/s"),
-        (_, "matmul" | "attention") => (r.gflops, "GFLOP/s"),
+        _ if counts_flops(r) => (r.gflops, "GFLOP/s"),
         _ => (r.gb_per_s, "GB/s"),
     }
 }
@@ -87,7 +94,7 @@ pub fn throughput_svg(report: &Report) -> String {
         let (ox, oy) = ((i % cols) as f64 * pw, 30.0 + (i / cols) as f64 * ph);
         let op_rows: Vec<&Row> = report.rows.iter().filter(|r| r.op == *op).collect();
         let size = |r: &Row| {
-            if matches!(r.op.as_str(), "matmul" | "attention") || r.kind == "model" {
+            if counts_flops(r) || r.kind == "model" {
                 r.flops
             } else {
                 r.bytes
@@ -215,13 +222,7 @@ pub fn roofline_svg(report: &Report) -> String {
         .iter()
         .filter(|r| r.kind == "op" && r.threads == 1)
         .collect();
-    let peak = report
-        .limits
-        .fma
-        .iter()
-        .filter(|p| p.threads == 1)
-        .map(|p| p.gflops)
-        .fold(0.0, f64::max);
+    let peak = report.limits.peak_gflops(1);
     let x = LogAxis::new(
         rows.iter().map(|r| r.flops / r.bytes).chain([0.01, 100.0]),
         70.0,

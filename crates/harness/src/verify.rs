@@ -175,13 +175,7 @@ pub fn verify_case(
                     let (l, h) = Gpt2::<f32>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?;
                     (l.mapv(f64::from), h.into_iter().map(|h| h.mapv(f64::from)).collect())
                 };
-                let mut probs = logits.clone();
-                for mut row in probs.rows_mut() {
-                    let max = row.fold(f64::NEG_INFINITY, |m, &x| m.max(x));
-                    row.mapv_inplace(|x| (x - max).exp());
-                    let sum = row.sum();
-                    row /= sum;
-                }
+                let probs = tkbench_reference::ops::softmax_rows(&logits.view());
                 let metrics = logit_metrics(&logits.view(), &probs.view(), &case.logits.view());
                 let hidden = hidden
                     .iter()
@@ -281,9 +275,7 @@ fn diagnose(
             .filter(|&op| set.get(op).kind != Kind::Scalar)
             .collect();
         for op in suspects {
-            let scalar = *tkbench_kernels::variants_of(op)
-                .find(|v| v.kind == Kind::Scalar)
-                .expect("a scalar variant");
+            let scalar = *KernelSet::scalar().get(op);
             let (_, reverted) = run_kernels(case, weights, set.with(scalar), isa, threads)?;
             if reverted[first] <= bound {
                 text += &format!(

@@ -8,6 +8,8 @@
 
 use serde::Serialize;
 
+use tkbench_kernels::Op;
+
 use crate::opcheck::Shape;
 
 /// FLOPs and bytes of one call.
@@ -19,11 +21,10 @@ pub struct Work {
     pub bytes: f64,
 }
 
-impl Work {
-    /// FLOPs per byte.
-    pub fn intensity(&self) -> f64 {
-        self.flops / self.bytes
-    }
+/// Whether `op`'s work is stated in FLOPs (matmul and attention, bound by arithmetic) rather than
+/// in bytes (the rest, bound by memory): the benches' throughput unit and the report's plots.
+pub fn measured_in_flops(op: Op) -> bool {
+    matches!(op, Op::Matmul | Op::Attention)
 }
 
 const F32: f64 = 4.0;

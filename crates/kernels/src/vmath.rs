@@ -1,5 +1,5 @@
 //! Vector maths that `pulp` does not provide: exp, and GELU built on it, written once for every ISA
-//! level.
+//! level; and the lane count of a level's vectors.
 //!
 //! `exp` uses the Cody–Waite reduction x = n·ln2 + r with |r| ≤ ln2/2, a degree-7 Taylor polynomial for
 //! e^r (truncation error below 6e-9 relative, under the f32 unit roundoff 6e-8), and 2^n built from
@@ -30,6 +30,12 @@ const TAYLOR: [f32; 8] = [
     1.0,
     1.0,
 ];
+
+/// f32 lanes of a vector of `S`.
+#[inline(always)]
+pub fn lanes<S: Simd>() -> usize {
+    core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>()
+}
 
 /// e^x, lane by lane.
 #[inline(always)]

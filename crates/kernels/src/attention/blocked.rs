@@ -77,7 +77,7 @@ fn group<S: Simd, const G: usize>(
     live: [usize; G],
 ) {
     let (hs, hsp) = (d.head_size, tile.hsp);
-    let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+    let lanes = vmath::lanes::<S>();
     let most = live[G - 1];
     let mut scores = [[f32::NEG_INFINITY; K_TILE]; G];
 

@@ -4,6 +4,7 @@
 use pulp::{Simd, WithSimd};
 
 use super::AttentionDims;
+use crate::softmax::simd::row_max;
 use crate::{Isa, vmath};
 
 struct Attention<'a> {
@@ -58,7 +59,7 @@ impl WithSimd for Attention<'_> {
                 for (j, score) in row.iter_mut().enumerate() {
                     *score = dot(s, qi, &self.k[j * c + col..][..hs]) * d.scale;
                 }
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let max = row_max(s, row);
                 let m = s.splat_f32s(max);
                 let (head, tail) = S::as_mut_simd_f32s(row);
                 let mut sum = s.splat_f32s(0.0);

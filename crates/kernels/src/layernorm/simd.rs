@@ -8,6 +8,7 @@ use crate::Isa;
 
 /// Independent accumulators per reduction, to hide the latency of vector adds.
 const ACCUMULATORS: usize = 4;
+const _: () = assert!(ACCUMULATORS == 4, "sum_map adds exactly four accumulators at the end");
 
 /// Σ x and Σ (x − mean)² of a row, and the normalised row written to `out`.
 struct Row<'a> {

@@ -59,7 +59,7 @@ fn pack_a<const MR: usize>(a: &[f32], k: usize, ic: usize, mc: usize, pc: usize,
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn pack_b<S: Simd>(b: &[f32], ldb: usize, pc: usize, kc: usize, jc: usize, nc: usize, packed: &mut [f32]) {
-    let nr = NR_VECTORS * core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+    let nr = NR_VECTORS * crate::vmath::lanes::<S>();
     for (sliver, cols) in (0..nc).step_by(nr).enumerate() {
         let out = &mut packed[sliver * kc * nr..][..kc * nr];
         let valid = nr.min(nc - cols);
@@ -242,7 +242,7 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
         let MatmulDims { m, k, n, .. } = self.dims;
-        let nr = NR_VECTORS * core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+        let nr = NR_VECTORS * crate::vmath::lanes::<S>();
         let mc_max = MC_SLIVERS * MR;
         let mut a_packed = vec![0.0f32; mc_max * KC];
         let mut b_packed = vec![0.0f32; NC.div_ceil(nr) * nr * KC];

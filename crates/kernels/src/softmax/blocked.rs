@@ -51,7 +51,7 @@ impl WithSimd for Row<'_> {
         let neg_inf = s.splat_f32s(f32::NEG_INFINITY);
         let zero = s.splat_f32s(0.0);
         let (x, x_tail) = S::as_simd_f32s(self.x);
-        let lanes = core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>();
+        let lanes = vmath::lanes::<S>();
 
         let (mut m, mut l) = (neg_inf, zero);
         for chunk in x.chunks(CHUNK_ELEMENTS / lanes) {

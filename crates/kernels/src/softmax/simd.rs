@@ -45,10 +45,11 @@ fn rotation<S: Simd>(out: usize, y: usize, len: usize) -> usize {
     (shift / core::mem::size_of::<S::f32s>() / 4 * 4) % len
 }
 
-/// out = exp(x − m), summed into acc (vector i into acc[i mod 4]), and the maximum of y, four
-/// vectors at a time; out, x and y have the same length, a multiple of 4 vectors.
+/// out = exp(x − m), summed into acc (vector i into acc[i mod 4]), and, when NEXT, the maximum of y
+/// (the next row) into next_max, four vectors at a time; out, x and y have the same length, a
+/// multiple of 4 vectors.
 #[inline(always)]
-fn exp_and_next_max<S: Simd>(
+fn exp_pass<S: Simd, const NEXT: bool>(
     s: S,
     out: &mut [S::f32s],
     x: &[S::f32s],
@@ -61,7 +62,9 @@ fn exp_and_next_max<S: Simd>(
         for u in 0..4 {
             o[u] = vmath::exp(s, s.sub_f32s(v[u], m));
             acc[u] = s.add_f32s(acc[u], o[u]);
-            next_max[u] = s.max_f32s(next_max[u], w[u]);
+            if NEXT {
+                next_max[u] = s.max_f32s(next_max[u], w[u]);
+            }
         }
     }
 }
@@ -94,15 +97,11 @@ impl WithSimd for Rows<'_> {
                 let c = rotation::<S>(out.as_ptr() as usize, y.as_ptr() as usize, done);
                 let (out_a, out_b) = out[..done].split_at_mut(done - c);
                 let (x_a, x_b) = x[..done].split_at(done - c);
-                exp_and_next_max(s, out_a, x_a, &y[c..done], m, &mut acc, &mut next_max);
-                exp_and_next_max(s, out_b, x_b, &y[..c], m, &mut acc, &mut next_max);
+                exp_pass::<S, true>(s, out_a, x_a, &y[c..done], m, &mut acc, &mut next_max);
+                exp_pass::<S, true>(s, out_b, x_b, &y[..c], m, &mut acc, &mut next_max);
             } else {
-                for (o, v) in out[..done].chunks_exact_mut(4).zip(x.chunks_exact(4)) {
-                    for u in 0..4 {
-                        o[u] = vmath::exp(s, s.sub_f32s(v[u], m));
-                        acc[u] = s.add_f32s(acc[u], o[u]);
-                    }
-                }
+                // The last row: no next row; x stands in for y, which is not read.
+                exp_pass::<S, false>(s, &mut out[..done], &x[..done], &x[..done], m, &mut acc, &mut next_max);
             }
             for (u, (o, &v)) in out[done..].iter_mut().zip(&x[done..]).enumerate() {
                 *o = vmath::exp(s, s.sub_f32s(v, m));
@@ -118,12 +117,13 @@ impl WithSimd for Rows<'_> {
                 s.partial_store_f32s(out_tail, e);
                 sum += out_tail.iter().sum::<f32>();
             }
-            let scale = s.splat_f32s(1.0 / sum);
+            let inv = 1.0 / sum;
+            let scale = s.splat_f32s(inv);
             for o in out.iter_mut() {
                 *o = s.mul_f32s(*o, scale);
             }
             for o in out_tail.iter_mut() {
-                *o *= 1.0 / sum;
+                *o *= inv;
             }
             if let Some(next) = next {
                 let (_, y_tail) = S::as_simd_f32s(next);
