@@ -315,15 +315,15 @@ impl<'w> KernelModel<'w> {
         let cfg = self.weights.config();
         let c = cfg.n_embd;
         let (wte, wpe) = (self.weights.tensor("wte.weight"), self.weights.tensor("wpe.weight"));
+        let whole = EmbeddingDims {
+            tokens: tokens.len(),
+            channels: c,
+            vocab: cfg.vocab_size,
+            positions: cfg.n_positions,
+            pos0: p0,
+        };
         self.for_rows(Op::Embedding, tokens.len(), c, 0, out, |rows, out| {
-            let dims = EmbeddingDims {
-                tokens: rows.len(),
-                channels: c,
-                vocab: cfg.vocab_size,
-                positions: cfg.n_positions,
-                pos0: p0 + rows.start,
-            };
-            f(&dims, &tokens[rows], wte, wpe, out, self.isa);
+            f(&whole.rows(rows.clone()), &tokens[rows], wte, wpe, out, self.isa);
         });
     }
 
@@ -383,21 +383,22 @@ impl<'w> KernelModel<'w> {
         } else {
             1.0
         };
-        self.for_rows(Op::Attention, q.len() / c, c, p0, out, |rows, out| {
-            // Queries rows.start.. sit at positions p0 + rows.start.. and see keys up to their own.
-            let keys = p0 + rows.end;
-            let dims = AttentionDims {
-                queries: rows.len(),
-                pos0: p0 + rows.start,
-                heads: cfg.n_head,
-                head_size: hs,
-                scale,
-            };
+        let whole = AttentionDims {
+            queries: q.len() / c,
+            pos0: p0,
+            heads: cfg.n_head,
+            head_size: hs,
+            scale,
+        };
+        self.for_rows(Op::Attention, whole.queries, c, p0, out, |rows, out| {
+            // Queries keep their positions and see the keys up to their own.
+            let dims = whole.rows(rows.clone());
+            let keys = dims.keys() * c;
             f(
                 &dims,
                 &q[rows.start * c..rows.end * c],
-                &k[..keys * c],
-                &v[..keys * c],
+                &k[..keys],
+                &v[..keys],
                 out,
                 self.isa,
             );

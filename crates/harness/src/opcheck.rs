@@ -491,22 +491,22 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
     match (*shape, kernel) {
         (
             Shape::Embedding {
+                tokens,
                 channels,
                 vocab,
                 positions,
                 pos0,
-                ..
             },
             Kernel::Embedding(f),
         ) => {
-            let dims = EmbeddingDims {
-                tokens: r.len(),
+            let whole = EmbeddingDims {
+                tokens,
                 channels,
                 vocab,
                 positions,
-                pos0: pos0 + r.start,
+                pos0,
             };
-            f(&dims, &x.ids[r], &x.a, &x.b, out, isa)
+            f(&whole.rows(r.clone()), &x.ids[r], &x.a, &x.b, out, isa)
         }
         (Shape::LayerNorm { channels, .. }, Kernel::LayerNorm(f)) => {
             let dims = LayerNormDims {
@@ -524,20 +524,23 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
         ),
         (
             Shape::Attention {
-                pos0, heads, head_size, ..
+                queries,
+                pos0,
+                heads,
+                head_size,
             },
             Kernel::Attention(f),
         ) => {
             let c = heads * head_size;
-            let keys = (pos0 + r.end) * c;
-            let scale = 1.0 / (head_size as f32).sqrt();
-            let dims = AttentionDims {
-                queries: r.len(),
-                pos0: pos0 + r.start,
+            let whole = AttentionDims {
+                queries,
+                pos0,
                 heads,
                 head_size,
-                scale,
+                scale: attention_scale(head_size),
             };
+            let dims = whole.rows(r.clone());
+            let keys = dims.keys() * c;
             f(
                 &dims,
                 &x.a[r.start * c..r.end * c],
@@ -577,6 +580,11 @@ pub fn call_columns(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, cols: R
         }
         _ => panic!("columns are split for one-row matmuls only, not {shape}"),
     }
+}
+
+/// The attention scale of every check and bench: GPT-2's 1/√HS.
+fn attention_scale(head_size: usize) -> f32 {
+    1.0 / (head_size as f32).sqrt()
 }
 
 /// The epsilon of every LayerNorm check and bench.
@@ -645,7 +653,7 @@ pub fn run(kernel: Kernel, isa: Isa, shape: &Shape, draw: &Draw) -> Run {
             head_size,
         } => {
             let (c, s) = (heads * head_size, pos0 + queries);
-            let scale = 1.0 / (head_size as f32).sqrt();
+            let scale = attention_scale(head_size);
             let (qv, kv, vv) = (m2(&x.a, queries, c), m2(&x.b, s, c), m2(&x.c, s, c));
             (
                 flat64(ops::causal_attention(

@@ -42,6 +42,16 @@ impl AttentionDims {
         self.pos0 + self.queries
     }
 
+    /// The call for queries `rows` of this one (a thread's block): they keep their positions and
+    /// see the keys up to the last of them, the first `keys()` rows of k and v.
+    pub fn rows(&self, rows: core::ops::Range<usize>) -> AttentionDims {
+        AttentionDims {
+            queries: rows.len(),
+            pos0: self.pos0 + rows.start,
+            ..*self
+        }
+    }
+
     /// Asserts the contract: slice lengths match the dims.
     pub fn check(&self, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) {
         let (t, s, c) = (self.queries, self.keys(), self.channels());

@@ -28,6 +28,15 @@ pub struct EmbeddingDims {
 }
 
 impl EmbeddingDims {
+    /// The call for tokens `rows` of this one (a thread's block): they keep their positions.
+    pub fn rows(&self, rows: core::ops::Range<usize>) -> EmbeddingDims {
+        EmbeddingDims {
+            tokens: rows.len(),
+            pos0: self.pos0 + rows.start,
+            ..*self
+        }
+    }
+
     /// Asserts the contract: slice lengths match the dims, ids are below V, positions below P.
     pub fn check(&self, ids: &[u32], wte: &[f32], wpe: &[f32], out: &[f32]) {
         let (t, c) = (self.tokens, self.channels);
