@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use tkbench_harness::golden::{Case, case_dirs, workspace_golden_dir, workspace_root};
+use tkbench_harness::golden::{Case, workspace_golden_dir, workspace_root};
 use tkbench_harness::kernels::KernelSet;
 use tkbench_harness::metrics::sticky_max;
 use tkbench_harness::opcheck::{Shape, check, sweep};
@@ -21,6 +21,7 @@ use tkbench_kernels::{Isa, Op, find, variants};
 use tkbench_reference::Config;
 
 use crate::Outcome;
+use crate::golden::listed_cases;
 
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -53,8 +54,10 @@ fn model_verdicts(threads: usize) -> Result<(Verdicts, VerifySummary)> {
         rows: 0,
         failed: Vec::new(),
     };
-    for dir in case_dirs(&workspace_golden_dir().join("cases"))? {
-        let case = Case::load(&dir)?;
+    // The cases `cargo xtask verify` runs: those golden/oracle/cases.yaml lists.
+    let golden = workspace_golden_dir();
+    for name in listed_cases(&golden)? {
+        let case = Case::load(&golden.join("cases").join(name))?;
         let checkpoint = case.checkpoint()?;
         let rows = verify_case(&case, &checkpoint, &subjects, threads, |_| {})?;
         eprintln!(

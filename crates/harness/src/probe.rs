@@ -361,8 +361,9 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             });
         }
     }
+    let caches = caches();
     let cache_bytes = |level: u32, default: u64| {
-        caches()
+        caches
             .iter()
             .find(|c| c.level == level && c.kind != "Instruction")
             .map_or(default, |c| c.bytes)
