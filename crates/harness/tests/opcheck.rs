@@ -147,11 +147,19 @@ fn split_shapes(op: Op) -> Vec<Shape> {
         }
         Op::Attention => {
             let mut shapes = Vec::new();
-            for (pos0, head_size) in [(0, 8), (0, 64), (70, 15), (70, 24), (130, 64)] {
+            // Five heads: a one-query call takes heads in groups of four, the last one short.
+            for (pos0, heads, head_size) in [
+                (0, 2, 8),
+                (0, 2, 64),
+                (70, 2, 15),
+                (70, 2, 24),
+                (130, 2, 64),
+                (66, 5, 16),
+            ] {
                 shapes.push(Shape::Attention {
                     queries: 9,
                     pos0,
-                    heads: 2,
+                    heads,
                     head_size,
                 });
             }

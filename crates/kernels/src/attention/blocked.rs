@@ -10,8 +10,11 @@
 //! every loaded K and V vector: a 4 × 4-vector register tile, one load per four multiply-adds instead
 //! of one per multiply-add.
 //!
-//! A decode step (one query) packs as many keys as it uses, so the transposition decides its speed:
-//! at AVX-512 it runs 16 × 16 blocks through registers, elsewhere runs of 8 keys per dimension.
+//! A call with one query (a decode step, whose cache comes from memory) takes another loop order with
+//! the same arithmetic: the heads run inside blocks of cached rows, so that each key and value row is
+//! read once, whole and in order, rather than one head's columns at a time. Its scores and outputs are
+//! bit-identical to the query-tile path's. The transposition of keys runs 16 × 16 blocks through
+//! registers at AVX-512, elsewhere runs of 8 keys per dimension.
 
 use pulp::{Simd, WithSimd};
 
@@ -61,6 +64,30 @@ struct Values<'a> {
     stride: usize,
 }
 
+/// The online softmax update of one query by one key tile: `row` holds its scores, of which the first
+/// `live` count, and becomes exp(score − m_new); the running max `m` and sum `l` move on. Returns
+/// exp(m_old − m_new), the factor on the query's running output.
+#[inline(always)]
+fn online_update<S: Simd>(s: S, row: &mut [f32; K_TILE], live: usize, m: &mut f32, l: &mut f32) -> f32 {
+    row[live..].fill(f32::NEG_INFINITY); // the causal mask and the tile's end
+    let (sv, _) = S::as_mut_simd_f32s(&mut row[..]);
+    let mut tile_max = s.splat_f32s(f32::NEG_INFINITY);
+    for &x in sv.iter() {
+        tile_max = s.max_f32s(tile_max, x);
+    }
+    let m_new = m.max(s.reduce_max_f32s(tile_max));
+    let rescale = (*m - m_new).exp();
+    let mv = s.splat_f32s(m_new);
+    let mut sum = s.splat_f32s(0.0);
+    for x in sv.iter_mut() {
+        *x = vmath::exp(s, s.sub_f32s(*x, mv));
+        sum = s.add_f32s(sum, *x);
+    }
+    *l = *l * rescale + s.reduce_sum_f32s(sum);
+    *m = m_new;
+    rescale
+}
+
 /// Folds one key tile (keys j0 .. j0 + K_TILE, of which each query sees `live[g]`) into the state of
 /// the G queries starting at row `r` of the query tile. K and V vectors are loaded once for all G.
 // Index loops over the G × VECTORS register tile read more clearly than zipped iterators, and their
@@ -102,22 +129,8 @@ fn group<S: Simd, const G: usize>(
     // The online softmax update of each query; p overwrites its scores.
     let mut rescale = [0.0f32; G];
     for g in 0..G {
-        let row = &mut scores[g];
-        row[live[g]..].fill(f32::NEG_INFINITY); // the causal mask and the tile's end
-        let (sv, _) = S::as_mut_simd_f32s(&mut row[..]);
-        let tile_max = sv
-            .iter()
-            .fold(s.splat_f32s(f32::NEG_INFINITY), |a, &x| s.max_f32s(a, x));
-        let m_new = tile.m[r + g].max(s.reduce_max_f32s(tile_max));
-        rescale[g] = (tile.m[r + g] - m_new).exp();
-        let mv = s.splat_f32s(m_new);
-        let mut sum = s.splat_f32s(0.0);
-        for x in sv.iter_mut() {
-            *x = vmath::exp(s, s.sub_f32s(*x, mv));
-            sum = s.add_f32s(sum, *x);
-        }
-        tile.l[r + g] = tile.l[r + g] * rescale[g] + s.reduce_sum_f32s(sum);
-        tile.m[r + g] = m_new;
+        let (m, l) = (&mut tile.m[r + g], &mut tile.l[r + g]);
+        rescale[g] = online_update(s, &mut scores[g], live[g], m, l);
     }
 
     // acc_g = acc_g · rescale_g + Σ_j p_g[j] · V[j], VECTORS vectors of the head at a time. Keys all G
@@ -161,8 +174,10 @@ fn group<S: Simd, const G: usize>(
 /// one scattered element, so the transposition is not bound by single-element stores.
 const PACK_RUN: usize = 8;
 
-/// Packs keys `keys` of the head starting at column `col` transposed into k_t ([HS, K_TILE]): whole
-/// 16 × 16 blocks in registers when `transpose` is set, the rest in runs of PACK_RUN keys.
+/// Packs keys `keys` of the head starting at column `col` transposed into k_t ([HS, K_TILE]), the
+/// first of them at column `at`: whole 16 × 16 blocks in registers when `transpose` is set, the rest
+/// in runs of PACK_RUN keys.
+#[allow(clippy::too_many_arguments)]
 fn pack_keys(
     transpose: Option<&transpose::Transpose16>,
     k: &[f32],
@@ -170,6 +185,7 @@ fn pack_keys(
     col: usize,
     hs: usize,
     keys: core::ops::Range<usize>,
+    at: usize,
     k_t: &mut [f32],
 ) {
     let j0 = keys.start;
@@ -178,13 +194,13 @@ fn pack_keys(
         let dims = hs / 16 * 16;
         if dims > 0 {
             while j + 16 <= keys.end {
-                t.keys(k, c, col, dims, j, j - j0, k_t, K_TILE);
+                t.keys(k, c, col, dims, j, at + j - j0, k_t, K_TILE);
                 j += 16;
             }
             // Dimensions past the last block of 16, for the keys just packed.
             for jj in j0..j {
                 for (dd, &x) in k[jj * c + col..][..hs].iter().enumerate().skip(dims) {
-                    k_t[dd * K_TILE + (jj - j0)] = x;
+                    k_t[dd * K_TILE + at + jj - j0] = x;
                 }
             }
         }
@@ -192,7 +208,7 @@ fn pack_keys(
     while j + PACK_RUN <= keys.end {
         let rows: [&[f32]; PACK_RUN] = core::array::from_fn(|r| &k[(j + r) * c + col..][..hs]);
         for (dd, run) in k_t.chunks_exact_mut(K_TILE).take(hs).enumerate() {
-            let run = &mut run[j - j0..][..PACK_RUN];
+            let run = &mut run[at + j - j0..][..PACK_RUN];
             for (x, row) in run.iter_mut().zip(&rows) {
                 *x = row[dd];
             }
@@ -201,7 +217,7 @@ fn pack_keys(
     }
     for j in j..keys.end {
         for (dd, &x) in k[j * c + col..][..hs].iter().enumerate() {
-            k_t[dd * K_TILE + (j - j0)] = x;
+            k_t[dd * K_TILE + at + j - j0] = x;
         }
     }
 }
@@ -376,12 +392,143 @@ mod transpose {
     }
 }
 
+/// Heads whose scores a decode step takes together, one vector of keys each side by side in a packed
+/// tile: independent multiply-add chains.
+const HEAD_GROUP: usize = 4;
+/// Value rows a decode step folds into each head's output while it sits in registers.
+const ROW_BLOCK: usize = 8;
+// A group's vectors of keys sit side by side in one packed tile row, at up to 16 lanes.
+const _: () = assert!(HEAD_GROUP * 16 <= K_TILE);
+
+/// One query (a decode step). The cached rows are read once each, whole and in order: every head's
+/// scores from each block of one vector's worth of key rows, then every head's running output from
+/// each block of ROW_BLOCK value rows. One head's columns at a time (C floats apart, as the query-tile
+/// path reads them) kept few cache lines in flight. Each head's scores, online softmax (tile by tile)
+/// and output sum in the same order as in the query-tile path: the bits are the same.
+// Index loops over the HEAD_GROUP and VECTORS register tiles read more clearly than zipped iterators,
+// and their constant bounds unroll completely.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn one_query<S: Simd>(s: S, att: Attention) {
+    let d = att.dims;
+    let (c, hs, keys) = (d.channels(), d.head_size, d.keys());
+    let lanes = vmath::lanes::<S>();
+    let tiles = keys.div_ceil(K_TILE);
+    // q · scale, as the query-tile path forms it.
+    let q: Vec<f32> = att.q.iter().map(|&x| x * d.scale).collect();
+    // [NH, tiles · K_TILE]: each head's scores, then exp(score − m) tile by tile.
+    let mut p = vec![f32::NEG_INFINITY; d.heads * tiles * K_TILE];
+    // [HS, K_TILE]: the keys of HEAD_GROUP heads side by side, one vector's worth each.
+    let mut k_t = vec![0.0; hs * K_TILE];
+    for jb in (0..keys).step_by(lanes) {
+        let je = (jb + lanes).min(keys);
+        for h0 in (0..d.heads).step_by(HEAD_GROUP) {
+            let heads = HEAD_GROUP.min(d.heads - h0);
+            for u in 0..heads {
+                let col = (h0 + u) * hs;
+                pack_keys(att.transpose.as_ref(), att.k, c, col, hs, jb..je, u * lanes, &mut k_t);
+            }
+            // A group short of heads repeats its last one; the extra chains are not stored.
+            let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[(h0 + u.min(heads - 1)) * hs..][..hs]);
+            let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
+            for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
+                let (kv, _) = S::as_simd_f32s(&row[..HEAD_GROUP * lanes]);
+                for u in 0..HEAD_GROUP {
+                    acc[u] = s.mul_add_e_f32s(s.splat_f32s(qs[u][dd]), kv[u], acc[u]);
+                }
+            }
+            for u in 0..heads {
+                let mut block = [0.0f32; 16];
+                s.partial_store_f32s(&mut block[..lanes], acc[u]);
+                p[(h0 + u) * tiles * K_TILE + jb..][..je - jb].copy_from_slice(&block[..je - jb]);
+            }
+        }
+    }
+    if keys == 2 {
+        eprintln!("scores {:?}", &p[..4]);
+    }
+    // The online softmax of each head, tile by tile.
+    let mut rescale = vec![0.0f32; d.heads * tiles]; // [NH, tiles]
+    let mut l = vec![0.0f32; d.heads];
+    for (h, l) in l.iter_mut().enumerate() {
+        let mut m = f32::NEG_INFINITY;
+        for t in 0..tiles {
+            let row: &mut [f32; K_TILE] = (&mut p[(h * tiles + t) * K_TILE..][..K_TILE])
+                .try_into()
+                .expect("K_TILE floats");
+            let live = (keys - t * K_TILE).min(K_TILE);
+            rescale[h * tiles + t] = online_update(s, row, live, &mut m, l);
+        }
+    }
+    // acc_h = acc_h · rescale_h,t + Σ_j p_h[j] · V[j, head h], value rows in order; whole register
+    // tiles of VECTORS vectors, then what is left of a head.
+    let chunk = lanes * VECTORS;
+    let whole = hs / chunk * chunk;
+    let mut acc = vec![0.0f32; d.heads * hs]; // [NH, HS]
+    for t in 0..tiles {
+        for (h, acc) in acc.chunks_exact_mut(hs).enumerate() {
+            let rs = s.splat_f32s(rescale[h * tiles + t]);
+            let (a, a_tail) = S::as_mut_simd_f32s(acc);
+            for a in a.iter_mut() {
+                *a = s.mul_f32s(*a, rs);
+            }
+            if !a_tail.is_empty() {
+                s.partial_store_f32s(a_tail, s.mul_f32s(s.partial_load_f32s(a_tail), rs));
+            }
+        }
+        let rows = t * K_TILE..((t + 1) * K_TILE).min(keys);
+        for jb in rows.clone().step_by(ROW_BLOCK) {
+            let je = (jb + ROW_BLOCK).min(rows.end);
+            for (h, acc) in acc.chunks_exact_mut(hs).enumerate() {
+                let ph = &p[h * tiles * K_TILE..][..tiles * K_TILE];
+                let col = h * hs;
+                for c0 in (0..whole).step_by(chunk) {
+                    let (a, _) = S::as_mut_simd_f32s(&mut acc[c0..][..chunk]);
+                    let mut r = [s.splat_f32s(0.0); VECTORS];
+                    r.copy_from_slice(a);
+                    for j in jb..je {
+                        let pb = s.splat_f32s(ph[j]);
+                        let (vv, _) = S::as_simd_f32s(&att.v[j * c + col + c0..][..chunk]);
+                        for u in 0..VECTORS {
+                            r[u] = s.mul_add_e_f32s(pb, vv[u], r[u]);
+                        }
+                    }
+                    a.copy_from_slice(&r);
+                }
+                if whole < hs {
+                    for j in jb..je {
+                        let pb = s.splat_f32s(ph[j]);
+                        let (a, a_tail) = S::as_mut_simd_f32s(&mut acc[whole..]);
+                        let (vv, v_tail) = S::as_simd_f32s(&att.v[j * c + col + whole..][..hs - whole]);
+                        for (a, &v) in a.iter_mut().zip(vv) {
+                            *a = s.mul_add_e_f32s(pb, v, *a);
+                        }
+                        if !a_tail.is_empty() {
+                            let (v, a0) = (s.partial_load_f32s(v_tail), s.partial_load_f32s(a_tail));
+                            s.partial_store_f32s(a_tail, s.mul_add_e_f32s(pb, v, a0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for ((acc, out), &l) in acc.chunks_exact(hs).zip(att.out.chunks_exact_mut(hs)).zip(&l) {
+        let inv = 1.0 / l;
+        for (o, &x) in out.iter_mut().zip(acc) {
+            *o = x * inv;
+        }
+    }
+}
+
 impl WithSimd for Attention<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
         let d = self.dims;
+        if d.queries == 1 {
+            return one_query(s, self);
+        }
         let (c, hs, keys) = (d.channels(), d.head_size, d.keys());
         let hsp = hs.div_ceil(HS_ALIGN) * HS_ALIGN;
         let mut v_pack = vec![0.0; if hs == hsp { 0 } else { K_TILE * hsp }]; // [K_TILE, HSP]
@@ -407,7 +554,7 @@ impl WithSimd for Attention<'_> {
                 // LOOP 1: tiles of keys, packed once for the whole query tile.
                 for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
-                    pack_keys(self.transpose.as_ref(), self.k, c, col, hs, j0..j1, &mut tile.k_t);
+                    pack_keys(self.transpose.as_ref(), self.k, c, col, hs, j0..j1, 0, &mut tile.k_t);
                     // Values are read in place when a head is whole vectors (HS = HSP, as in
                     // GPT-2); otherwise each row is copied into a padded one.
                     let values = if hs == hsp {
