@@ -303,12 +303,21 @@ mod transpose {
                 k_t,
                 stride,
             } = self;
+            // Loops, not closures: a closure is not compiled at AVX-512, and every shuffle in one
+            // would become a call.
+            let zero = v4.avx512f._mm512_setzero_ps();
+            let mut rows: [&[f32]; 16] = [&[]; 16];
+            for (r, row) in rows.iter_mut().enumerate() {
+                *row = &k[(j + r) * c + col..][..dims];
+            }
             for d0 in (0..dims).step_by(16) {
-                let rows: [__m512; 16] = core::array::from_fn(|r| {
-                    let row: &[f32; 16] = k[(j + r) * c + col + d0..][..16].try_into().expect("16 floats");
-                    cast(*row)
-                });
-                for (dd, column) in block(v4, rows).into_iter().enumerate() {
+                let mut block = [zero; 16];
+                for (b, row) in block.iter_mut().zip(&rows) {
+                    let row: &[f32; 16] = row[d0..][..16].try_into().expect("16 floats");
+                    *b = cast(*row);
+                }
+                let columns = transpose(v4, block);
+                for (dd, column) in columns.into_iter().enumerate() {
                     let out: &mut [f32; 16] = (&mut k_t[(d0 + dd) * stride + at..][..16])
                         .try_into()
                         .expect("16 floats");
@@ -321,52 +330,42 @@ mod transpose {
     /// The 16 × 16 transpose: pairs within 128-bit lanes, then pairs of pairs, then 128-bit lanes
     /// across registers in two rounds.
     #[inline(always)]
-    fn block(v4: V4, r: [__m512; 16]) -> [__m512; 16] {
+    fn transpose(v4: V4, r: [__m512; 16]) -> [__m512; 16] {
         let f = v4.avx512f;
-        let pd = |x: __m512| -> __m512d { f._mm512_castps_pd(x) };
-        let ps = |x: __m512d| -> __m512 { f._mm512_castpd_ps(x) };
+        let zero = f._mm512_setzero_ps();
         // t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved (elements 0, 1 and 2, 3 of each lane).
-        let t: [__m512; 16] = core::array::from_fn(|i| {
-            let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-            if i % 2 == 0 {
-                f._mm512_unpacklo_ps(a, b)
-            } else {
-                f._mm512_unpackhi_ps(a, b)
-            }
-        });
+        let mut t = [zero; 16];
+        for i in 0..8 {
+            t[2 * i] = f._mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = f._mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
         // u[4g + q]: element q of every 128-bit lane, for rows 4g .. 4g + 4.
-        let u: [__m512; 16] = core::array::from_fn(|i| {
-            let (g, q) = (i / 4, i % 4);
-            let (a, b) = (pd(t[4 * g + q / 2]), pd(t[4 * g + 2 + q / 2]));
-            if q % 2 == 0 {
-                ps(f._mm512_unpacklo_pd(a, b))
-            } else {
-                ps(f._mm512_unpackhi_pd(a, b))
+        let mut u = [zero; 16];
+        for g in 0..4 {
+            for h in 0..2 {
+                let a: __m512d = f._mm512_castps_pd(t[4 * g + h]);
+                let b: __m512d = f._mm512_castps_pd(t[4 * g + 2 + h]);
+                u[4 * g + 2 * h] = f._mm512_castpd_ps(f._mm512_unpacklo_pd(a, b));
+                u[4 * g + 2 * h + 1] = f._mm512_castpd_ps(f._mm512_unpackhi_pd(a, b));
             }
-        });
+        }
         // v[q][h]: lanes 0 and 2 (h even) or 1 and 3 (h odd) of row groups 0, 1 (h < 2) or 2, 3.
-        let v: [[__m512; 4]; 4] = core::array::from_fn(|q| {
-            [
-                f._mm512_shuffle_f32x4::<0x88>(u[q], u[4 + q]),
-                f._mm512_shuffle_f32x4::<0xdd>(u[q], u[4 + q]),
-                f._mm512_shuffle_f32x4::<0x88>(u[8 + q], u[12 + q]),
-                f._mm512_shuffle_f32x4::<0xdd>(u[8 + q], u[12 + q]),
-            ]
-        });
+        let mut v = [[zero; 4]; 4];
+        for q in 0..4 {
+            v[q][0] = f._mm512_shuffle_f32x4::<0x88>(u[q], u[4 + q]);
+            v[q][1] = f._mm512_shuffle_f32x4::<0xdd>(u[q], u[4 + q]);
+            v[q][2] = f._mm512_shuffle_f32x4::<0x88>(u[8 + q], u[12 + q]);
+            v[q][3] = f._mm512_shuffle_f32x4::<0xdd>(u[8 + q], u[12 + q]);
+        }
         // Column d = q + 4h of the block gathers its four 128-bit lanes from v[q].
-        core::array::from_fn(|d| {
-            let (q, h) = (d % 4, d / 4);
-            let (a, b) = if h % 2 == 0 {
-                (v[q][0], v[q][2])
-            } else {
-                (v[q][1], v[q][3])
-            };
-            if h < 2 {
-                f._mm512_shuffle_f32x4::<0x88>(a, b)
-            } else {
-                f._mm512_shuffle_f32x4::<0xdd>(a, b)
-            }
-        })
+        let mut columns = [zero; 16];
+        for q in 0..4 {
+            columns[q] = f._mm512_shuffle_f32x4::<0x88>(v[q][0], v[q][2]);
+            columns[q + 4] = f._mm512_shuffle_f32x4::<0x88>(v[q][1], v[q][3]);
+            columns[q + 8] = f._mm512_shuffle_f32x4::<0xdd>(v[q][0], v[q][2]);
+            columns[q + 12] = f._mm512_shuffle_f32x4::<0xdd>(v[q][1], v[q][3]);
+        }
+        columns
     }
 }
 
