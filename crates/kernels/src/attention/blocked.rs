@@ -236,6 +236,31 @@ mod transpose {
     pub struct Transpose16(V4);
 
     impl Transpose16 {
+        /// The scores of keys j .. j + 16 (rows of k [S, c]) against four heads, head u at columns
+        /// cols[u] .. cols[u] + hs (hs a multiple of 16) with q · scale in qs[u]: each score the
+        /// multiply-add chain over the head's dimensions in order, from 16 × 16 blocks transposed in
+        /// registers and never stored.
+        pub fn scores(
+            &self,
+            k: &[f32],
+            c: usize,
+            cols: [usize; 4],
+            hs: usize,
+            j: usize,
+            qs: [&[f32]; 4],
+        ) -> [[f32; 16]; 4] {
+            let op = Scores {
+                v4: self.0,
+                k,
+                c,
+                cols,
+                hs,
+                j,
+                qs,
+            };
+            <V4 as Simd>::vectorize(self.0, op)
+        }
+
         /// The transposer for a call at `isa`: only at AVX-512 (no other level may run its code).
         pub fn new(isa: Isa) -> Option<Self> {
             if isa == Isa::Avx512 {
@@ -271,6 +296,60 @@ mod transpose {
                 stride,
             };
             <V4 as Simd>::vectorize(self.0, op)
+        }
+    }
+
+    /// One call of [`Transpose16::scores`], dispatched at AVX-512.
+    struct Scores<'a> {
+        v4: V4,
+        k: &'a [f32],
+        c: usize,
+        cols: [usize; 4],
+        hs: usize,
+        j: usize,
+        qs: [&'a [f32]; 4],
+    }
+
+    impl WithSimd for Scores<'_> {
+        type Output = [[f32; 16]; 4];
+
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) -> [[f32; 16]; 4] {
+            let Scores {
+                v4,
+                k,
+                c,
+                cols,
+                hs,
+                j,
+                qs,
+            } = self;
+            let f = v4.avx512f;
+            let zero = f._mm512_setzero_ps();
+            let mut acc = [zero; 4];
+            // Head after head, each reading its columns of the 16 rows in order. Taking the heads in
+            // turn for every 16 dimensions read each row in scattered 64-byte pieces and was slower
+            // from memory.
+            for u in 0..4 {
+                for d0 in (0..hs).step_by(16) {
+                    let mut block = [zero; 16];
+                    for (r, b) in block.iter_mut().enumerate() {
+                        let row: &[f32; 16] = k[(j + r) * c + cols[u] + d0..][..16].try_into().expect("16 floats");
+                        *b = cast(*row);
+                    }
+                    let columns = transpose(v4, block);
+                    // The same fused multiply-add as pulp's mul_add_e_f32s at this level.
+                    let q = &qs[u][d0..][..16];
+                    for (column, &q) in columns.into_iter().zip(q) {
+                        acc[u] = f._mm512_fmadd_ps(f._mm512_set1_ps(q), column, acc[u]);
+                    }
+                }
+            }
+            let mut scores = [[0.0f32; 16]; 4];
+            for (out, acc) in scores.iter_mut().zip(acc) {
+                *out = cast(acc);
+            }
+            scores
         }
     }
 
@@ -384,6 +463,11 @@ mod transpose {
         }
 
         /// Unreachable: no value exists.
+        pub fn scores(&self, _: &[f32], _: usize, _: [usize; 4], _: usize, _: usize, _: [&[f32]; 4]) -> [[f32; 16]; 4] {
+            match *self {}
+        }
+
+        /// Unreachable: no value exists.
         #[allow(clippy::too_many_arguments)]
         pub fn keys(&self, _: &[f32], _: usize, _: usize, _: usize, _: usize, _: usize, _: &mut [f32], _: usize) {
             match *self {}
@@ -394,18 +478,18 @@ mod transpose {
 /// Heads whose scores a decode step takes together, one vector of keys each side by side in a packed
 /// tile: independent multiply-add chains.
 const HEAD_GROUP: usize = 4;
-/// Value rows a decode step folds into each head's output while it sits in registers.
-const ROW_BLOCK: usize = 8;
 // A group's vectors of keys sit side by side in one packed tile row, at up to 16 lanes.
 const _: () = assert!(HEAD_GROUP * 16 <= K_TILE);
 
-/// One query (a decode step). The cached rows are read once each, whole and in order: every head's
-/// scores from each block of one vector's worth of key rows, then every head's running output from
-/// each block of ROW_BLOCK value rows. One head's columns at a time (C floats apart, as the query-tile
-/// path reads them) kept few cache lines in flight. Each head's scores, online softmax (tile by tile)
-/// and output sum in the same order as in the query-tile path: the bits are the same.
-// Index loops over the HEAD_GROUP and VECTORS register tiles read more clearly than zipped iterators,
-// and their constant bounds unroll completely.
+/// One query (a decode step). The cached rows are read block by block, in order: every head's scores
+/// from each block of one vector's worth of key rows, then every head's running output from each
+/// value row. One head's columns of all rows at a time (C floats apart, as the query-tile path reads
+/// them) kept few cache lines in flight. At AVX-512 a block's keys are transposed in registers and
+/// multiplied there, head after head; elsewhere HEAD_GROUP heads are packed side by side. Each head's
+/// scores, online softmax (tile by tile) and output sum in the same order as in the query-tile path:
+/// the bits are the same.
+// Index loops over the HEAD_GROUP register tile read more clearly than zipped iterators, and their
+// constant bound unrolls completely.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn one_query<S: Simd>(s: S, att: Attention) {
@@ -423,12 +507,21 @@ fn one_query<S: Simd>(s: S, att: Attention) {
         let je = (jb + lanes).min(keys);
         for h0 in (0..d.heads).step_by(HEAD_GROUP) {
             let heads = HEAD_GROUP.min(d.heads - h0);
+            // A group short of heads repeats its last one; the extra chains are not stored.
+            let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[(h0 + u.min(heads - 1)) * hs..][..hs]);
+            // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
+            if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
+                let cols: [usize; HEAD_GROUP] = core::array::from_fn(|u| (h0 + u.min(heads - 1)) * hs);
+                let scores = t.scores(att.k, c, cols, hs, jb, qs);
+                for (u, scores) in scores.iter().enumerate().take(heads) {
+                    p[(h0 + u) * tiles * K_TILE + jb..][..16].copy_from_slice(scores);
+                }
+                continue;
+            }
             for u in 0..heads {
                 let col = (h0 + u) * hs;
                 pack_keys(att.transpose.as_ref(), att.k, c, col, hs, jb..je, u * lanes, &mut k_t);
             }
-            // A group short of heads repeats its last one; the extra chains are not stored.
-            let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[(h0 + u.min(heads - 1)) * hs..][..hs]);
             let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
             for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
                 let (kv, _) = S::as_simd_f32s(&row[..HEAD_GROUP * lanes]);
@@ -443,9 +536,6 @@ fn one_query<S: Simd>(s: S, att: Attention) {
             }
         }
     }
-    if keys == 2 {
-        eprintln!("scores {:?}", &p[..4]);
-    }
     // The online softmax of each head, tile by tile.
     let mut rescale = vec![0.0f32; d.heads * tiles]; // [NH, tiles]
     let mut l = vec![0.0f32; d.heads];
@@ -459,10 +549,8 @@ fn one_query<S: Simd>(s: S, att: Attention) {
             rescale[h * tiles + t] = online_update(s, row, live, &mut m, l);
         }
     }
-    // acc_h = acc_h · rescale_h,t + Σ_j p_h[j] · V[j, head h], value rows in order; whole register
-    // tiles of VECTORS vectors, then what is left of a head.
-    let chunk = lanes * VECTORS;
-    let whole = hs / chunk * chunk;
+    // acc_h = acc_h · rescale_h,t + Σ_j p_h[j] · V[j, head h], value rows in order, every head from
+    // each.
     let mut acc = vec![0.0f32; d.heads * hs]; // [NH, HS]
     for t in 0..tiles {
         for (h, acc) in acc.chunks_exact_mut(hs).enumerate() {
@@ -475,38 +563,18 @@ fn one_query<S: Simd>(s: S, att: Attention) {
                 s.partial_store_f32s(a_tail, s.mul_f32s(s.partial_load_f32s(a_tail), rs));
             }
         }
-        let rows = t * K_TILE..((t + 1) * K_TILE).min(keys);
-        for jb in rows.clone().step_by(ROW_BLOCK) {
-            let je = (jb + ROW_BLOCK).min(rows.end);
-            for (h, acc) in acc.chunks_exact_mut(hs).enumerate() {
-                let ph = &p[h * tiles * K_TILE..][..tiles * K_TILE];
-                let col = h * hs;
-                for c0 in (0..whole).step_by(chunk) {
-                    let (a, _) = S::as_mut_simd_f32s(&mut acc[c0..][..chunk]);
-                    let mut r = [s.splat_f32s(0.0); VECTORS];
-                    r.copy_from_slice(a);
-                    for j in jb..je {
-                        let pb = s.splat_f32s(ph[j]);
-                        let (vv, _) = S::as_simd_f32s(&att.v[j * c + col + c0..][..chunk]);
-                        for u in 0..VECTORS {
-                            r[u] = s.mul_add_e_f32s(pb, vv[u], r[u]);
-                        }
-                    }
-                    a.copy_from_slice(&r);
+        for j in t * K_TILE..((t + 1) * K_TILE).min(keys) {
+            let v_row = &att.v[j * c..][..c];
+            for (h, (acc, v)) in acc.chunks_exact_mut(hs).zip(v_row.chunks_exact(hs)).enumerate() {
+                let pb = s.splat_f32s(p[h * tiles * K_TILE + j]);
+                let (a, a_tail) = S::as_mut_simd_f32s(acc);
+                let (vv, v_tail) = S::as_simd_f32s(v);
+                for (a, &v) in a.iter_mut().zip(vv) {
+                    *a = s.mul_add_e_f32s(pb, v, *a);
                 }
-                if whole < hs {
-                    for j in jb..je {
-                        let pb = s.splat_f32s(ph[j]);
-                        let (a, a_tail) = S::as_mut_simd_f32s(&mut acc[whole..]);
-                        let (vv, v_tail) = S::as_simd_f32s(&att.v[j * c + col + whole..][..hs - whole]);
-                        for (a, &v) in a.iter_mut().zip(vv) {
-                            *a = s.mul_add_e_f32s(pb, v, *a);
-                        }
-                        if !a_tail.is_empty() {
-                            let (v, a0) = (s.partial_load_f32s(v_tail), s.partial_load_f32s(a_tail));
-                            s.partial_store_f32s(a_tail, s.mul_add_e_f32s(pb, v, a0));
-                        }
-                    }
+                if !a_tail.is_empty() {
+                    let (v, a0) = (s.partial_load_f32s(v_tail), s.partial_load_f32s(a_tail));
+                    s.partial_store_f32s(a_tail, s.mul_add_e_f32s(pb, v, a0));
                 }
             }
         }
