@@ -8,6 +8,9 @@
 //!
 //! This crate depends on neither `tkbench-reference` nor `tkbench-harness`.
 
+// Kernels print nothing: a print left in one would write from inside timed and verified calls.
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
+
 pub mod attention;
 pub mod embedding;
 pub mod gelu;

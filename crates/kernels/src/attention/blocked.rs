@@ -11,10 +11,12 @@
 //! of one per multiply-add.
 //!
 //! A call with one query (a decode step, whose cache comes from memory) takes another loop order with
-//! the same arithmetic: the heads run inside blocks of cached rows, so that each key and value row is
-//! read once, whole and in order, rather than one head's columns at a time. Its scores and outputs are
-//! bit-identical to the query-tile path's. The transposition of keys runs 16 × 16 blocks through
-//! registers at AVX-512, elsewhere runs of 8 keys per dimension.
+//! the same arithmetic: the heads run inside blocks of cached rows, so that the rows are read block by
+//! block in order rather than one head's columns of all rows at a time. It keeps every head's scores
+//! for its one query ([NH, S], as the simd variant keeps one score row) and sums each in the
+//! query-tile path's order, tile by tile: its outputs are bit-identical to that path's. The
+//! transposition of keys runs 16 × 16 blocks through registers at AVX-512 (for one query, multiplied
+//! there without being stored), elsewhere runs of 8 keys per dimension.
 
 use pulp::{Simd, WithSimd};
 
