@@ -16,8 +16,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use tkbench_harness::model::{Workers, split};
-use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_rows, inputs, output_rows};
+use tkbench_harness::model::{By, Workers, split};
+use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_heads, call_rows, inputs, output_rows};
 use tkbench_harness::work::{measured_in_flops, work};
 use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
 
@@ -175,23 +175,27 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
 }
 
 /// One call of `kernel` on `shape` split across `workers` by [`split`], the kernel-driven model's
-/// policy: one kernel call per block of rows (attention at equal work) or of a one-row matmul's
-/// columns.
+/// policy: one kernel call per block of rows (attention at equal work), of a one-row matmul's
+/// columns or of a one-query attention's heads.
 fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], workers: &Workers) {
     let (rows, width) = output_rows(shape);
-    let pos0 = match *shape {
-        Shape::Attention { pos0, .. } => pos0,
-        _ => 0,
+    let (pos0, heads, head_size) = match *shape {
+        Shape::Attention {
+            pos0, heads, head_size, ..
+        } => (pos0, heads, head_size),
+        _ => (0, 1, 0),
     };
-    let split = split(shape.op(), rows, width, pos0, workers.threads());
-    if split.by_columns {
-        workers.run(&split.blocks, 1, out, |cols, out| {
+    let split = split(shape.op(), rows, width, pos0, heads, workers.threads());
+    match split.by {
+        By::Columns => workers.run(&split.blocks, 1, out, |cols, out| {
             call_columns(kernel, isa, shape, x, cols, out)
-        });
-    } else {
-        workers.run(&split.blocks, width, out, |r, out| {
+        }),
+        By::Heads => workers.run(&split.blocks, head_size, out, |heads, out| {
+            call_heads(kernel, isa, shape, x, heads, out)
+        }),
+        By::Rows => workers.run(&split.blocks, width, out, |r, out| {
             call_rows(kernel, isa, shape, x, r, out)
-        });
+        }),
     }
 }
 

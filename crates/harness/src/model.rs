@@ -137,25 +137,37 @@ pub fn attention_blocks(queries: usize, pos0: usize, parts: usize) -> Vec<Range<
     blocks
 }
 
-/// How threads split one call of an op: blocks of its output rows, or, for a one-row matmul (a
-/// decode step, with no rows to share), blocks of its columns.
+/// What the blocks of a [`Split`] count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// Output rows (for attention, queries).
+    Rows,
+    /// Columns of a one-row matmul (a decode step, with no rows to share).
+    Columns,
+    /// Heads of a one-query attention (a decode step): each reads its heads' columns of the cache.
+    Heads,
+}
+
+/// How threads split one call of an op.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
     /// The blocks, one per thread at most.
     pub blocks: Vec<Range<usize>>,
-    /// Whether the blocks are columns of a one-row matmul rather than rows.
-    pub by_columns: bool,
+    /// What the blocks count.
+    pub by: By,
 }
 
 /// The split of a call of `op` with `rows` output rows of `width` (for attention, queries from
-/// position `pos0`) on `threads` threads: the one policy of the model and the benches.
-pub fn split(op: Op, rows: usize, width: usize, pos0: usize, threads: usize) -> Split {
-    let (blocks, by_columns) = match op {
-        Op::Matmul if rows == 1 => (column_blocks(width, threads), true),
-        Op::Attention => (attention_blocks(rows, pos0, threads), false),
-        _ => (row_blocks(rows, threads), false),
+/// position `pos0` over `heads` heads; 1 for other ops) on `threads` threads: the one policy of the
+/// model and the benches.
+pub fn split(op: Op, rows: usize, width: usize, pos0: usize, heads: usize, threads: usize) -> Split {
+    let (blocks, by) = match op {
+        Op::Matmul if rows == 1 => (column_blocks(width, threads), By::Columns),
+        Op::Attention if rows == 1 => (row_blocks(heads, threads), By::Heads),
+        Op::Attention => (attention_blocks(rows, pos0, threads), By::Rows),
+        _ => (row_blocks(rows, threads), By::Rows),
     };
-    Split { blocks, by_columns }
+    Split { blocks, by }
 }
 
 /// Cuts `out` ([rows, width]) into one mutable slice per block of rows.
@@ -356,8 +368,8 @@ impl<'w> KernelModel<'w> {
         let Kernel::Matmul(f) = self.kernels.get(Op::Matmul).kernel else {
             unreachable!()
         };
-        let split = split(Op::Matmul, x.len() / k, n, 0, self.threads());
-        if split.by_columns {
+        let split = split(Op::Matmul, x.len() / k, n, 0, 1, self.threads());
+        if split.by == By::Columns {
             // One row: threads share the columns (each reads its block of b's rows, N apart).
             let whole = MatmulDims::new(1, k, n);
             self.workers.run(&split.blocks, 1, out, |cols, out| {
@@ -383,26 +395,30 @@ impl<'w> KernelModel<'w> {
         } else {
             1.0
         };
-        let whole = AttentionDims {
-            queries: q.len() / c,
-            pos0: p0,
-            heads: cfg.n_head,
-            head_size: hs,
-            scale,
-        };
-        self.for_rows(Op::Attention, whole.queries, c, p0, out, |rows, out| {
-            // Queries keep their positions and see the keys up to their own.
-            let dims = whole.rows(rows.clone());
-            let keys = dims.keys() * c;
-            f(
-                &dims,
-                &q[rows.start * c..rows.end * c],
-                &k[..keys],
-                &v[..keys],
-                out,
-                self.isa,
-            );
-        });
+        let whole = AttentionDims::new(q.len() / c, p0, cfg.n_head, hs, scale);
+        let split = split(Op::Attention, whole.queries, c, p0, whole.heads, self.threads());
+        let keys = whole.keys() * c;
+        if split.by == By::Heads {
+            // One query: threads share the heads (each reads its heads' columns of the cache).
+            self.workers.run(&split.blocks, hs, out, |heads, out| {
+                let (dims, col) = whole.heads(heads);
+                f(&dims, &q[col..], &k[col..keys], &v[col..keys], out, self.isa);
+            });
+        } else {
+            self.workers.run(&split.blocks, c, out, |rows, out| {
+                // Queries keep their positions and see the keys up to their own.
+                let dims = whole.rows(rows.clone());
+                let keys = dims.keys() * c;
+                f(
+                    &dims,
+                    &q[rows.start * c..rows.end * c],
+                    &k[..keys],
+                    &v[..keys],
+                    out,
+                    self.isa,
+                );
+            });
+        }
     }
 
     fn gelu(&self, x: &[f32], out: &mut [f32]) {
@@ -440,8 +456,8 @@ impl<'w> KernelModel<'w> {
         out: &mut [f32],
         work: impl Fn(Range<usize>, &mut [f32]) + Sync,
     ) {
-        let split = split(op, rows, width, pos0, self.threads());
-        debug_assert!(!split.by_columns, "{} is split by rows here", op.name());
+        let split = split(op, rows, width, pos0, 1, self.threads());
+        debug_assert_eq!(split.by, By::Rows, "{} is split by rows here", op.name());
         self.workers.run(&split.blocks, width, out, work);
     }
 }

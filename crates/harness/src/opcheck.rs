@@ -532,13 +532,7 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
             Kernel::Attention(f),
         ) => {
             let c = heads * head_size;
-            let whole = AttentionDims {
-                queries,
-                pos0,
-                heads,
-                head_size,
-                scale: attention_scale(head_size),
-            };
+            let whole = AttentionDims::new(queries, pos0, heads, head_size, attention_scale(head_size));
             let dims = whole.rows(r.clone());
             let keys = dims.keys() * c;
             f(
@@ -579,6 +573,29 @@ pub fn call_columns(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, cols: R
             f(&dims, &x.a, b, bias.then(|| &x.c[cols]), out, isa)
         }
         _ => panic!("columns are split for one-row matmuls only, not {shape}"),
+    }
+}
+
+/// Calls an attention `kernel` at `isa` for the heads `heads` of a one-query attention `shape`,
+/// writing `out` ([heads.len() · HS]): q, k, v from the heads' first column, rows C apart, as threads
+/// split a decode step.
+pub fn call_heads(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, heads: Range<usize>, out: &mut [f32]) {
+    match (*shape, kernel) {
+        (
+            Shape::Attention {
+                queries: 1,
+                pos0,
+                heads: nh,
+                head_size,
+            },
+            Kernel::Attention(f),
+        ) => {
+            let whole = AttentionDims::new(1, pos0, nh, head_size, attention_scale(head_size));
+            let (dims, col) = whole.heads(heads);
+            let keys = whole.keys() * whole.channels();
+            f(&dims, &x.a[col..], &x.b[col..keys], &x.c[col..keys], out, isa)
+        }
+        _ => panic!("heads are split for one-query attention only, not {shape}"),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::ops::Range;
 
-use tkbench_harness::model::column_blocks;
-use tkbench_harness::opcheck::{Draw, Shape, call_columns, call_rows, check, inputs, output_rows, sweep};
+use tkbench_harness::model::{column_blocks, row_blocks};
+use tkbench_harness::opcheck::{Draw, Shape, call_columns, call_heads, call_rows, check, inputs, output_rows, sweep};
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 
@@ -209,6 +209,62 @@ fn rows_alone_and_together_are_bit_identical() {
     assert!(
         failures.is_empty(),
         "{} rows differ (replay: cargo test -p tkbench-harness --test opcheck rows_alone_and_together):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Threads split a one-query attention (a decode step) by heads: each variant, at each level, must
+/// give every head's outputs the same bits whether the call takes all heads or a block of them, with
+/// rows then C floats apart.
+#[test]
+fn heads_alone_and_together_are_bit_identical() {
+    let mut failures = Vec::new();
+    for (i, (pos0, heads, head_size)) in [(70, 12, 64), (5, 5, 16), (130, 3, 24), (64, 7, 15)]
+        .into_iter()
+        .enumerate()
+    {
+        let shape = Shape::Attention {
+            queries: 1,
+            pos0,
+            heads,
+            head_size,
+        };
+        let seed = SWEEP_SEED + i as u64;
+        let x = inputs(&shape, &Draw::new(seed, 1.0));
+        let c = heads * head_size;
+        for variant in variants_of(Op::Attention) {
+            for isa in variant.levels() {
+                let mut together = vec![f32::NAN; c];
+                call_rows(variant.kernel, isa, &shape, &x, 0..1, &mut together);
+                // The model's splits, and every head alone.
+                let mut splits: Vec<Vec<Range<usize>>> = [2, 3].map(|parts| row_blocks(heads, parts)).into();
+                splits.push((0..heads).map(|h| h..h + 1).collect());
+                for blocks in splits {
+                    for block in blocks {
+                        let cols = block.start * head_size..block.end * head_size;
+                        let mut alone = vec![f32::NAN; cols.len()];
+                        call_heads(variant.kernel, isa, &shape, &x, block.clone(), &mut alone);
+                        if let Some(j) =
+                            (0..cols.len()).find(|&j| alone[j].to_bits() != together[cols.start + j].to_bits())
+                        {
+                            failures.push(format!(
+                                "attention {} at {}: shape {shape}, seed {seed}: element {} in heads {block:?} alone {} whole {}",
+                                variant.name,
+                                isa.name(),
+                                cols.start + j,
+                                alone[j],
+                                together[cols.start + j]
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} blocks differ (replay: cargo test -p tkbench-harness --test opcheck heads_alone_and_together):\n{}",
         failures.len(),
         failures.join("\n")
     );

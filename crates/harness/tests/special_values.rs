@@ -166,13 +166,7 @@ fn gelu_special_values() {
 fn attention_special_values() {
     let (heads, hs, pos0, t) = (2, 20, 3, 6);
     let (c, s) = (heads * hs, pos0 + t);
-    let dims = AttentionDims {
-        queries: t,
-        pos0,
-        heads,
-        head_size: hs,
-        scale: 1.0 / (hs as f32).sqrt(),
-    };
+    let dims = AttentionDims::new(t, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
     let draw = Draw::new(5, 1.0);
     for (variant, isa, label) in runs(Op::Attention) {
         let Kernel::Attention(f) = variant.kernel else {
@@ -205,6 +199,65 @@ fn attention_special_values() {
                 "{label}: query {i} head 0"
             );
             assert!(h1.iter().all(|&x| written_finite(x)), "{label}: query {i} head 1");
+        }
+    }
+}
+
+/// One query (a decode step), whole and split by heads as threads split it: NaN in its q or in a
+/// key row of one head makes exactly that head's outputs NaN, NaN in a value makes exactly that
+/// channel's output NaN, and a call on some of the heads writes those heads' outputs only.
+#[test]
+fn attention_special_values_for_one_query() {
+    // Five heads of 32 (groups of four heads, the last one short), 71 keys (two key tiles, the last
+    // block of keys short).
+    let (heads, hs, pos0) = (5, 32, 70);
+    let (c, s) = (heads * hs, pos0 + 1);
+    let whole = AttentionDims::new(1, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
+    let draw = Draw::new(8, 1.0);
+    for (variant, isa, label) in runs(Op::Attention) {
+        let Kernel::Attention(f) = variant.kernel else {
+            unreachable!()
+        };
+        // Where the NaN goes, and which outputs it must reach: head 3 (all of it) through q, head 1
+        // through key 40, channel 4 · HS + 9 through value 66.
+        for (what, nan) in [("q", 3 * hs..4 * hs), ("k", hs..2 * hs), ("v", 4 * hs + 9..4 * hs + 10)] {
+            let (mut q, mut k, mut v) = (draw.uniform("q", c), draw.uniform("k", s * c), draw.uniform("v", s * c));
+            match what {
+                "q" => q[3 * hs + 5] = f32::NAN,
+                "k" => k[40 * c + hs + 31] = f32::NAN,
+                _ => v[66 * c + 4 * hs + 9] = f32::NAN,
+            }
+            let mut out = vec![UNWRITTEN; c];
+            f(&whole, &q, &k, &v, &mut out, isa);
+            for (ch, &x) in out.iter().enumerate() {
+                let ok = if nan.contains(&ch) {
+                    x.is_nan()
+                } else {
+                    written_finite(x)
+                };
+                assert!(ok, "{label}: NaN in {what}, output {ch} = {x}");
+            }
+            // Heads 1 ..= 3 alone: rows C apart, outputs of those heads only.
+            let (dims, col) = whole.heads(1..4);
+            let mut part = vec![UNWRITTEN; c];
+            f(
+                &dims,
+                &q[col..],
+                &k[col..],
+                &v[col..],
+                &mut part[col..col + 3 * hs],
+                isa,
+            );
+            for (ch, &x) in part.iter().enumerate() {
+                let ok = if !(hs..4 * hs).contains(&ch) {
+                    x.to_bits() == UNWRITTEN.to_bits()
+                } else if nan.contains(&ch) {
+                    x.is_nan()
+                } else {
+                    written_finite(x)
+                };
+                assert!(ok, "{label}: heads 1..4, NaN in {what}, output {ch} = {x}");
+            }
         }
     }
 }

@@ -238,7 +238,7 @@ mod transpose {
     pub struct Transpose16(V4);
 
     impl Transpose16 {
-        /// The scores of keys j .. j + 16 (rows of k [S, c]) against four heads, head u at columns
+        /// The scores of keys j .. j + 16 (rows of k, c floats apart) against four heads, head u at columns
         /// cols[u] .. cols[u] + hs (hs a multiple of 16) with q · scale in qs[u]: each score the
         /// multiply-add chain over the head's dimensions in order, from 16 × 16 blocks transposed in
         /// registers and never stored.
@@ -272,7 +272,7 @@ mod transpose {
             }
         }
 
-        /// Writes keys j .. j + 16 (rows of k [S, c], head columns col .. col + dims, dims a
+        /// Writes keys j .. j + 16 (rows of k c floats apart, head columns col .. col + dims, dims a
         /// multiple of 16) transposed into k_t at column `at`, rows `stride` floats apart.
         #[allow(clippy::too_many_arguments)]
         pub fn keys(
@@ -496,11 +496,11 @@ const _: () = assert!(HEAD_GROUP * 16 <= K_TILE);
 #[inline(always)]
 fn one_query<S: Simd>(s: S, att: Attention) {
     let d = att.dims;
-    let (c, hs, keys) = (d.channels(), d.head_size, d.keys());
+    let (c, ld, hs, keys) = (d.channels(), d.stride, d.head_size, d.keys());
     let lanes = vmath::lanes::<S>();
     let tiles = keys.div_ceil(K_TILE);
     // q · scale, as the query-tile path forms it.
-    let q: Vec<f32> = att.q.iter().map(|&x| x * d.scale).collect();
+    let q: Vec<f32> = att.q[..c].iter().map(|&x| x * d.scale).collect();
     // [NH, tiles · K_TILE]: each head's scores, then exp(score − m) tile by tile.
     let mut p = vec![f32::NEG_INFINITY; d.heads * tiles * K_TILE];
     // [HS, K_TILE]: the keys of HEAD_GROUP heads side by side, one vector's worth each.
@@ -514,7 +514,7 @@ fn one_query<S: Simd>(s: S, att: Attention) {
             // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
             if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
                 let cols: [usize; HEAD_GROUP] = core::array::from_fn(|u| (h0 + u.min(heads - 1)) * hs);
-                let scores = t.scores(att.k, c, cols, hs, jb, qs);
+                let scores = t.scores(att.k, ld, cols, hs, jb, qs);
                 for (u, scores) in scores.iter().enumerate().take(heads) {
                     p[(h0 + u) * tiles * K_TILE + jb..][..16].copy_from_slice(scores);
                 }
@@ -522,7 +522,7 @@ fn one_query<S: Simd>(s: S, att: Attention) {
             }
             for u in 0..heads {
                 let col = (h0 + u) * hs;
-                pack_keys(att.transpose.as_ref(), att.k, c, col, hs, jb..je, u * lanes, &mut k_t);
+                pack_keys(att.transpose.as_ref(), att.k, ld, col, hs, jb..je, u * lanes, &mut k_t);
             }
             let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
             for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
@@ -566,7 +566,7 @@ fn one_query<S: Simd>(s: S, att: Attention) {
             }
         }
         for j in t * K_TILE..((t + 1) * K_TILE).min(keys) {
-            let v_row = &att.v[j * c..][..c];
+            let v_row = &att.v[j * ld..][..c];
             for (h, (acc, v)) in acc.chunks_exact_mut(hs).zip(v_row.chunks_exact(hs)).enumerate() {
                 let pb = s.splat_f32s(p[h * tiles * K_TILE + j]);
                 let (a, a_tail) = S::as_mut_simd_f32s(acc);
@@ -598,7 +598,7 @@ impl WithSimd for Attention<'_> {
         if d.queries == 1 {
             return one_query(s, self);
         }
-        let (c, hs, keys) = (d.channels(), d.head_size, d.keys());
+        let (ld, hs, keys) = (d.stride, d.head_size, d.keys());
         let hsp = hs.div_ceil(HS_ALIGN) * HS_ALIGN;
         let mut v_pack = vec![0.0; if hs == hsp { 0 } else { K_TILE * hsp }]; // [K_TILE, HSP]
         let mut tile = Tile {
@@ -610,7 +610,7 @@ impl WithSimd for Attention<'_> {
         };
         for h in 0..d.heads {
             let col = h * hs;
-            let q_row = |i: usize| &self.q[i * c + col..][..hs];
+            let q_row = |i: usize| &self.q[i * ld + col..][..hs];
             // LOOP 2: tiles of queries.
             for i0 in (0..d.queries).step_by(Q_TILE) {
                 let i1 = (i0 + Q_TILE).min(d.queries);
@@ -623,17 +623,17 @@ impl WithSimd for Attention<'_> {
                 // LOOP 1: tiles of keys, packed once for the whole query tile.
                 for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
-                    pack_keys(self.transpose.as_ref(), self.k, c, col, hs, j0..j1, 0, &mut tile.k_t);
+                    pack_keys(self.transpose.as_ref(), self.k, ld, col, hs, j0..j1, 0, &mut tile.k_t);
                     // Values are read in place when a head is whole vectors (HS = HSP, as in
                     // GPT-2); otherwise each row is copied into a padded one.
                     let values = if hs == hsp {
                         Values {
-                            rows: &self.v[j0 * c + col..],
-                            stride: c,
+                            rows: &self.v[j0 * ld + col..],
+                            stride: ld,
                         }
                     } else {
                         for j in j0..j1 {
-                            v_pack[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * c + col..][..hs]);
+                            v_pack[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * ld + col..][..hs]);
                         }
                         Values {
                             rows: &v_pack,
@@ -660,7 +660,7 @@ impl WithSimd for Attention<'_> {
                 for i in i0..i1 {
                     let inv = 1.0 / tile.l[i - i0];
                     let a = &tile.acc[(i - i0) * hsp..][..hs];
-                    for (o, &x) in self.out[i * c + col..][..hs].iter_mut().zip(a) {
+                    for (o, &x) in self.out[i * ld + col..][..hs].iter_mut().zip(a) {
                         *o = x * inv;
                     }
                 }
@@ -669,7 +669,7 @@ impl WithSimd for Attention<'_> {
     }
 }
 
-/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], run at `isa`.
+/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(q, k, v, out);
     if dims.queries == 0 || dims.channels() == 0 {

@@ -2,7 +2,9 @@
 //! over the keys the query may see.
 //!
 //! Shapes: q [Tq, C], k [S, C], v [S, C], out [Tq, C], with C = NH · HS (heads side by side, as in
-//! GPT-2's qkv projection) and S = pos0 + Tq. The queries sit at positions pos0 .. pos0 + Tq: query i
+//! GPT-2's qkv projection) and S = pos0 + Tq. Rows of all four may lie `stride` floats apart
+//! (stride ≥ C), so that some of a call's heads are a call of their own: threads split a decode step
+//! by heads. The queries sit at positions pos0 .. pos0 + Tq: query i
 //! sees keys 0 ..= pos0 + i. pos0 = 0 is a prefill; pos0 > 0 with Tq = 1 is a decode step against a KV
 //! cache. Special values: NaN or infinity in anything a query's output depends on (its own q row, or
 //! the k and v rows it sees in that head) makes that output NaN; outputs that do not depend on it are
@@ -29,9 +31,24 @@ pub struct AttentionDims {
     pub head_size: usize,
     /// The factor on q · k, 1/√HS in GPT-2.
     pub scale: f32,
+    /// Floats from one row of q, k, v or out to the next: C for a whole call, more for a call on
+    /// some of the heads of a wider one.
+    pub stride: usize,
 }
 
 impl AttentionDims {
+    /// The dims of a call on whole rows (stride = C).
+    pub fn new(queries: usize, pos0: usize, heads: usize, head_size: usize, scale: f32) -> Self {
+        AttentionDims {
+            queries,
+            pos0,
+            heads,
+            head_size,
+            scale,
+            stride: heads * head_size,
+        }
+    }
+
     /// C = NH · HS.
     pub fn channels(&self) -> usize {
         self.heads * self.head_size
@@ -52,12 +69,43 @@ impl AttentionDims {
         }
     }
 
-    /// Asserts the contract: slice lengths match the dims.
+    /// The call for heads `heads` of this one and the column its slices start at: the same queries
+    /// and keys, rows still `stride` floats apart. Its q, k, v and out are this call's, from that
+    /// column on.
+    pub fn heads(&self, heads: core::ops::Range<usize>) -> (AttentionDims, usize) {
+        assert!(heads.end <= self.heads, "attention: heads {heads:?} of {}", self.heads);
+        let dims = AttentionDims {
+            heads: heads.len(),
+            ..*self
+        };
+        (dims, heads.start * self.head_size)
+    }
+
+    /// Asserts the contract: slice lengths match the dims, exactly for whole rows (stride = C), to
+    /// the end of the last row's heads otherwise.
     pub fn check(&self, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) {
-        let (t, s, c) = (self.queries, self.keys(), self.channels());
-        assert_eq!(q.len(), t * c, "attention: q is not [Tq = {t}, C = {c}]");
-        assert_eq!(k.len(), s * c, "attention: k is not [S = {s}, C = {c}]");
-        assert_eq!(v.len(), s * c, "attention: v is not [S = {s}, C = {c}]");
-        assert_eq!(out.len(), t * c, "attention: out is not [Tq = {t}, C = {c}]");
+        let (t, s, c, stride) = (self.queries, self.keys(), self.channels(), self.stride);
+        assert!(stride >= c, "attention: stride = {stride} is below C = {c}");
+        let fits = |len: usize, rows: usize| {
+            if stride == c {
+                len == rows * c
+            } else {
+                len >= if rows == 0 || c == 0 {
+                    0
+                } else {
+                    (rows - 1) * stride + c
+                }
+            }
+        };
+        let assert_rows = |name: &str, len: usize, rows: usize, what: &str| {
+            assert!(
+                fits(len, rows),
+                "attention: {name} ({len} floats) is not [{what} = {rows}, C = {c}] with rows {stride} apart"
+            );
+        };
+        assert_rows("q", q.len(), t, "Tq");
+        assert_rows("k", k.len(), s, "S");
+        assert_rows("v", v.len(), s, "S");
+        assert_rows("out", out.len(), t, "Tq");
     }
 }

@@ -3,10 +3,11 @@
 use super::AttentionDims;
 use crate::Isa;
 
-/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C]. The ISA level is ignored: this is plain Rust.
+/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], rows `stride` apart. The ISA level is ignored: this
+/// is plain Rust.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], _isa: Isa) {
     dims.check(q, k, v, out);
-    let (t, s, c, hs) = (dims.queries, dims.keys(), dims.channels(), dims.head_size);
+    let (t, s, ld, hs) = (dims.queries, dims.keys(), dims.stride, dims.head_size);
     let mut scores = vec![0.0f32; t * s]; // [Tq, S]
     for h in 0..dims.heads {
         let col = h * hs;
@@ -16,7 +17,7 @@ pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mu
             for (j, score) in row.iter_mut().enumerate() {
                 let mut dot = 0.0f32;
                 for d in 0..hs {
-                    dot += q[i * c + col + d] * k[j * c + col + d];
+                    dot += q[i * ld + col + d] * k[j * ld + col + d];
                 }
                 *score = dot * dims.scale;
             }
@@ -29,9 +30,9 @@ pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mu
             for d in 0..hs {
                 let mut acc = 0.0f32;
                 for (j, &p) in row.iter().enumerate() {
-                    acc += p * v[j * c + col + d];
+                    acc += p * v[j * ld + col + d];
                 }
-                out[i * c + col + d] = acc / sum;
+                out[i * ld + col + d] = acc / sum;
             }
         }
     }

@@ -48,16 +48,16 @@ impl WithSimd for Attention<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
         let d = self.dims;
-        let (c, hs) = (d.channels(), d.head_size);
+        let (ld, hs) = (d.stride, d.head_size);
         let mut scores = vec![0.0f32; d.keys()]; // [S], one query's row
         let mut acc = vec![0.0f32; hs]; // [HS]
         for h in 0..d.heads {
             let col = h * hs;
             for i in 0..d.queries {
-                let qi = &self.q[i * c + col..][..hs];
+                let qi = &self.q[i * ld + col..][..hs];
                 let row = &mut scores[..d.pos0 + i + 1];
                 for (j, score) in row.iter_mut().enumerate() {
-                    *score = dot(s, qi, &self.k[j * c + col..][..hs]) * d.scale;
+                    *score = dot(s, qi, &self.k[j * ld + col..][..hs]) * d.scale;
                 }
                 let max = row_max(s, row);
                 let m = s.splat_f32s(max);
@@ -74,10 +74,10 @@ impl WithSimd for Attention<'_> {
                 let sum = s.reduce_sum_f32s(sum) + tail.iter().sum::<f32>();
                 acc.fill(0.0);
                 for (j, &p) in scores[..d.pos0 + i + 1].iter().enumerate() {
-                    axpy(s, p, &self.v[j * c + col..][..hs], &mut acc);
+                    axpy(s, p, &self.v[j * ld + col..][..hs], &mut acc);
                 }
                 let inv = 1.0 / sum;
-                for (o, &a) in self.out[i * c + col..][..hs].iter_mut().zip(&acc) {
+                for (o, &a) in self.out[i * ld + col..][..hs].iter_mut().zip(&acc) {
                     *o = a * inv;
                 }
             }
@@ -85,7 +85,7 @@ impl WithSimd for Attention<'_> {
     }
 }
 
-/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], run at `isa`.
+/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(q, k, v, out);
     if dims.queries == 0 || dims.channels() == 0 {
