@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
+use tkbench_harness::aligned::AlignedVec;
 use tkbench_harness::model::{By, Workers, split};
 use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_heads, call_rows, inputs, output_rows};
 use tkbench_harness::work::{measured_in_flops, work};
@@ -214,7 +215,7 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
         });
         let x = inputs(&shape, &Draw::new(7, 1.0));
         let (rows, width) = output_rows(&shape);
-        let mut out = vec![0.0f32; rows * width];
+        let mut out = AlignedVec::filled(rows * width, 0.0);
         for (variant, isa, id) in targets(op) {
             if variant.kind == Kind::Scalar && w.flops > SCALAR_FLOP_CAP {
                 continue;

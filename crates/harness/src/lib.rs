@@ -1,6 +1,7 @@
 //! tkbench-harness: the golden-case format, error metrics, the op checker with its tolerances, and
 //! the checks that hold an implementation to the oracle's logits.
 
+pub mod aligned;
 pub mod golden;
 pub mod kernels;
 pub mod metrics;

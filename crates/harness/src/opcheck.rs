@@ -15,6 +15,7 @@ use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::{Isa, Kernel, Op, Variant};
 use tkbench_reference::{ops, synthetic};
 
+use crate::aligned::AlignedVec;
 use crate::metrics::sticky_max;
 
 use crate::tolerance::{F32_UNIT_ROUNDOFF, Rule, rule};
@@ -401,16 +402,16 @@ pub struct Inputs {
     /// Token ids (embedding only).
     pub ids: Vec<u32>,
     /// The first tensor.
-    pub a: Vec<f32>,
+    pub a: AlignedVec,
     /// The second tensor.
-    pub b: Vec<f32>,
+    pub b: AlignedVec,
     /// The third tensor.
-    pub c: Vec<f32>,
+    pub c: AlignedVec,
 }
 
 /// The inputs of `shape` drawn by `draw`: uniform in (−magnitude, magnitude), LayerNorm gains around 1.
 pub fn inputs(shape: &Shape, draw: &Draw) -> Inputs {
-    let none = Vec::new;
+    let none = AlignedVec::default;
     match *shape {
         Shape::Embedding {
             tokens,
@@ -420,19 +421,19 @@ pub fn inputs(shape: &Shape, draw: &Draw) -> Inputs {
             ..
         } => Inputs {
             ids: draw.ids("ids", tokens, vocab),
-            a: draw.uniform("wte", vocab * channels),
-            b: draw.uniform("wpe", positions * channels),
+            a: draw.uniform("wte", vocab * channels).into(),
+            b: draw.uniform("wpe", positions * channels).into(),
             c: none(),
         },
         Shape::LayerNorm { rows, channels } => Inputs {
             ids: vec![],
-            a: draw.uniform("x", rows * channels),
-            b: draw.values("gamma", channels, 1.0, 0.5),
-            c: draw.values("beta", channels, 0.0, 0.5),
+            a: draw.uniform("x", rows * channels).into(),
+            b: draw.values("gamma", channels, 1.0, 0.5).into(),
+            c: draw.values("beta", channels, 0.0, 0.5).into(),
         },
         Shape::Softmax { rows, cols } => Inputs {
             ids: vec![],
-            a: draw.uniform("x", rows * cols),
+            a: draw.uniform("x", rows * cols).into(),
             b: none(),
             c: none(),
         },
@@ -445,20 +446,20 @@ pub fn inputs(shape: &Shape, draw: &Draw) -> Inputs {
             let (c, s) = (heads * head_size, pos0 + queries);
             Inputs {
                 ids: vec![],
-                a: draw.uniform("q", queries * c),
-                b: draw.uniform("k", s * c),
-                c: draw.uniform("v", s * c),
+                a: draw.uniform("q", queries * c).into(),
+                b: draw.uniform("k", s * c).into(),
+                c: draw.uniform("v", s * c).into(),
             }
         }
         Shape::Matmul { m, k, n, bias } => Inputs {
             ids: vec![],
-            a: draw.uniform("a", m * k),
-            b: draw.uniform("b", k * n),
-            c: if bias { draw.uniform("bias", n) } else { none() },
+            a: draw.uniform("a", m * k).into(),
+            b: draw.uniform("b", k * n).into(),
+            c: if bias { draw.uniform("bias", n).into() } else { none() },
         },
         Shape::Gelu { n } => Inputs {
             ids: vec![],
-            a: draw.uniform("x", n),
+            a: draw.uniform("x", n).into(),
             b: none(),
             c: none(),
         },
