@@ -1,4 +1,4 @@
-//! Embedding with a pulp vector add per row.
+//! Embedding with a pulp vector add per row, all rows in one dispatch.
 
 use pulp::{Simd, WithSimd};
 
@@ -6,25 +6,38 @@ use super::EmbeddingDims;
 use crate::Isa;
 
 /// out = a + b, lane by lane; all three the same length.
-pub(crate) struct AddRows<'a> {
-    pub a: &'a [f32],
-    pub b: &'a [f32],
-    pub out: &'a mut [f32],
+#[inline(always)]
+pub(crate) fn add_rows<S: Simd>(s: S, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let (a, a_tail) = S::as_simd_f32s(a);
+    let (b, b_tail) = S::as_simd_f32s(b);
+    let (out, out_tail) = S::as_mut_simd_f32s(out);
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = s.add_f32s(x, y);
+    }
+    for ((o, &x), &y) in out_tail.iter_mut().zip(a_tail).zip(b_tail) {
+        *o = x + y;
+    }
 }
 
-impl WithSimd for AddRows<'_> {
+/// All rows of a call in one dispatch: one per row cost about 5 % at 1024 rows of 768.
+struct Rows<'a> {
+    dims: EmbeddingDims,
+    ids: &'a [u32],
+    wte: &'a [f32],
+    wpe: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Rows<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
-        let (a, a_tail) = S::as_simd_f32s(self.a);
-        let (b, b_tail) = S::as_simd_f32s(self.b);
-        let (out, out_tail) = S::as_mut_simd_f32s(self.out);
-        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = s.add_f32s(x, y);
-        }
-        for ((o, &x), &y) in out_tail.iter_mut().zip(a_tail).zip(b_tail) {
-            *o = x + y;
+        let c = self.dims.channels;
+        for (t, (&id, row)) in self.ids.iter().zip(self.out.chunks_exact_mut(c)).enumerate() {
+            let token = &self.wte[id as usize * c..][..c];
+            let position = &self.wpe[(self.dims.pos0 + t) * c..][..c];
+            add_rows(s, token, position, row);
         }
     }
 }
@@ -32,15 +45,14 @@ impl WithSimd for AddRows<'_> {
 /// ids [T], wte [V, C], wpe [P, C] → out [T, C], run at `isa`.
 pub fn embedding(dims: &EmbeddingDims, ids: &[u32], wte: &[f32], wpe: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(ids, wte, wpe, out);
-    let c = dims.channels;
-    if c == 0 {
+    if dims.channels == 0 || dims.tokens == 0 {
         return;
     }
-    for (t, (&id, row)) in ids.iter().zip(out.chunks_exact_mut(c)).enumerate() {
-        isa.run(AddRows {
-            a: &wte[id as usize * c..][..c],
-            b: &wpe[(dims.pos0 + t) * c..][..c],
-            out: row,
-        });
-    }
+    isa.run(Rows {
+        dims: *dims,
+        ids,
+        wte,
+        wpe,
+        out,
+    });
 }
