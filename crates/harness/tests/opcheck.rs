@@ -12,6 +12,22 @@ use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 /// The seed of the sweep; each shape gets its own stream derived from it.
 const SWEEP_SEED: u64 = 0x5EED;
 
+/// The first element whose bits differ between `got` and `want`.
+fn first_difference(got: &[f32], want: &[f32]) -> Option<usize> {
+    assert_eq!(got.len(), want.len(), "compared outputs differ in length");
+    got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits())
+}
+
+/// Fails listing every difference found, with the command that replays `test`.
+fn assert_no_differences(failures: &[String], what: &str, test: &str) {
+    assert!(
+        failures.is_empty(),
+        "{} {what} differ (replay: cargo test -p tkbench-harness --test opcheck {test}):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 fn sweep_op(op: Op) {
     let mut failures = Vec::new();
     let mut runs = 0;
@@ -191,7 +207,7 @@ fn rows_alone_and_together_are_bit_identical() {
                         let mut alone = vec![f32::NAN; width];
                         call_rows(variant.kernel, isa, shape, &x, row..row + 1, &mut alone);
                         let expected = &together[row * width..][..width];
-                        if let Some(j) = (0..width).find(|&j| alone[j].to_bits() != expected[j].to_bits()) {
+                        if let Some(j) = first_difference(&alone, expected) {
                             failures.push(format!(
                                 "{} {} at {}: shape {shape}, seed {seed}: row {row} element {j} alone {} together {}",
                                 op.name(),
@@ -206,12 +222,7 @@ fn rows_alone_and_together_are_bit_identical() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} rows differ (replay: cargo test -p tkbench-harness --test opcheck rows_alone_and_together):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_differences(&failures, "rows", "rows_alone_and_together");
 }
 
 /// Threads split a one-query attention (a decode step) by heads: each variant, at each level, must
@@ -245,9 +256,7 @@ fn heads_alone_and_together_are_bit_identical() {
                         let cols = block.start * head_size..block.end * head_size;
                         let mut alone = vec![f32::NAN; cols.len()];
                         call_heads(variant.kernel, isa, &shape, &x, block.clone(), &mut alone);
-                        if let Some(j) =
-                            (0..cols.len()).find(|&j| alone[j].to_bits() != together[cols.start + j].to_bits())
-                        {
+                        if let Some(j) = first_difference(&alone, &together[cols.clone()]) {
                             failures.push(format!(
                                 "attention {} at {}: shape {shape}, seed {seed}: element {} in heads {block:?} alone {} whole {}",
                                 variant.name,
@@ -262,12 +271,7 @@ fn heads_alone_and_together_are_bit_identical() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} blocks differ (replay: cargo test -p tkbench-harness --test opcheck heads_alone_and_together):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_differences(&failures, "blocks", "heads_alone_and_together");
 }
 
 /// Threads split a one-row matmul (a decode step) by columns: each variant, at each level, must give
@@ -305,9 +309,7 @@ fn columns_alone_and_together_are_bit_identical() {
                     for cols in blocks {
                         let mut alone = vec![f32::NAN; cols.len()];
                         call_columns(variant.kernel, isa, &shape, &x, cols.clone(), &mut alone);
-                        if let Some(j) =
-                            (0..cols.len()).find(|&j| alone[j].to_bits() != together[cols.start + j].to_bits())
-                        {
+                        if let Some(j) = first_difference(&alone, &together[cols.clone()]) {
                             failures.push(format!(
                                 "matmul {} at {}: shape {shape}, seed {seed}: column {} in block {cols:?} alone {} whole {}",
                                 variant.name,
@@ -322,12 +324,7 @@ fn columns_alone_and_together_are_bit_identical() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} blocks differ (replay: cargo test -p tkbench-harness --test opcheck columns_alone_and_together):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_differences(&failures, "blocks", "columns_alone_and_together");
 }
 
 /// Rows of b `ldb` floats apart (ldb > N) give every variant, at every level, the bits it gives for
@@ -358,7 +355,7 @@ fn strided_b_gives_the_bits_of_a_whole_b() {
                     let mut strided = vec![f32::NAN; m * n];
                     let dims = MatmulDims { m, k, n, ldb };
                     f(&dims, &x.a, &padded, Some(&x.c), &mut strided, isa);
-                    if let Some(e) = (0..m * n).find(|&e| whole[e].to_bits() != strided[e].to_bits()) {
+                    if let Some(e) = first_difference(&strided, &whole) {
                         failures.push(format!(
                             "matmul {} at {}: shape {shape} with ldb {ldb}, seed {seed}: element {e} strided {} whole {}",
                             variant.name,
@@ -371,10 +368,5 @@ fn strided_b_gives_the_bits_of_a_whole_b() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} calls differ (replay: cargo test -p tkbench-harness --test opcheck strided_b):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_differences(&failures, "calls", "strided_b");
 }
