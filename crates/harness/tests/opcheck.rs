@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use tkbench_harness::model::{column_blocks, row_blocks};
 use tkbench_harness::opcheck::{Draw, Shape, call_columns, call_heads, call_rows, check, inputs, output_rows, sweep};
+use tkbench_kernels::attention::AttentionDims;
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 
@@ -272,6 +273,63 @@ fn heads_alone_and_together_are_bit_identical() {
         }
     }
     assert_no_differences(&failures, "blocks", "heads_alone_and_together");
+}
+
+/// Some heads of an attention with several queries, rows C apart (the strided contract of
+/// `AttentionDims::heads`): every variant, at every level, gives those heads' outputs the bits of the
+/// whole call and writes nothing else.
+#[test]
+fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
+    let mut failures = Vec::new();
+    for (i, (queries, pos0, heads, head_size)) in
+        [(5, 70, 5, 16), (9, 0, 4, 24), (3, 130, 3, 64)].into_iter().enumerate()
+    {
+        let shape = Shape::Attention {
+            queries,
+            pos0,
+            heads,
+            head_size,
+        };
+        let seed = SWEEP_SEED + i as u64;
+        let x = inputs(&shape, &Draw::new(seed, 1.0));
+        let c = heads * head_size;
+        let keys = (pos0 + queries) * c;
+        let whole = AttentionDims::new(queries, pos0, heads, head_size, 1.0 / (head_size as f32).sqrt());
+        let (part, col) = whole.heads(1..heads - 1);
+        let unwritten = -7.25f32;
+        for variant in variants_of(Op::Attention) {
+            let Kernel::Attention(f) = variant.kernel else {
+                unreachable!()
+            };
+            for isa in variant.levels() {
+                let mut together = vec![f32::NAN; queries * c];
+                f(&whole, &x.a, &x.b[..keys], &x.c[..keys], &mut together, isa);
+                let mut alone = vec![unwritten; queries * c];
+                f(
+                    &part,
+                    &x.a[col..],
+                    &x.b[col..keys],
+                    &x.c[col..keys],
+                    &mut alone[col..],
+                    isa,
+                );
+                for (e, (&got, &want)) in alone.iter().zip(&together).enumerate() {
+                    let inside = (col..col + part.channels()).contains(&(e % c));
+                    let expected = if inside { want } else { unwritten };
+                    if got.to_bits() != expected.to_bits() {
+                        failures.push(format!(
+                            "attention {} at {}: shape {shape}, seed {seed}, heads 1..{}: element {e} got {got}, expected {expected}",
+                            variant.name,
+                            isa.name(),
+                            heads - 1
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert_no_differences(&failures, "calls", "some_heads_of_several_queries");
 }
 
 /// Threads split a one-row matmul (a decode step) by columns: each variant, at each level, must give
