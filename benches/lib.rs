@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use tkbench_harness::aligned::AlignedVec;
-use tkbench_harness::model::{By, Workers, split};
+use tkbench_harness::model::{By, Split, Workers, split};
 use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_heads, call_rows, inputs, output_rows};
 use tkbench_harness::work::{measured_in_flops, work};
 use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
@@ -175,26 +175,37 @@ pub fn targets(op: Op) -> Vec<(&'static Variant, Isa, String)> {
         .collect()
 }
 
-/// One call of `kernel` on `shape` split across `workers` by [`split`], the kernel-driven model's
-/// policy: one kernel call per block of rows (attention at equal work), of a one-row matmul's
-/// columns or of a one-query attention's heads.
-fn call_parallel(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, out: &mut [f32], workers: &Workers) {
+/// How [`call_parallel`] splits `shape` on `threads`: the kernel-driven model's policy ([`split`]),
+/// worked out once per shape, outside the timed calls.
+fn split_of(shape: &Shape, threads: usize) -> Split {
     let (rows, width) = output_rows(shape);
-    let (pos0, heads, head_size) = match *shape {
-        Shape::Attention {
-            pos0, heads, head_size, ..
-        } => (pos0, heads, head_size),
-        _ => (0, 1, 0),
-    };
-    let split = split(shape.op(), rows, width, pos0, heads, workers.threads());
+    let (pos0, heads) = shape.attention_dims().map_or((0, 1), |d| (d.pos0, d.heads));
+    split(shape.op(), rows, width, pos0, heads, threads)
+}
+
+/// One call of `kernel` on `shape` split across `workers` as `split` says: one kernel call per block
+/// of rows (attention at equal work), of a one-row matmul's columns or of a one-query attention's
+/// heads.
+fn call_parallel(
+    kernel: Kernel,
+    isa: Isa,
+    shape: &Shape,
+    x: &Inputs,
+    split: &Split,
+    out: &mut [f32],
+    workers: &Workers,
+) {
     match split.by {
         By::Columns => workers.run(&split.blocks, 1, out, |cols, out| {
             call_columns(kernel, isa, shape, x, cols, out)
         }),
-        By::Heads => workers.run(&split.blocks, head_size, out, |heads, out| {
-            call_heads(kernel, isa, shape, x, heads, out)
-        }),
-        By::Rows => workers.run(&split.blocks, width, out, |r, out| {
+        By::Heads => {
+            let head_size = shape.attention_dims().map_or(0, |d| d.head_size);
+            workers.run(&split.blocks, head_size, out, |heads, out| {
+                call_heads(kernel, isa, shape, x, heads, out)
+            })
+        }
+        By::Rows => workers.run(&split.blocks, output_rows(shape).1, out, |r, out| {
             call_rows(kernel, isa, shape, x, r, out)
         }),
     }
@@ -216,6 +227,7 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
         let x = inputs(&shape, &Draw::new(7, 1.0));
         let (rows, width) = output_rows(&shape);
         let mut out = AlignedVec::filled(rows * width, 0.0);
+        let split = split_of(&shape, all);
         for (variant, isa, id) in targets(op) {
             if variant.kind == Kind::Scalar && w.flops > SCALAR_FLOP_CAP {
                 continue;
@@ -226,7 +238,7 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
             let parallel = variant.name == fastest(op).name || variant.kind == Kind::Library;
             if all > 1 && parallel {
                 group.bench_function(format!("{id} threads={all}"), |b| {
-                    b.iter(|| call_parallel(variant.kernel, isa, &shape, black_box(&x), &mut out, &workers))
+                    b.iter(|| call_parallel(variant.kernel, isa, &shape, black_box(&x), &split, &mut out, &workers))
                 });
             }
         }

@@ -1,5 +1,7 @@
-//! 64-byte-aligned float buffers: the inputs, outputs and activations the benches and the model hand
-//! to kernels start on a cache line, as PyTorch's and numpy's do.
+//! 64-byte-aligned float buffers: the inputs and outputs the benches hand to kernels, and the model's
+//! transposed copy of wte for the LM head, start on a cache line, as PyTorch's and numpy's tensors do.
+//! (The model's activations, weights and KV cache stay in plain `Vec`s: streamed from memory, they
+//! measured the same from either offset.)
 //!
 //! A kernel gives the same bits at any address, but a vector load from a row that starts 16 bytes
 //! into a cache line touches two lines (the system allocator aligns large blocks to 16 bytes only).
@@ -10,10 +12,13 @@ use std::ops::{Deref, DerefMut};
 
 use bytemuck::{Pod, Zeroable};
 
+/// Floats in one 64-byte cache line.
+pub const LINE: usize = 16;
+
 /// One cache line of floats.
 #[derive(Clone, Copy, Zeroable, Pod)]
 #[repr(C, align(64))]
-struct Line([f32; 16]);
+struct Line([f32; LINE]);
 
 /// A buffer of `len` floats whose first element starts a 64-byte cache line; it derefs to `[f32]`.
 #[derive(Clone, Default)]
@@ -26,7 +31,7 @@ impl AlignedVec {
     /// `len` copies of `value`.
     pub fn filled(len: usize, value: f32) -> Self {
         AlignedVec {
-            lines: vec![Line([value; 16]); len.div_ceil(16)],
+            lines: vec![Line([value; LINE]); len.div_ceil(LINE)],
             len,
         }
     }

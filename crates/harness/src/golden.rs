@@ -223,11 +223,6 @@ pub fn case_dirs(cases_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// SHA-256 of a file, in hexadecimal.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    Ok(sha256_hex(&read(path)?))
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     tkbench_reference::checkpoint::hex(&Sha256::digest(bytes))
 }

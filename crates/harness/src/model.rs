@@ -21,7 +21,7 @@ use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::{Isa, Kernel, Op};
 use tkbench_reference::{Checkpoint, Config, Result};
 
-use crate::aligned::AlignedVec;
+use crate::aligned::{AlignedVec, LINE};
 use crate::kernels::KernelSet;
 
 /// The weights in the layout the kernels take: the checkpoint's tensors, and wte transposed to
@@ -41,7 +41,7 @@ impl<'a> Weights<'a> {
     pub fn new(checkpoint: &'a Checkpoint) -> Self {
         let wte = checkpoint.matrix("wte.weight"); // [V, C]
         let (v, c) = wte.dim();
-        let wte_ld = v.div_ceil(16) * 16;
+        let wte_ld = v.div_ceil(LINE) * LINE;
         let mut wte_t = AlignedVec::filled(c * wte_ld, 0.0);
         for (row, column) in wte_t.chunks_exact_mut(wte_ld).zip(wte.columns()) {
             for (x, &w) in row.iter_mut().zip(column) {
@@ -119,7 +119,7 @@ pub fn row_blocks(rows: usize, parts: usize) -> Vec<Range<usize>> {
 
 /// Columns a block of a one-row matmul starts on a multiple of: whole cache lines and whole vectors
 /// at every level.
-pub const COLUMN_ALIGN: usize = 64;
+const COLUMN_ALIGN: usize = 64;
 
 /// Splits a one-row matmul's `n` columns into at most `parts` contiguous blocks of nearly equal width,
 /// each starting on a multiple of [`COLUMN_ALIGN`]: with one row of a (a decode step) there are no
@@ -187,7 +187,7 @@ pub fn split(op: Op, rows: usize, width: usize, pos0: usize, heads: usize, threa
 }
 
 /// Cuts `out` ([rows, width]) into one mutable slice per block of rows.
-pub fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize) -> Vec<&'a mut [f32]> {
+fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize) -> Vec<&'a mut [f32]> {
     let mut parts = Vec::with_capacity(blocks.len());
     for block in blocks {
         let (head, tail) = std::mem::take(&mut out).split_at_mut(block.len() * width);
@@ -329,9 +329,11 @@ impl<'w> KernelModel<'w> {
         self.layernorm(&x, "ln_f", &mut h);
         hidden.push(h.clone());
         let mut logits = vec![0.0f32; t * v]; // [T, V]
-        // [C, V] with rows wte_ld apart: to the end of its last row.
-        let wte_t = &w.wte_t[..c.saturating_sub(1) * w.wte_ld + if c == 0 { 0 } else { v }];
-        self.matmul_with(&h, wte_t, None, c, v, w.wte_ld, &mut logits);
+        let lm_head = MatmulDims {
+            ldb: w.wte_ld,
+            ..MatmulDims::new(t, c, v)
+        };
+        self.matmul_with(&h, &w.wte_t, None, lm_head, &mut logits);
         let mut probs = vec![0.0f32; t * v]; // [T, V]
         self.softmax(&logits, v, &mut probs);
         cache.len += t;
@@ -352,7 +354,7 @@ impl<'w> KernelModel<'w> {
             positions: cfg.n_positions,
             pos0: p0,
         };
-        self.for_rows(Op::Embedding, tokens.len(), c, 0, out, |rows, out| {
+        self.for_rows(Op::Embedding, tokens.len(), c, out, |rows, out| {
             f(&whole.rows(rows.clone()), &tokens[rows], wte, wpe, out, self.isa);
         });
     }
@@ -366,7 +368,7 @@ impl<'w> KernelModel<'w> {
         let gamma = self.weights.tensor(&format!("{prefix}.weight"));
         let beta = self.weights.tensor(&format!("{prefix}.bias"));
         let eps = cfg.layer_norm_epsilon as f32;
-        self.for_rows(Op::LayerNorm, x.len() / c, c, 0, out, |rows, out| {
+        self.for_rows(Op::LayerNorm, x.len() / c, c, out, |rows, out| {
             let dims = LayerNormDims {
                 rows: rows.len(),
                 channels: c,
@@ -379,32 +381,25 @@ impl<'w> KernelModel<'w> {
     fn matmul(&self, x: &[f32], prefix: &str, k: usize, n: usize, out: &mut [f32]) {
         let weight = self.weights.tensor(&format!("{prefix}.weight"));
         let bias = self.weights.tensor(&format!("{prefix}.bias"));
-        self.matmul_with(x, weight, Some(bias), k, n, n, out);
+        self.matmul_with(x, weight, Some(bias), MatmulDims::new(x.len() / k, k, n), out);
     }
 
-    /// out = x · b (+ bias), b [K, N] with rows `ldb` floats apart.
-    #[allow(clippy::too_many_arguments)]
-    fn matmul_with(&self, x: &[f32], b: &[f32], bias: Option<&[f32]>, k: usize, n: usize, ldb: usize, out: &mut [f32]) {
+    /// out = x · b (+ bias) for the matmul `whole` (its rows are x's, b's rows ldb apart).
+    fn matmul_with(&self, x: &[f32], b: &[f32], bias: Option<&[f32]>, whole: MatmulDims, out: &mut [f32]) {
         let Kernel::Matmul(f) = self.kernels.get(Op::Matmul).kernel else {
             unreachable!()
         };
-        let split = split(Op::Matmul, x.len() / k, n, 0, 1, self.threads());
+        let (k, n) = (whole.k, whole.n);
+        let split = split(Op::Matmul, whole.m, n, 0, 1, self.threads());
         if split.by == By::Columns {
             // One row: threads share the columns (each reads its block of b's rows, ldb apart).
-            let whole = MatmulDims {
-                ldb,
-                ..MatmulDims::new(1, k, n)
-            };
             self.workers.run(&split.blocks, 1, out, |cols, out| {
                 let (dims, b) = whole.columns(b, cols.clone());
                 f(&dims, x, b, bias.map(|bias| &bias[cols]), out, self.isa);
             });
         } else {
             self.workers.run(&split.blocks, n, out, |rows, out| {
-                let dims = MatmulDims {
-                    ldb,
-                    ..MatmulDims::new(rows.len(), k, n)
-                };
+                let dims = MatmulDims { m: rows.len(), ..whole };
                 f(&dims, &x[rows.start * k..rows.end * k], b, bias, out, self.isa);
             });
         }
@@ -423,12 +418,11 @@ impl<'w> KernelModel<'w> {
         };
         let whole = AttentionDims::new(q.len() / c, p0, cfg.n_head, hs, scale);
         let split = split(Op::Attention, whole.queries, c, p0, whole.heads, self.threads());
-        let keys = whole.keys() * c;
         if split.by == By::Heads {
             // One query: threads share the heads (each reads its heads' columns of the cache).
             self.workers.run(&split.blocks, hs, out, |heads, out| {
                 let (dims, col) = whole.heads(heads);
-                f(&dims, &q[col..], &k[col..keys], &v[col..keys], out, self.isa);
+                f(&dims, &q[col..], &k[col..], &v[col..], out, self.isa);
             });
         } else {
             self.workers.run(&split.blocks, c, out, |rows, out| {
@@ -452,7 +446,7 @@ impl<'w> KernelModel<'w> {
             unreachable!()
         };
         let i = self.weights.config().n_inner;
-        self.for_rows(Op::Gelu, x.len() / i, i, 0, out, |rows, out| {
+        self.for_rows(Op::Gelu, x.len() / i, i, out, |rows, out| {
             f(&x[rows.start * i..rows.end * i], out, self.isa)
         });
     }
@@ -461,7 +455,7 @@ impl<'w> KernelModel<'w> {
         let Kernel::Softmax(f) = self.kernels.get(Op::Softmax).kernel else {
             unreachable!()
         };
-        self.for_rows(Op::Softmax, x.len() / cols, cols, 0, out, |rows, out| {
+        self.for_rows(Op::Softmax, x.len() / cols, cols, out, |rows, out| {
             f(
                 &SoftmaxDims { rows: rows.len(), cols },
                 &x[rows.start * cols..rows.end * cols],
@@ -478,11 +472,10 @@ impl<'w> KernelModel<'w> {
         op: Op,
         rows: usize,
         width: usize,
-        pos0: usize,
         out: &mut [f32],
         work: impl Fn(Range<usize>, &mut [f32]) + Sync,
     ) {
-        let split = split(op, rows, width, pos0, 1, self.threads());
+        let split = split(op, rows, width, 0, 1, self.threads());
         debug_assert_eq!(split.by, By::Rows, "{} is split by rows here", op.name());
         self.workers.run(&split.blocks, width, out, work);
     }

@@ -92,6 +92,26 @@ impl Shape {
         }
     }
 
+    /// The dims of a whole call on an attention shape (GPT-2's scale, rows C apart); None for
+    /// other ops.
+    pub fn attention_dims(&self) -> Option<AttentionDims> {
+        match *self {
+            Shape::Attention {
+                queries,
+                pos0,
+                heads,
+                head_size,
+            } => Some(AttentionDims::new(
+                queries,
+                pos0,
+                heads,
+                head_size,
+                attention_scale(head_size),
+            )),
+            _ => None,
+        }
+    }
+
     /// The field names of `op`'s shapes, in order.
     pub fn fields(op: Op) -> &'static [&'static str] {
         match op {
@@ -523,17 +543,9 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
             out,
             isa,
         ),
-        (
-            Shape::Attention {
-                queries,
-                pos0,
-                heads,
-                head_size,
-            },
-            Kernel::Attention(f),
-        ) => {
-            let c = heads * head_size;
-            let whole = AttentionDims::new(queries, pos0, heads, head_size, attention_scale(head_size));
+        (Shape::Attention { .. }, Kernel::Attention(f)) => {
+            let whole = shape.attention_dims().expect("an attention shape");
+            let c = whole.channels();
             let dims = whole.rows(r.clone());
             let keys = dims.keys() * c;
             f(
@@ -582,19 +594,9 @@ pub fn call_columns(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, cols: R
 /// split a decode step.
 pub fn call_heads(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, heads: Range<usize>, out: &mut [f32]) {
     match (*shape, kernel) {
-        (
-            Shape::Attention {
-                queries: 1,
-                pos0,
-                heads: nh,
-                head_size,
-            },
-            Kernel::Attention(f),
-        ) => {
-            let whole = AttentionDims::new(1, pos0, nh, head_size, attention_scale(head_size));
-            let (dims, col) = whole.heads(heads);
-            let keys = whole.keys() * whole.channels();
-            f(&dims, &x.a[col..], &x.b[col..keys], &x.c[col..keys], out, isa)
+        (Shape::Attention { queries: 1, .. }, Kernel::Attention(f)) => {
+            let (dims, col) = shape.attention_dims().expect("an attention shape").heads(heads);
+            f(&dims, &x.a[col..], &x.b[col..], &x.c[col..], out, isa)
         }
         _ => panic!("heads are split for one-query attention only, not {shape}"),
     }
@@ -606,7 +608,7 @@ fn attention_scale(head_size: usize) -> f32 {
 }
 
 /// The epsilon of every LayerNorm check and bench.
-pub const LAYERNORM_EPS: f32 = 1e-5;
+const LAYERNORM_EPS: f32 = 1e-5;
 
 /// Runs `kernel` at `isa` on the inputs of `shape` drawn by `draw`, with the output poisoned, and the
 /// reference ops in f64 and f32 on the same inputs.

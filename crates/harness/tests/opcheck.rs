@@ -6,7 +6,6 @@ use std::ops::Range;
 
 use tkbench_harness::model::{column_blocks, row_blocks};
 use tkbench_harness::opcheck::{Draw, Shape, call_columns, call_heads, call_rows, check, inputs, output_rows, sweep};
-use tkbench_kernels::attention::AttentionDims;
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 
@@ -292,9 +291,8 @@ fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
         };
         let seed = SWEEP_SEED + i as u64;
         let x = inputs(&shape, &Draw::new(seed, 1.0));
-        let c = heads * head_size;
-        let keys = (pos0 + queries) * c;
-        let whole = AttentionDims::new(queries, pos0, heads, head_size, 1.0 / (head_size as f32).sqrt());
+        let whole = shape.attention_dims().expect("an attention shape");
+        let c = whole.channels();
         let (part, col) = whole.heads(1..heads - 1);
         let unwritten = -7.25f32;
         for variant in variants_of(Op::Attention) {
@@ -303,16 +301,9 @@ fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
             };
             for isa in variant.levels() {
                 let mut together = vec![f32::NAN; queries * c];
-                f(&whole, &x.a, &x.b[..keys], &x.c[..keys], &mut together, isa);
+                call_rows(variant.kernel, isa, &shape, &x, 0..queries, &mut together);
                 let mut alone = vec![unwritten; queries * c];
-                f(
-                    &part,
-                    &x.a[col..],
-                    &x.b[col..keys],
-                    &x.c[col..keys],
-                    &mut alone[col..],
-                    isa,
-                );
+                f(&part, &x.a[col..], &x.b[col..], &x.c[col..], &mut alone[col..], isa);
                 for (e, (&got, &want)) in alone.iter().zip(&together).enumerate() {
                     let inside = (col..col + part.channels()).contains(&(e % c));
                     let expected = if inside { want } else { unwritten };

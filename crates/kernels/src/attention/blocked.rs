@@ -196,7 +196,7 @@ fn pack_keys(
         let dims = hs / 16 * 16;
         if dims > 0 {
             while j + 16 <= keys.end {
-                t.keys(k, c, col, dims, j, at + j - j0, k_t, K_TILE);
+                t.keys(k, c, col, dims, j, at + j - j0, k_t);
                 j += 16;
             }
             // Dimensions past the last block of 16, for the keys just packed.
@@ -232,6 +232,7 @@ mod transpose {
     use pulp::x86::V4;
     use pulp::{Simd, WithSimd};
 
+    use super::K_TILE;
     use crate::Isa;
 
     /// Transposes 16 keys × 16 head dimensions with 64 lane shuffles instead of 256 scattered stores.
@@ -273,19 +274,9 @@ mod transpose {
         }
 
         /// Writes keys j .. j + 16 (rows of k c floats apart, head columns col .. col + dims, dims a
-        /// multiple of 16) transposed into k_t at column `at`, rows `stride` floats apart.
+        /// multiple of 16) transposed into k_t ([HS, K_TILE]) at column `at`.
         #[allow(clippy::too_many_arguments)]
-        pub fn keys(
-            &self,
-            k: &[f32],
-            c: usize,
-            col: usize,
-            dims: usize,
-            j: usize,
-            at: usize,
-            k_t: &mut [f32],
-            stride: usize,
-        ) {
+        pub fn keys(&self, k: &[f32], c: usize, col: usize, dims: usize, j: usize, at: usize, k_t: &mut [f32]) {
             let op = Keys {
                 v4: self.0,
                 k,
@@ -295,7 +286,6 @@ mod transpose {
                 j,
                 at,
                 k_t,
-                stride,
             };
             <V4 as Simd>::vectorize(self.0, op)
         }
@@ -334,12 +324,7 @@ mod transpose {
             // from memory.
             for u in 0..4 {
                 for d0 in (0..hs).step_by(16) {
-                    let mut block = [zero; 16];
-                    for (r, b) in block.iter_mut().enumerate() {
-                        let row: &[f32; 16] = k[(j + r) * c + cols[u] + d0..][..16].try_into().expect("16 floats");
-                        *b = cast(*row);
-                    }
-                    let columns = transpose(v4, block);
+                    let columns = transpose(v4, load(v4, k, c, j, cols[u] + d0));
                     // The same fused multiply-add as pulp's mul_add_e_f32s at this level.
                     let q = &qs[u][d0..][..16];
                     for (column, &q) in columns.into_iter().zip(q) {
@@ -365,7 +350,6 @@ mod transpose {
         j: usize,
         at: usize,
         k_t: &'a mut [f32],
-        stride: usize,
     }
 
     impl WithSimd for Keys<'_> {
@@ -382,30 +366,30 @@ mod transpose {
                 j,
                 at,
                 k_t,
-                stride,
             } = self;
-            // Loops, not closures: a closure is not compiled at AVX-512, and every shuffle in one
-            // would become a call.
-            let zero = v4.avx512f._mm512_setzero_ps();
-            let mut rows: [&[f32]; 16] = [&[]; 16];
-            for (r, row) in rows.iter_mut().enumerate() {
-                *row = &k[(j + r) * c + col..][..dims];
-            }
             for d0 in (0..dims).step_by(16) {
-                let mut block = [zero; 16];
-                for (b, row) in block.iter_mut().zip(&rows) {
-                    let row: &[f32; 16] = row[d0..][..16].try_into().expect("16 floats");
-                    *b = cast(*row);
-                }
-                let columns = transpose(v4, block);
+                let columns = transpose(v4, load(v4, k, c, j, col + d0));
                 for (dd, column) in columns.into_iter().enumerate() {
-                    let out: &mut [f32; 16] = (&mut k_t[(d0 + dd) * stride + at..][..16])
+                    let out: &mut [f32; 16] = (&mut k_t[(d0 + dd) * K_TILE + at..][..16])
                         .try_into()
                         .expect("16 floats");
                     *out = cast(column);
                 }
             }
         }
+    }
+
+    /// Floats col .. col + 16 of the 16 rows j .. j + 16 of k (rows c floats apart), one register
+    /// each. Loops, not closures, here and in [`transpose`]: a closure is not compiled at AVX-512,
+    /// and every shuffle in one would become a call.
+    #[inline(always)]
+    fn load(v4: V4, k: &[f32], c: usize, j: usize, col: usize) -> [__m512; 16] {
+        let mut block = [v4.avx512f._mm512_setzero_ps(); 16];
+        for (r, b) in block.iter_mut().enumerate() {
+            let row: &[f32; 16] = k[(j + r) * c + col..][..16].try_into().expect("16 floats");
+            *b = cast(*row);
+        }
+        block
     }
 
     /// The 16 × 16 transpose: pairs within 128-bit lanes, then pairs of pairs, then 128-bit lanes
@@ -471,7 +455,7 @@ mod transpose {
 
         /// Unreachable: no value exists.
         #[allow(clippy::too_many_arguments)]
-        pub fn keys(&self, _: &[f32], _: usize, _: usize, _: usize, _: usize, _: usize, _: &mut [f32], _: usize) {
+        pub fn keys(&self, _: &[f32], _: usize, _: usize, _: usize, _: usize, _: usize, _: &mut [f32]) {
             match *self {}
         }
     }
@@ -510,11 +494,11 @@ fn one_query<S: Simd>(s: S, att: Attention) {
         for h0 in (0..d.heads).step_by(HEAD_GROUP) {
             let heads = HEAD_GROUP.min(d.heads - h0);
             // A group short of heads repeats its last one; the extra chains are not stored.
-            let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[(h0 + u.min(heads - 1)) * hs..][..hs]);
+            let head: [usize; HEAD_GROUP] = core::array::from_fn(|u| h0 + u.min(heads - 1));
+            let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[head[u] * hs..][..hs]);
             // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
             if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
-                let cols: [usize; HEAD_GROUP] = core::array::from_fn(|u| (h0 + u.min(heads - 1)) * hs);
-                let scores = t.scores(att.k, ld, cols, hs, jb, qs);
+                let scores = t.scores(att.k, ld, head.map(|h| h * hs), hs, jb, qs);
                 for (u, scores) in scores.iter().enumerate().take(heads) {
                     p[(h0 + u) * tiles * K_TILE + jb..][..16].copy_from_slice(scores);
                 }
