@@ -742,30 +742,28 @@ pub fn check(variant: &Variant, isa: Isa, shape: &Shape, seed: u64, magnitude: f
         Rule::PlainF32 { k, ulps } => k * plain_f32_err + ulps * u * scale,
     };
     let mut max_abs_err = 0.0f64;
-    let mut worst: Option<(f64, Worst)> = None;
+    let mut worst: Option<Worst> = None;
     let mut pass = true;
     for (i, (&o, &r)) in run.out.iter().zip(&run.reference).enumerate() {
         let err = (f64::from(o) - r).abs();
         let b = bound(i);
-        let within = err <= b; // false for NaN
-        pass &= within;
+        pass &= err <= b; // false for NaN
         max_abs_err = sticky_max(max_abs_err, err);
-        let ratio = if within {
-            err / b.max(f64::MIN_POSITIVE)
-        } else {
-            f64::INFINITY
+        let here = Worst {
+            index: i,
+            err,
+            bound: b,
+            out: o,
+            reference: r,
         };
-        if worst.as_ref().is_none_or(|(wr, _)| ratio > *wr) {
-            worst = Some((
-                ratio,
-                Worst {
-                    index: i,
-                    err,
-                    bound: b,
-                    out: o,
-                    reference: r,
-                },
-            ));
+        // Ranked by err / bound, NaN above everything: the reported element is the worst one, not
+        // the first one out of bound.
+        let rank = |w: &Worst| {
+            let ratio = w.ratio();
+            (ratio.is_nan(), if ratio.is_nan() { 0.0 } else { ratio })
+        };
+        if worst.as_ref().is_none_or(|w| rank(&here) > rank(w)) {
+            worst = Some(here);
         }
     }
     Check {
@@ -777,7 +775,7 @@ pub fn check(variant: &Variant, isa: Isa, shape: &Shape, seed: u64, magnitude: f
         seed,
         magnitude,
         max_abs_err,
-        worst: worst.map(|(_, w)| w),
+        worst,
         plain_f32_err,
         pass,
     }

@@ -183,3 +183,27 @@ fn forgotten_matmul_bias_is_rejected() {
     }
     assert_rejected(wrong(Kernel::Matmul(no_bias)), &sweep(Op::Matmul), 1.0);
 }
+
+/// A failed check reports its worst element, not the first one out of bound, and a NaN above any
+/// finite error.
+#[test]
+fn the_reported_element_is_the_worst_one() {
+    // Two elements out of bound, the later one far worse.
+    fn two_errors(x: &[f32], out: &mut [f32], isa: Isa) {
+        tkbench_kernels::gelu::scalar::gelu(x, out, isa);
+        out[2] += 1e-2;
+        out[7] += 1.0;
+    }
+    // The same, and a NaN after them.
+    fn and_nan(x: &[f32], out: &mut [f32], isa: Isa) {
+        two_errors(x, out, isa);
+        out[9] = f32::NAN;
+    }
+    let shape = Shape::Gelu { n: 16 };
+    for (kernel, index) in [(two_errors as fn(&[f32], &mut [f32], Isa), 7), (and_nan, 9)] {
+        let result = check(&wrong(Kernel::Gelu(kernel)), Isa::Scalar, &shape, 1, 1.0);
+        assert!(!result.pass, "{result}");
+        let worst = result.worst.expect("a worst element");
+        assert_eq!(worst.index, index, "{result}");
+    }
+}
