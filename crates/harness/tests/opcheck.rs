@@ -5,7 +5,9 @@
 use std::ops::Range;
 
 use tkbench_harness::model::{column_blocks, row_blocks};
-use tkbench_harness::opcheck::{Draw, Shape, call_columns, call_heads, call_rows, check, inputs, output_rows, sweep};
+use tkbench_harness::opcheck::{
+    Draw, Inputs, Shape, call_columns, call_heads, call_rows, check, inputs, output_rows, sweep,
+};
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 
@@ -16,6 +18,48 @@ const SWEEP_SEED: u64 = 0x5EED;
 fn first_difference(got: &[f32], want: &[f32]) -> Option<usize> {
     assert_eq!(got.len(), want.len(), "compared outputs differ in length");
     got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits())
+}
+
+/// How a test calls a kernel on one block of a shape's output: `call_rows`, `call_columns` or
+/// `call_heads`.
+type BlockCall = fn(Kernel, Isa, &Shape, &Inputs, Range<usize>, &mut [f32]);
+
+/// For every variant of the shape's op at every level: the whole call, then each block of each of
+/// `splits` alone through `call` (`unit` output floats per index of a block). Returns a line for
+/// every block whose first differing element has other bits than the whole call's.
+fn blocks_against_whole(
+    shape: &Shape,
+    seed: u64,
+    splits: &[Vec<Range<usize>>],
+    unit: usize,
+    call: BlockCall,
+) -> Vec<String> {
+    let x = inputs(shape, &Draw::new(seed, 1.0));
+    let (rows, width) = output_rows(shape);
+    let mut failures = Vec::new();
+    for variant in variants_of(shape.op()) {
+        for isa in variant.levels() {
+            let mut whole = vec![f32::NAN; rows * width];
+            call_rows(variant.kernel, isa, shape, &x, 0..rows, &mut whole);
+            for block in splits.iter().flatten() {
+                let range = block.start * unit..block.end * unit;
+                let mut alone = vec![f32::NAN; range.len()];
+                call(variant.kernel, isa, shape, &x, block.clone(), &mut alone);
+                if let Some(j) = first_difference(&alone, &whole[range.clone()]) {
+                    failures.push(format!(
+                        "{} {} at {}: shape {shape}, seed {seed}: element {} in block {block:?} alone {} whole {}",
+                        shape.op().name(),
+                        variant.name,
+                        isa.name(),
+                        range.start + j,
+                        alone[j],
+                        whole[range.start + j]
+                    ));
+                }
+            }
+        }
+    }
+    failures
 }
 
 /// Fails listing every difference found, with the command that replays `test`.
@@ -196,30 +240,15 @@ fn rows_alone_and_together_are_bit_identical() {
     let mut failures = Vec::new();
     for op in Op::ALL {
         for (i, shape) in split_shapes(op).iter().enumerate() {
-            let seed = SWEEP_SEED + i as u64;
-            let x = inputs(shape, &Draw::new(seed, 1.0));
             let (rows, width) = output_rows(shape);
-            for variant in variants_of(op) {
-                for isa in variant.levels() {
-                    let mut together = vec![f32::NAN; rows * width];
-                    call_rows(variant.kernel, isa, shape, &x, 0..rows, &mut together);
-                    for row in 0..rows {
-                        let mut alone = vec![f32::NAN; width];
-                        call_rows(variant.kernel, isa, shape, &x, row..row + 1, &mut alone);
-                        let expected = &together[row * width..][..width];
-                        if let Some(j) = first_difference(&alone, expected) {
-                            failures.push(format!(
-                                "{} {} at {}: shape {shape}, seed {seed}: row {row} element {j} alone {} together {}",
-                                op.name(),
-                                variant.name,
-                                isa.name(),
-                                alone[j],
-                                expected[j]
-                            ));
-                        }
-                    }
-                }
-            }
+            let each_row = vec![(0..rows).map(|r| r..r + 1).collect()];
+            failures.extend(blocks_against_whole(
+                shape,
+                SWEEP_SEED + i as u64,
+                &each_row,
+                width,
+                call_rows,
+            ));
         }
     }
     assert_no_differences(&failures, "rows", "rows_alone_and_together");
@@ -241,35 +270,16 @@ fn heads_alone_and_together_are_bit_identical() {
             heads,
             head_size,
         };
-        let seed = SWEEP_SEED + i as u64;
-        let x = inputs(&shape, &Draw::new(seed, 1.0));
-        let c = heads * head_size;
-        for variant in variants_of(Op::Attention) {
-            for isa in variant.levels() {
-                let mut together = vec![f32::NAN; c];
-                call_rows(variant.kernel, isa, &shape, &x, 0..1, &mut together);
-                // The model's splits, and every head alone.
-                let mut splits: Vec<Vec<Range<usize>>> = [2, 3].map(|parts| row_blocks(heads, parts)).into();
-                splits.push((0..heads).map(|h| h..h + 1).collect());
-                for blocks in splits {
-                    for block in blocks {
-                        let cols = block.start * head_size..block.end * head_size;
-                        let mut alone = vec![f32::NAN; cols.len()];
-                        call_heads(variant.kernel, isa, &shape, &x, block.clone(), &mut alone);
-                        if let Some(j) = first_difference(&alone, &together[cols.clone()]) {
-                            failures.push(format!(
-                                "attention {} at {}: shape {shape}, seed {seed}: element {} in heads {block:?} alone {} whole {}",
-                                variant.name,
-                                isa.name(),
-                                cols.start + j,
-                                alone[j],
-                                together[cols.start + j]
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        // The model's splits, and every head alone.
+        let mut splits: Vec<Vec<Range<usize>>> = [2, 3].map(|parts| row_blocks(heads, parts)).into();
+        splits.push((0..heads).map(|h| h..h + 1).collect());
+        failures.extend(blocks_against_whole(
+            &shape,
+            SWEEP_SEED + i as u64,
+            &splits,
+            head_size,
+            call_heads,
+        ));
     }
     assert_no_differences(&failures, "blocks", "heads_alone_and_together");
 }
@@ -339,39 +349,24 @@ fn columns_alone_and_together_are_bit_identical() {
             n,
             bias: i % 2 == 0,
         };
-        let seed = SWEEP_SEED + i as u64;
-        let x = inputs(&shape, &Draw::new(seed, 1.0));
-        for variant in variants_of(Op::Matmul) {
-            for isa in variant.levels() {
-                let mut together = vec![f32::NAN; n];
-                call_rows(variant.kernel, isa, &shape, &x, 0..1, &mut together);
-                // The model's splits (aligned to whole vectors), and one at odd columns, which asks
-                // each element's rounding not to depend on its lane either.
-                let mut splits: Vec<Vec<Range<usize>>> = [2, 3, 5].map(|parts| column_blocks(n, parts)).into();
-                splits.push(vec![0..37, 37..n - 3, n - 3..n]);
-                for blocks in splits {
-                    assert_eq!(
-                        blocks.iter().map(|b| b.len()).sum::<usize>(),
-                        n,
-                        "blocks cover {n} columns"
-                    );
-                    for cols in blocks {
-                        let mut alone = vec![f32::NAN; cols.len()];
-                        call_columns(variant.kernel, isa, &shape, &x, cols.clone(), &mut alone);
-                        if let Some(j) = first_difference(&alone, &together[cols.clone()]) {
-                            failures.push(format!(
-                                "matmul {} at {}: shape {shape}, seed {seed}: column {} in block {cols:?} alone {} whole {}",
-                                variant.name,
-                                isa.name(),
-                                cols.start + j,
-                                alone[j],
-                                together[cols.start + j]
-                            ));
-                        }
-                    }
-                }
-            }
+        // The model's splits (aligned to whole vectors), and one at odd columns, which asks each
+        // element's rounding not to depend on its lane either.
+        let mut splits: Vec<Vec<Range<usize>>> = [2, 3, 5].map(|parts| column_blocks(n, parts)).into();
+        splits.push(vec![0..37, 37..n - 3, n - 3..n]);
+        for blocks in &splits {
+            assert_eq!(
+                blocks.iter().map(|b| b.len()).sum::<usize>(),
+                n,
+                "blocks cover {n} columns"
+            );
         }
+        failures.extend(blocks_against_whole(
+            &shape,
+            SWEEP_SEED + i as u64,
+            &splits,
+            1,
+            call_columns,
+        ));
     }
     assert_no_differences(&failures, "blocks", "columns_alone_and_together");
 }
