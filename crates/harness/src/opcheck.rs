@@ -457,13 +457,9 @@ pub fn inputs(shape: &Shape, draw: &Draw) -> Inputs {
             b: none(),
             c: none(),
         },
-        Shape::Attention {
-            queries,
-            pos0,
-            heads,
-            head_size,
-        } => {
-            let (c, s) = (heads * head_size, pos0 + queries);
+        Shape::Attention { queries, .. } => {
+            let d = shape.attention_dims().expect("an attention shape");
+            let (c, s) = (d.channels(), d.keys());
             Inputs {
                 ids: vec![],
                 a: draw.uniform("q", queries * c).into(),
@@ -666,14 +662,9 @@ pub fn run(kernel: Kernel, isa: Isa, shape: &Shape, draw: &Draw) -> Run {
                 vec![],
             )
         }
-        Shape::Attention {
-            queries,
-            pos0,
-            heads,
-            head_size,
-        } => {
-            let (c, s) = (heads * head_size, pos0 + queries);
-            let scale = attention_scale(head_size);
+        Shape::Attention { queries, heads, .. } => {
+            let d = shape.attention_dims().expect("an attention shape");
+            let (c, s, scale) = (d.channels(), d.keys(), d.scale);
             let (qv, kv, vv) = (m2(&x.a, queries, c), m2(&x.b, s, c), m2(&x.c, s, c));
             (
                 flat64(ops::causal_attention(
