@@ -45,6 +45,9 @@ pub fn run(args: Args) -> Result<Outcome> {
         .map(|c| format!("L{} {} {} KiB", c.level, c.kind, c.bytes / 1024))
         .collect();
     println!("caches    {}", caches.join(", "));
+    if !machine.transparent_huge_pages.is_empty() {
+        println!("thp       {}", machine.transparent_huge_pages);
+    }
     println!(
         "build     {}; target features {}; commit {}",
         machine.rustc,
@@ -59,11 +62,12 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     for b in &limits.bandwidth {
         println!(
-            "bandwidth {:<7} {} thread(s): {:>8.1} GB/s (triad, {} KiB per thread)",
+            "bandwidth {:<7} {} thread(s): {:>8.1} GB/s (triad, {} KiB per thread{})",
             b.level,
             b.threads,
             b.gb_per_s,
-            b.working_set_bytes / 1024
+            b.working_set_bytes / 1024,
+            if b.huge_pages { ", huge pages" } else { "" }
         );
     }
     Ok(Outcome::Pass)

@@ -13,6 +13,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tkbench_kernels::Isa;
 
+use crate::aligned::{AlignedVec, Pages};
+
 /// One cache level.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cache {
@@ -47,6 +49,10 @@ pub struct Machine {
     pub commit: String,
     /// When the probe ran, UTC, RFC 3339.
     pub date: String,
+    /// Linux's transparent huge page mode (`always`, `madvise` or `never`), which decides whether
+    /// the model's weights and the benches' large buffers get huge pages; empty where unknown.
+    #[serde(default)]
+    pub transparent_huge_pages: String,
 }
 
 /// A measured FMA peak.
@@ -72,6 +78,11 @@ pub struct Bandwidth {
     /// Billions of bytes per second (GB = 1e9 bytes), STREAM triad convention (3 arrays × 4 bytes
     /// per element, no write-allocate traffic counted).
     pub gb_per_s: f64,
+    /// Whether the arrays were on 2 MiB huge pages. A DRAM-sized working set is measured on small
+    /// and on huge pages (the model's weights and caches use huge pages where the system grants
+    /// them) and the higher bandwidth is kept.
+    #[serde(default)]
+    pub huge_pages: bool,
 }
 
 /// The measured limits of the machine.
@@ -227,7 +238,23 @@ pub fn machine() -> Machine {
         target_features,
         commit: if dirty { format!("{commit}-dirty") } else { commit },
         date: utc_now(),
+        transparent_huge_pages: transparent_huge_pages(),
     }
+}
+
+/// The bracketed choice of `/sys/kernel/mm/transparent_hugepage/enabled`, e.g. `madvise` from
+/// `always [madvise] never`; empty where the file is missing or unreadable.
+fn transparent_huge_pages() -> String {
+    let modes = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    chosen(&modes).to_owned()
+}
+
+/// The bracketed word of a sysfs choice list, or "" when none is.
+fn chosen(modes: &str) -> &str {
+    modes
+        .split_whitespace()
+        .find_map(|m| m.strip_prefix('[')?.strip_suffix(']'))
+        .unwrap_or_default()
 }
 
 /// Independent FMA chains: enough to cover the latency of two FMA units, few enough for 16 registers.
@@ -318,7 +345,12 @@ impl WithSimd for Triad<'_> {
     }
 }
 
-fn triad_bandwidth(elements: usize, threads: usize, passes: usize) -> f64 {
+/// Floats between the starts of a triad's arrays modulo 4 KiB: arrays that start on the same offset
+/// of a page (as huge-page buffers all do) make each store look like a conflict to the loads of the
+/// same element (4K aliasing), which halved the bandwidth of a triad in a test here.
+const TRIAD_SKEW: usize = 1024 / 4;
+
+fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages) -> f64 {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -327,12 +359,14 @@ fn triad_bandwidth(elements: usize, threads: usize, passes: usize) -> f64 {
     // Each thread owns its arrays (so an L2-sized working set stays in that core's L2) and runs every
     // pass itself: one dispatch per measurement, not per pass, so small working sets measure the
     // cache rather than the thread pool.
-    let mut arrays: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..threads)
-        .map(|_| (vec![0.0; elements], vec![1.0; elements], vec![2.0; elements]))
-        .collect();
+    let array = |value| AlignedVec::filled_on(elements + 2 * TRIAD_SKEW, value, pages);
+    let mut arrays: Vec<_> = (0..threads).map(|_| (array(0.0), array(1.0), array(2.0))).collect();
     let seconds = best_of(3, || {
         pool.install(|| {
             arrays.par_iter_mut().for_each(|(a, b, c)| {
+                let a = &mut a[..elements];
+                let b = &b[TRIAD_SKEW..][..elements];
+                let c = &c[2 * TRIAD_SKEW..][..elements];
                 for _ in 0..passes {
                     isa.run(Triad { a, b, c });
                     black_box(&mut *a);
@@ -384,11 +418,19 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             ("dram", dram_total / threads),
         ] {
             let passes = ((traffic / (12.0 * elements as f64)) as usize).max(2);
+            let small = triad_bandwidth(elements, threads, passes, Pages::Small);
+            // Only a working set far beyond the caches can tell the pages apart.
+            let huge = if level == "dram" && AlignedVec::filled(elements, 0.0).pages() == Pages::Huge {
+                triad_bandwidth(elements, threads, passes, Pages::Huge)
+            } else {
+                0.0
+            };
             bandwidth.push(Bandwidth {
                 level: level.into(),
                 threads,
                 working_set_bytes: (12 * elements) as u64,
-                gb_per_s: triad_bandwidth(elements, threads, passes),
+                gb_per_s: small.max(huge),
+                huge_pages: huge > small,
             });
         }
     }
@@ -404,6 +446,14 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_785), (2026, 11, 28));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn the_chosen_mode_is_the_bracketed_one() {
+        assert_eq!(chosen("always [madvise] never\n"), "madvise");
+        assert_eq!(chosen("[always] madvise never"), "always");
+        assert_eq!(chosen("always madvise never"), "");
+        assert_eq!(chosen(""), "");
     }
 
     #[test]

@@ -347,6 +347,9 @@ pub fn render_markdown(report: &Report) -> String {
         .map(|c| format!("L{} {} {} KiB", c.level, c.kind, c.bytes / 1024))
         .collect();
     out += &format!("- caches: {}\n", caches.join(", "));
+    if !m.transparent_huge_pages.is_empty() {
+        out += &format!("- transparent huge pages: {}\n", m.transparent_huge_pages);
+    }
     out += &format!(
         "- build: {}, target features {}, commit {}, {}\n",
         m.rustc,
@@ -367,9 +370,10 @@ pub fn render_markdown(report: &Report) -> String {
     }
     for b in &report.limits.bandwidth {
         out += &format!(
-            "| triad bandwidth, {} ({} KiB per thread) | {} | {:.1} GB/s |\n",
+            "| triad bandwidth, {} ({} KiB per thread{}) | {} | {:.1} GB/s |\n",
             b.level,
             b.working_set_bytes / 1024,
+            if b.huge_pages { ", huge pages" } else { "" },
             b.threads,
             b.gb_per_s
         );
