@@ -6,9 +6,6 @@ Reads a JSON list of jobs from the file named by argv[1]; each job is
 and prints a JSON list of {"kind", "op", "shape", "threads", "median_ns"} on stdout. Outputs are
 preallocated where the op allows (`out=`), inputs are float32, and every job is warmed up before the
 median of repeated runs is taken. Progress goes to stderr. Nothing is fetched from a model hub.
-
-Tensors of 2 MiB or more are put on transparent huge pages (PyTorch's THP_MEM_ALLOC_ENABLE), as
-tkbench puts its own buffers of that size, so both sides read memory through the same pages.
 """
 
 import json
@@ -17,8 +14,6 @@ import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# Read by PyTorch's CPU allocator at its first allocation, so it must be set before the import.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import torch
 import torch.nn.functional as F

@@ -190,7 +190,7 @@ fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, Stri
     Ok((
         times,
         format!(
-            "PyTorch {version} ({}), same shapes and thread counts, preallocated outputs where the op allows, tensors of 2 MiB or more on huge pages as ours",
+            "PyTorch {version} ({}), same shapes and thread counts, preallocated outputs where the op allows",
             python.display()
         ),
     ))

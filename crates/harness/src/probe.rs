@@ -420,7 +420,7 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             let passes = ((traffic / (12.0 * elements as f64)) as usize).max(2);
             let small = triad_bandwidth(elements, threads, passes, Pages::Small);
             // Only a working set far beyond the caches can tell the pages apart.
-            let huge = if level == "dram" && AlignedVec::filled(elements, 0.0).pages() == Pages::Huge {
+            let huge = if level == "dram" && AlignedVec::filled_on(elements, 0.0, Pages::Huge).pages() == Pages::Huge {
                 triad_bandwidth(elements, threads, passes, Pages::Huge)
             } else {
                 0.0

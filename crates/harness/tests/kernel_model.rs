@@ -1,6 +1,6 @@
-//! The kernel-driven model: bit-identical for every thread count, decode equal to prefill, the same
-//! errors as the reference model for bad tokens, and a verification gate that fails when a wrong
-//! variant is registered.
+//! The kernel-driven model: bit-identical for every thread count and on huge or small pages, decode
+//! equal to prefill, the same errors as the reference model for bad tokens, and a verification gate
+//! that fails when a wrong variant is registered.
 
 use tkbench_harness::golden::{Case, workspace_golden_dir};
 use tkbench_harness::kernels::KernelSet;
@@ -171,4 +171,38 @@ fn the_gate_fails_when_a_wrong_variant_is_registered() {
         "{}",
         row.replay
     );
+}
+
+/// Weights and caches on huge pages give the bits of the same model on small pages: the copy of the
+/// checkpoint finds every tensor where it put it.
+#[test]
+fn huge_and_small_pages_give_the_same_bits() {
+    use tkbench_harness::aligned::Pages;
+    use tkbench_reference::{Config, synthetic};
+    // wte, wte transposed, wpe and each layer's KV cache are 2 MiB or more: on huge pages if granted.
+    let config = Config {
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 128,
+        n_positions: 4096,
+        vocab_size: 5000,
+        n_inner: 512,
+        ..Config::gpt2_small()
+    };
+    let checkpoint = synthetic::checkpoint(&config, 7);
+    let tokens = synthetic::tokens(3, 40, config.vocab_size);
+    let huge = Weights::on_pages(&checkpoint, Pages::Huge);
+    let small = Weights::on_pages(&checkpoint, Pages::Small);
+    assert_eq!(small.pages(), Pages::Small);
+    if cfg!(target_os = "linux") {
+        assert_eq!(huge.pages(), Pages::Huge, "this system refused a huge-page mapping");
+    }
+    let run = |weights: &Weights| {
+        let model = KernelModel::new(weights, KernelSet::fastest(), Isa::best(), 1);
+        let mut cache = model.new_cache();
+        let prefill = model.forward_cached(&tokens[..39], &mut cache).unwrap();
+        let step = model.forward_cached(&tokens[39..], &mut cache).unwrap();
+        (prefill.logits, prefill.hidden, step.logits)
+    };
+    assert!(run(&huge) == run(&small), "outputs differ between huge and small pages");
 }
