@@ -119,7 +119,8 @@ impl AlignedVec {
         v
     }
 
-    /// Which pages back the buffer: `Huge` only when the system granted the mapping.
+    /// Which pages back the buffer: `Huge` when it is a mapping advised to use huge pages, which the
+    /// kernel then grants as its THP mode and its free memory allow; `Small` otherwise.
     pub fn pages(&self) -> Pages {
         match self.storage {
             Storage::Heap(_) => Pages::Small,
