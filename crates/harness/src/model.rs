@@ -44,6 +44,9 @@ pub struct Weights<'a> {
     wte_t: AlignedVec,
     /// V rounded up to whole cache lines.
     wte_ld: usize,
+    /// The pages asked for, which the caches of models on these weights ask for too (a buffer
+    /// below one huge page gets small ones either way).
+    asked: Pages,
 }
 
 impl<'a> Weights<'a> {
@@ -81,6 +84,7 @@ impl<'a> Weights<'a> {
             places,
             wte_t,
             wte_ld,
+            asked: pages,
         }
     }
 
@@ -307,8 +311,7 @@ impl<'w> KernelModel<'w> {
     pub fn new_cache(&self) -> KvCache {
         let cfg = self.weights.config();
         let size = cfg.n_positions * cfg.n_embd;
-        let pages = self.weights.pages();
-        let buffer = || AlignedVec::filled_on(size, 0.0, pages);
+        let buffer = || AlignedVec::filled_on(size, 0.0, self.weights.asked);
         KvCache {
             keys: (0..cfg.n_layer).map(|_| buffer()).collect(),
             values: (0..cfg.n_layer).map(|_| buffer()).collect(),

@@ -50,7 +50,7 @@ pub struct Machine {
     /// When the probe ran, UTC, RFC 3339.
     pub date: String,
     /// Linux's transparent huge page mode (`always`, `madvise` or `never`), which decides whether
-    /// the model's weights and the benches' large buffers get huge pages; empty where unknown.
+    /// the model's weights and KV cache get huge pages; empty where unknown.
     #[serde(default)]
     pub transparent_huge_pages: String,
 }
@@ -350,7 +350,9 @@ impl WithSimd for Triad<'_> {
 /// same element (4K aliasing), which halved the bandwidth of a triad in a test here.
 const TRIAD_SKEW: usize = 1024 / 4;
 
-fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages) -> f64 {
+/// The triad bandwidth of `threads` threads on arrays of `elements` floats asked for on `pages`, and
+/// the pages they got (small where the system refused huge ones).
+fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages) -> (f64, Pages) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -361,6 +363,15 @@ fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages)
     // cache rather than the thread pool.
     let array = |value| AlignedVec::filled_on(elements + 2 * TRIAD_SKEW, value, pages);
     let mut arrays: Vec<_> = (0..threads).map(|_| (array(0.0), array(1.0), array(2.0))).collect();
+    let got = if arrays
+        .iter()
+        .flat_map(|(a, b, c)| [a, b, c])
+        .all(|x| x.pages() == Pages::Huge)
+    {
+        Pages::Huge
+    } else {
+        Pages::Small
+    };
     let seconds = best_of(3, || {
         pool.install(|| {
             arrays.par_iter_mut().for_each(|(a, b, c)| {
@@ -374,7 +385,7 @@ fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages)
             });
         });
     });
-    (3 * 4 * elements * threads * passes) as f64 / seconds / 1e9
+    ((3 * 4 * elements * threads * passes) as f64 / seconds / 1e9, got)
 }
 
 /// Measures the FMA peak at every level and the bandwidths, on 1 thread and on `all_threads`.
@@ -418,12 +429,15 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             ("dram", dram_total / threads),
         ] {
             let passes = ((traffic / (12.0 * elements as f64)) as usize).max(2);
-            let small = triad_bandwidth(elements, threads, passes, Pages::Small);
-            // Only a working set far beyond the caches can tell the pages apart.
-            let huge = if level == "dram" && AlignedVec::filled_on(elements, 0.0, Pages::Huge).pages() == Pages::Huge {
-                triad_bandwidth(elements, threads, passes, Pages::Huge)
-            } else {
-                0.0
+            let (small, _) = triad_bandwidth(elements, threads, passes, Pages::Small);
+            // Only a working set far beyond the caches can tell the pages apart; arrays the system
+            // kept on small pages measure nothing new.
+            let huge = match level {
+                "dram" => match triad_bandwidth(elements, threads, passes, Pages::Huge) {
+                    (gb_per_s, Pages::Huge) => gb_per_s,
+                    (_, Pages::Small) => 0.0,
+                },
+                _ => 0.0,
             };
             bandwidth.push(Bandwidth {
                 level: level.into(),

@@ -14,6 +14,10 @@ use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 /// The seed of the sweep; each shape gets its own stream derived from it.
 const SWEEP_SEED: u64 = 0x5EED;
 
+/// What a block's (or a strided call's) output holds before the call: a NaN of other bits than the
+/// whole call's poison (`f32::NAN`), so that an element neither call writes still differs.
+const BLOCK_POISON: f32 = f32::from_bits(f32::NAN.to_bits() ^ 1);
+
 /// The first element whose bits differ between `got` and `want`.
 fn first_difference(got: &[f32], want: &[f32]) -> Option<usize> {
     assert_eq!(got.len(), want.len(), "compared outputs differ in length");
@@ -43,7 +47,7 @@ fn blocks_against_whole(
             call_rows(variant.kernel, isa, shape, &x, 0..rows, &mut whole);
             for block in splits.iter().flatten() {
                 let range = block.start * unit..block.end * unit;
-                let mut alone = vec![f32::NAN; range.len()];
+                let mut alone = vec![BLOCK_POISON; range.len()];
                 call(variant.kernel, isa, shape, &x, block.clone(), &mut alone);
                 if let Some(j) = first_difference(&alone, &whole[range.clone()]) {
                     failures.push(format!(
@@ -396,7 +400,7 @@ fn strided_b_gives_the_bits_of_a_whole_b() {
                 for isa in variant.levels() {
                     let mut whole = vec![f32::NAN; m * n];
                     f(&MatmulDims::new(m, k, n), &x.a, &x.b, Some(&x.c), &mut whole, isa);
-                    let mut strided = vec![f32::NAN; m * n];
+                    let mut strided = vec![BLOCK_POISON; m * n];
                     let dims = MatmulDims { m, k, n, ldb };
                     f(&dims, &x.a, &padded, Some(&x.c), &mut strided, isa);
                     if let Some(e) = first_difference(&strided, &whole) {

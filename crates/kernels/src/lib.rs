@@ -23,3 +23,27 @@ pub mod vmath;
 
 pub use isa::Isa;
 pub use registry::{IsaSupport, Kernel, Kind, Op, Variant, fastest, find, variants, variants_of};
+
+/// Whether a slice of `len` floats holds `rows` rows of `width` floats whose starts lie `stride`
+/// floats apart (stride ≥ width): exactly rows · width floats for whole rows (stride = width), at
+/// least to the end of the last row for rows of a wider matrix.
+pub(crate) fn holds_rows(len: usize, rows: usize, width: usize, stride: usize) -> bool {
+    if stride == width {
+        len == rows * width
+    } else {
+        rows == 0 || width == 0 || len >= (rows - 1) * stride + width
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_rows;
+
+    #[test]
+    fn whole_rows_are_exact_and_strided_rows_reach_the_last_row_end() {
+        assert!(holds_rows(12, 3, 4, 4) && !holds_rows(13, 3, 4, 4) && !holds_rows(11, 3, 4, 4));
+        // Three rows of 4 floats, 10 apart: the last ends at 2 · 10 + 4.
+        assert!(holds_rows(24, 3, 4, 10) && holds_rows(30, 3, 4, 10) && !holds_rows(23, 3, 4, 10));
+        assert!(holds_rows(0, 0, 4, 10) && holds_rows(0, 3, 0, 10));
+    }
+}

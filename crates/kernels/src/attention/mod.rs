@@ -86,20 +86,9 @@ impl AttentionDims {
     pub fn check(&self, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) {
         let (t, s, c, stride) = (self.queries, self.keys(), self.channels(), self.stride);
         assert!(stride >= c, "attention: stride = {stride} is below C = {c}");
-        let fits = |len: usize, rows: usize| {
-            if stride == c {
-                len == rows * c
-            } else {
-                len >= if rows == 0 || c == 0 {
-                    0
-                } else {
-                    (rows - 1) * stride + c
-                }
-            }
-        };
         let assert_rows = |name: &str, len: usize, rows: usize, what: &str| {
             assert!(
-                fits(len, rows),
+                crate::holds_rows(len, rows, c, stride),
                 "attention: {name} ({len} floats) is not [{what} = {rows}, C = {c}] with rows {stride} apart"
             );
         };

@@ -50,16 +50,11 @@ impl MatmulDims {
         let MatmulDims { m, k, n, ldb } = *self;
         assert_eq!(a.len(), m * k, "matmul: a is not [M = {m}, K = {k}]");
         assert!(ldb >= n, "matmul: ldb = {ldb} is below N = {n}");
-        if ldb == n {
-            assert_eq!(b.len(), k * n, "matmul: b is not [K = {k}, N = {n}]");
-        } else {
-            let need = if k == 0 || n == 0 { 0 } else { (k - 1) * ldb + n };
-            assert!(
-                b.len() >= need,
-                "matmul: b ({} floats) is not [K = {k}, N = {n}] with rows {ldb} apart",
-                b.len()
-            );
-        }
+        assert!(
+            crate::holds_rows(b.len(), k, n, ldb),
+            "matmul: b ({} floats) is not [K = {k}, N = {n}] with rows {ldb} apart",
+            b.len()
+        );
         assert_eq!(c.len(), m * n, "matmul: c is not [M = {m}, N = {n}]");
         if let Some(bias) = bias {
             assert_eq!(bias.len(), n, "matmul: bias is not [N = {n}]");
