@@ -239,15 +239,17 @@ mod transpose {
     pub struct Transpose16(V4);
 
     impl Transpose16 {
-        /// The scores of keys j .. j + 16 (rows of k, c floats apart) against four heads, head u at columns
-        /// cols[u] .. cols[u] + hs (hs a multiple of 16) with q · scale in qs[u]: each score the
-        /// multiply-add chain over the head's dimensions in order, from 16 × 16 blocks transposed in
-        /// registers and never stored.
+        /// The scores of keys j .. j + 16 (rows of k, c floats apart) against the first `heads` (at most
+        /// four) heads, head u at columns cols[u] .. cols[u] + hs (hs a multiple of 16) with q · scale
+        /// in qs[u]: each score the multiply-add chain over the head's dimensions in order, from
+        /// 16 × 16 blocks transposed in registers and never stored. Scores past `heads` are zero.
+        #[allow(clippy::too_many_arguments)]
         pub fn scores(
             &self,
             k: &[f32],
             c: usize,
             cols: [usize; 4],
+            heads: usize,
             hs: usize,
             j: usize,
             qs: [&[f32]; 4],
@@ -257,6 +259,7 @@ mod transpose {
                 k,
                 c,
                 cols,
+                heads,
                 hs,
                 j,
                 qs,
@@ -297,6 +300,7 @@ mod transpose {
         k: &'a [f32],
         c: usize,
         cols: [usize; 4],
+        heads: usize,
         hs: usize,
         j: usize,
         qs: [&'a [f32]; 4],
@@ -312,6 +316,7 @@ mod transpose {
                 k,
                 c,
                 cols,
+                heads,
                 hs,
                 j,
                 qs,
@@ -322,7 +327,7 @@ mod transpose {
             // Head after head, each reading its columns of the 16 rows in order. Taking the heads in
             // turn for every 16 dimensions read each row in scattered 64-byte pieces and was slower
             // from memory.
-            for u in 0..4 {
+            for u in 0..heads.min(4) {
                 for d0 in (0..hs).step_by(16) {
                     let columns = transpose(v4, load(v4, k, c, j, cols[u] + d0));
                     // The same fused multiply-add as pulp's mul_add_e_f32s at this level.
@@ -449,7 +454,17 @@ mod transpose {
         }
 
         /// Unreachable: no value exists.
-        pub fn scores(&self, _: &[f32], _: usize, _: [usize; 4], _: usize, _: usize, _: [&[f32]; 4]) -> [[f32; 16]; 4] {
+        #[allow(clippy::too_many_arguments)]
+        pub fn scores(
+            &self,
+            _: &[f32],
+            _: usize,
+            _: [usize; 4],
+            _: usize,
+            _: usize,
+            _: usize,
+            _: [&[f32]; 4],
+        ) -> [[f32; 16]; 4] {
             match *self {}
         }
 
@@ -493,12 +508,13 @@ fn one_query<S: Simd>(s: S, att: Attention) {
         let je = (jb + lanes).min(keys);
         for h0 in (0..d.heads).step_by(HEAD_GROUP) {
             let heads = HEAD_GROUP.min(d.heads - h0);
-            // A group short of heads repeats its last one; the extra chains are not stored.
+            // A group short of heads repeats its last one in the packed path (the extra chains are not
+            // stored); the register path computes its own heads only.
             let head: [usize; HEAD_GROUP] = core::array::from_fn(|u| h0 + u.min(heads - 1));
             let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[head[u] * hs..][..hs]);
             // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
             if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
-                let scores = t.scores(att.k, ld, head.map(|h| h * hs), hs, jb, qs);
+                let scores = t.scores(att.k, ld, head.map(|h| h * hs), heads, hs, jb, qs);
                 for (u, scores) in scores.iter().enumerate().take(heads) {
                     p[(h0 + u) * tiles * K_TILE + jb..][..16].copy_from_slice(scores);
                 }
