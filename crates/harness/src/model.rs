@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use tkbench_kernels::attention::AttentionDims;
+use tkbench_kernels::attention::{AttentionDims, KEY_BLOCK, KeyLayout};
 use tkbench_kernels::embedding::EmbeddingDims;
 use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
@@ -114,7 +114,9 @@ pub struct Output {
     pub hidden: Vec<Vec<f32>>,
 }
 
-/// Keys and values of every token seen so far, per layer, each [P, C] with the first `len` rows used.
+/// Keys and values of every token seen so far, per layer, with the first `len` positions used: values
+/// [P, C], keys in blocks of [`KEY_BLOCK`] positions stored channel by channel
+/// ([`KeyLayout::Blocks`]), which a decode step reads in order.
 pub struct KvCache {
     keys: Vec<AlignedVec>,
     values: Vec<AlignedVec>,
@@ -310,11 +312,11 @@ impl<'w> KernelModel<'w> {
     /// An empty KV cache.
     pub fn new_cache(&self) -> KvCache {
         let cfg = self.weights.config();
-        let size = cfg.n_positions * cfg.n_embd;
-        let buffer = || AlignedVec::filled_on(size, 0.0, self.weights.asked);
+        let buffer = |positions: usize| AlignedVec::filled_on(positions * cfg.n_embd, 0.0, self.weights.asked);
+        let key_positions = cfg.n_positions.div_ceil(KEY_BLOCK) * KEY_BLOCK;
         KvCache {
-            keys: (0..cfg.n_layer).map(|_| buffer()).collect(),
-            values: (0..cfg.n_layer).map(|_| buffer()).collect(),
+            keys: (0..cfg.n_layer).map(|_| buffer(key_positions)).collect(),
+            values: (0..cfg.n_layer).map(|_| buffer(cfg.n_positions)).collect(),
             len: 0,
         }
     }
@@ -332,6 +334,7 @@ impl<'w> KernelModel<'w> {
         let (t, c, i, v) = (tokens.len(), cfg.n_embd, cfg.n_inner, cfg.vocab_size);
         let p0 = cache.len;
         let w = self.weights;
+        let attention = self.attention_dims(t, p0);
         let mut hidden = Vec::with_capacity(cfg.n_layer + 1);
 
         let mut x = vec![0.0f32; t * c]; // [T, C] the residual stream
@@ -352,10 +355,13 @@ impl<'w> KernelModel<'w> {
             let (keys, values) = (&mut cache.keys[l], &mut cache.values[l]);
             for (row, qkv_row) in qkv.chunks_exact(3 * c).enumerate() {
                 q[row * c..][..c].copy_from_slice(&qkv_row[..c]);
-                keys[(p0 + row) * c..][..c].copy_from_slice(&qkv_row[c..2 * c]);
+                for (ch, &x) in qkv_row[c..2 * c].iter().enumerate() {
+                    keys[attention.key_index(p0 + row, ch)] = x;
+                }
                 values[(p0 + row) * c..][..c].copy_from_slice(&qkv_row[2 * c..]);
             }
-            self.attention(&q, &keys[..(p0 + t) * c], &values[..(p0 + t) * c], p0, &mut a);
+            let (keys, values) = (&keys[..attention.key_floats()], &values[..(p0 + t) * c]);
+            self.attention(&attention, &q, keys, values, &mut a);
             self.matmul(&a, &name("attn.c_proj"), c, c, &mut proj);
             add_in_place(&mut x, &proj);
             // MLP: x += c_proj(gelu(c_fc(ln_2(x)))).
@@ -444,35 +450,40 @@ impl<'w> KernelModel<'w> {
         }
     }
 
-    fn attention(&self, q: &[f32], k: &[f32], v: &[f32], p0: usize, out: &mut [f32]) {
-        let Kernel::Attention(f) = self.kernels.get(Op::Attention).kernel else {
-            unreachable!()
-        };
+    /// The attention call of `t` tokens after `p0` cached ones: GPT-2's scale, keys in blocks.
+    fn attention_dims(&self, t: usize, p0: usize) -> AttentionDims {
         let cfg = self.weights.config();
-        let (c, hs) = (cfg.n_embd, cfg.head_size());
+        let hs = cfg.head_size();
         let scale = if cfg.scale_attn_weights {
             1.0 / (hs as f32).sqrt()
         } else {
             1.0
         };
-        let whole = AttentionDims::new(q.len() / c, p0, cfg.n_head, hs, scale);
+        AttentionDims::new(t, p0, cfg.n_head, hs, scale).with_key_layout(KeyLayout::Blocks)
+    }
+
+    /// out = attention(q, k, v) for the call `whole`, split over the threads.
+    fn attention(&self, whole: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+        let Kernel::Attention(f) = self.kernels.get(Op::Attention).kernel else {
+            unreachable!()
+        };
+        let (c, hs, p0) = (whole.channels(), whole.head_size, whole.pos0);
         let split = split(Op::Attention, whole.queries, c, p0, whole.heads, self.threads());
         if split.by == By::Heads {
             // One query: threads share the heads (each reads its heads' columns of the cache).
             self.workers.run(&split.blocks, hs, out, |heads, out| {
                 let (dims, col) = whole.heads(heads);
-                f(&dims, &q[col..], &k[col..], &v[col..], out, self.isa);
+                f(&dims, &q[col..], &k[dims.key_index(0, col)..], &v[col..], out, self.isa);
             });
         } else {
             self.workers.run(&split.blocks, c, out, |rows, out| {
                 // Queries keep their positions and see the keys up to their own.
                 let dims = whole.rows(rows.clone());
-                let keys = dims.keys() * c;
                 f(
                     &dims,
                     &q[rows.start * c..rows.end * c],
-                    &k[..keys],
-                    &v[..keys],
+                    &k[..dims.key_floats()],
+                    &v[..dims.keys() * c],
                     out,
                     self.isa,
                 );

@@ -543,12 +543,11 @@ pub fn call_rows(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, rows: Rang
             let whole = shape.attention_dims().expect("an attention shape");
             let c = whole.channels();
             let dims = whole.rows(r.clone());
-            let keys = dims.keys() * c;
             f(
                 &dims,
                 &x.a[r.start * c..r.end * c],
-                &x.b[..keys],
-                &x.c[..keys],
+                &x.b[..dims.key_floats()],
+                &x.c[..dims.keys() * c],
                 out,
                 isa,
             )
@@ -592,7 +591,14 @@ pub fn call_heads(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, heads: Ra
     match (*shape, kernel) {
         (Shape::Attention { queries: 1, .. }, Kernel::Attention(f)) => {
             let (dims, col) = shape.attention_dims().expect("an attention shape").heads(heads);
-            f(&dims, &x.a[col..], &x.b[col..], &x.c[col..], out, isa)
+            f(
+                &dims,
+                &x.a[col..],
+                &x.b[dims.key_index(0, col)..],
+                &x.c[col..],
+                out,
+                isa,
+            )
         }
         _ => panic!("heads are split for one-query attention only, not {shape}"),
     }

@@ -130,8 +130,15 @@ fn peeking_attention(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &m
             pos0: d.pos0 + 1,
             ..*d
         };
-        let keys = (d.pos0 + 2) * c;
-        scalar(&peek, &q[..c], &k[..keys], &v[..keys], &mut out[..c], isa);
+        let values = (d.pos0 + 2) * c;
+        scalar(
+            &peek,
+            &q[..c],
+            &k[..peek.key_floats()],
+            &v[..values],
+            &mut out[..c],
+            isa,
+        );
     }
 }
 

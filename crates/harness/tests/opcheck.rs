@@ -4,10 +4,11 @@
 
 use std::ops::Range;
 
-use tkbench_harness::model::{column_blocks, row_blocks};
+use tkbench_harness::model::{attention_blocks, column_blocks, row_blocks};
 use tkbench_harness::opcheck::{
     Draw, Inputs, Shape, call_columns, call_heads, call_rows, check, inputs, output_rows, sweep,
 };
+use tkbench_kernels::attention::{AttentionDims, KeyLayout};
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::{Isa, Kernel, Op, variants_of};
 
@@ -335,6 +336,107 @@ fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
         }
     }
     assert_no_differences(&failures, "calls", "some_heads_of_several_queries");
+}
+
+/// The keys of `rows` (keys in rows, [S, C]) in blocks for `blocks` (the same call, keys in blocks),
+/// every slot past the last key NaN.
+fn key_blocks(rows: &[f32], blocks: &AttentionDims) -> Vec<f32> {
+    let c = blocks.channels();
+    let mut k = vec![f32::NAN; blocks.key_floats()];
+    for (j, row) in rows.chunks_exact(c).enumerate() {
+        for (ch, &x) in row.iter().enumerate() {
+            k[blocks.key_index(j, ch)] = x;
+        }
+    }
+    k
+}
+
+/// Keys in blocks (a KV cache's layout) are the same keys: every variant, at every level, gives the
+/// bits it gives with keys in rows, for the whole call, for blocks of queries as threads split a
+/// prefill, and for blocks of heads as threads split a decode step; the slots of the last block past
+/// the keys hold NaN, which must reach no output.
+#[test]
+fn keys_in_blocks_give_the_bits_of_keys_in_rows() {
+    let mut failures = Vec::new();
+    // One query against 1, 15, 16, 17, 63, 65 and 513 keys (blocks short, whole and one over; key
+    // tiles short and one over), heads of 1 to 64 channels, and prefills across block edges.
+    let shapes = [
+        (1, 0, 1, 1),
+        (1, 14, 2, 16),
+        (1, 15, 3, 64),
+        (1, 16, 5, 32),
+        (1, 62, 4, 17),
+        (1, 64, 12, 8),
+        (1, 512, 12, 64),
+        (5, 70, 5, 16),
+        (9, 0, 4, 24),
+        (3, 130, 3, 64),
+        (17, 47, 1, 7),
+        (65, 0, 2, 64),
+    ];
+    for (i, (queries, pos0, heads, head_size)) in shapes.into_iter().enumerate() {
+        let shape = Shape::Attention {
+            queries,
+            pos0,
+            heads,
+            head_size,
+        };
+        let seed = SWEEP_SEED + i as u64;
+        let x = inputs(&shape, &Draw::new(seed, 1.0));
+        let rows = shape.attention_dims().expect("an attention shape");
+        let blocks = rows.with_key_layout(KeyLayout::Blocks);
+        let c = blocks.channels();
+        let k = key_blocks(&x.b, &blocks);
+        let (v, q) = (&x.c[..], &x.a[..]);
+        for variant in variants_of(Op::Attention) {
+            let Kernel::Attention(f) = variant.kernel else {
+                unreachable!()
+            };
+            for isa in variant.levels() {
+                let mut want = vec![f32::NAN; queries * c];
+                call_rows(variant.kernel, isa, &shape, &x, 0..queries, &mut want);
+                let mut calls = vec![("whole".to_string(), blocks, 0..queries, 0)];
+                for part in attention_blocks(queries, pos0, 3) {
+                    calls.push((format!("queries {part:?}"), blocks.rows(part.clone()), part, 0));
+                }
+                if queries == 1 {
+                    for part in [0..heads / 2, heads / 2..heads].into_iter().filter(|p| !p.is_empty()) {
+                        let (dims, col) = blocks.heads(part.clone());
+                        calls.push((format!("heads {part:?}"), dims, 0..1, col));
+                    }
+                }
+                for (what, dims, part, col) in calls {
+                    let mut got = vec![BLOCK_POISON; queries * c];
+                    let out = &mut got[part.start * c + col..part.end * c];
+                    let keys = &k[dims.key_index(0, col)..][..dims.key_floats()];
+                    f(
+                        &dims,
+                        &q[part.start * c + col..part.end * c],
+                        keys,
+                        &v[col..dims.keys() * c],
+                        out,
+                        isa,
+                    );
+                    let written =
+                        |e: usize| (part.contains(&(e / c))) && (col..col + dims.channels()).contains(&(e % c));
+                    let bad = (0..got.len()).find(|&e| {
+                        let expected = if written(e) { want[e] } else { BLOCK_POISON };
+                        got[e].to_bits() != expected.to_bits()
+                    });
+                    if let Some(e) = bad {
+                        failures.push(format!(
+                            "attention {} at {}: shape {shape}, seed {seed}, keys in blocks, {what}: element {e} got {}, keys in rows {}",
+                            variant.name,
+                            isa.name(),
+                            got[e],
+                            want[e]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert_no_differences(&failures, "calls", "keys_in_blocks_give_the_bits_of_keys_in_rows");
 }
 
 /// Threads split a one-row matmul (a decode step) by columns: each variant, at each level, must give

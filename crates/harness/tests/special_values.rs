@@ -3,7 +3,7 @@
 //! silently replaced.
 
 use tkbench_harness::opcheck::Draw;
-use tkbench_kernels::attention::AttentionDims;
+use tkbench_kernels::attention::{AttentionDims, KeyLayout};
 use tkbench_kernels::embedding::EmbeddingDims;
 use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
@@ -203,18 +203,24 @@ fn attention_special_values() {
     }
 }
 
-/// One query (a decode step), whole and split by heads as threads split it: NaN in its q or in a
-/// key row of one head makes exactly that head's outputs NaN, NaN in a value makes exactly that
-/// channel's output NaN, and a call on some of the heads writes those heads' outputs only.
+/// One query (a decode step), whole and split by heads as threads split it, keys in rows and in blocks:
+/// NaN in its q or in a key of one head makes exactly that head's outputs NaN, NaN in a value makes
+/// exactly that channel's output NaN, NaN in the slots of the last block of keys past the keys
+/// reaches no output, and a call on some of the heads writes those heads' outputs only.
 #[test]
 fn attention_special_values_for_one_query() {
     // Five heads of 32 (groups of four heads, the last one short), 71 keys (two key tiles, the last
     // block of keys short).
     let (heads, hs, pos0) = (5, 32, 70);
     let (c, s) = (heads * hs, pos0 + 1);
-    let whole = AttentionDims::new(1, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
+    let rows = AttentionDims::new(1, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
     let draw = Draw::new(8, 1.0);
-    for (variant, isa, label) in runs(Op::Attention) {
+    for ((variant, isa, label), layout) in runs(Op::Attention)
+        .into_iter()
+        .flat_map(|run| [KeyLayout::Rows, KeyLayout::Blocks].map(|layout| (run.clone(), layout)))
+    {
+        let whole = rows.with_key_layout(layout);
+        let label = format!("{label}, keys in {layout:?}");
         let Kernel::Attention(f) = variant.kernel else {
             unreachable!()
         };
@@ -227,6 +233,18 @@ fn attention_special_values_for_one_query() {
                 "k" => k[40 * c + hs + 31] = f32::NAN,
                 _ => v[66 * c + 4 * hs + 9] = f32::NAN,
             }
+            // The keys as the layout holds them, every slot that holds no key NaN.
+            let k = if layout == KeyLayout::Rows {
+                k
+            } else {
+                let mut blocks = vec![f32::NAN; whole.key_floats()];
+                for (j, row) in k.chunks_exact(c).enumerate() {
+                    for (ch, &x) in row.iter().enumerate() {
+                        blocks[whole.key_index(j, ch)] = x;
+                    }
+                }
+                blocks
+            };
             let mut out = vec![UNWRITTEN; c];
             f(&whole, &q, &k, &v, &mut out, isa);
             for (ch, &x) in out.iter().enumerate() {
@@ -240,7 +258,14 @@ fn attention_special_values_for_one_query() {
             // Heads 1 ..= 3 alone: rows C apart, outputs of those heads only.
             let (dims, col) = whole.heads(1..4);
             let mut part = vec![UNWRITTEN; c];
-            f(&dims, &q[col..], &k[col..], &v[col..], &mut part[col..], isa);
+            f(
+                &dims,
+                &q[col..],
+                &k[dims.key_index(0, col)..],
+                &v[col..],
+                &mut part[col..],
+                isa,
+            );
             for (ch, &x) in part.iter().enumerate() {
                 let ok = if !(hs..4 * hs).contains(&ch) {
                     x.to_bits() == UNWRITTEN.to_bits()

@@ -17,10 +17,14 @@
 //! query-tile path's order, tile by tile: its outputs are bit-identical to that path's. The
 //! transposition of keys runs 16 × 16 blocks through registers at AVX-512 (for one query, multiplied
 //! there without being stored), elsewhere runs of 8 keys per dimension.
+//!
+//! Keys in blocks ([`KeyLayout::Blocks`], a KV cache's layout) are already transposed 16 keys at a
+//! time: a key tile is packed by copying runs of 16, and one query multiplies each block in place,
+//! reading the keys in order. The arithmetic, and so the bits, are those of keys in rows.
 
 use pulp::{Simd, WithSimd};
 
-use super::AttentionDims;
+use super::{AttentionDims, KEY_BLOCK, KeyLayout};
 use crate::{Isa, vmath};
 
 /// Queries per tile.
@@ -220,6 +224,57 @@ fn pack_keys(
     for j in j..keys.end {
         for (dd, &x) in k[j * c + col..][..hs].iter().enumerate() {
             k_t[dd * K_TILE + at + j - j0] = x;
+        }
+    }
+}
+
+// A key tile starts on a block of keys.
+const _: () = assert!(K_TILE.is_multiple_of(KEY_BLOCK));
+
+/// Packs keys `keys` (starting on a block) of the head starting at column `col` from blocks into
+/// k_t ([HS, K_TILE]): each head dimension of a block is already a run of keys.
+fn pack_key_blocks(
+    d: &AttentionDims,
+    k: &[f32],
+    col: usize,
+    hs: usize,
+    keys: core::ops::Range<usize>,
+    k_t: &mut [f32],
+) {
+    for jb in keys.clone().step_by(KEY_BLOCK) {
+        let live = (keys.end - jb).min(KEY_BLOCK);
+        let block = &k[d.key_index(jb, 0)..];
+        for (dd, run) in k_t.chunks_exact_mut(K_TILE).take(hs).enumerate() {
+            run[jb - keys.start..][..live].copy_from_slice(&block[(col + dd) * KEY_BLOCK..][..live]);
+        }
+    }
+}
+
+/// One query's scores against keys in blocks, into p ([NH, row]): block after block in order, each
+/// head's multiply-add chains over its dimensions in order, V = KEY_BLOCK / lanes vectors of keys
+/// side by side, each dimension's keys one contiguous load. Slots of p past the keys are left alone.
+// Index loops over the V accumulators read more clearly than zipped iterators, and their constant
+// bound unrolls completely (the accumulators stay in registers).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn block_scores<S: Simd, const V: usize>(s: S, d: &AttentionDims, k: &[f32], q: &[f32], row: usize, p: &mut [f32]) {
+    let (hs, keys) = (d.head_size, d.keys());
+    for jb in (0..keys).step_by(KEY_BLOCK) {
+        let live = (keys - jb).min(KEY_BLOCK);
+        let block = &k[d.key_index(jb, 0)..];
+        for h in 0..d.heads {
+            let col = h * hs;
+            let mut acc = [s.splat_f32s(0.0); V];
+            for (dd, &qd) in q[col..][..hs].iter().enumerate() {
+                let (kv, _) = S::as_simd_f32s(&block[(col + dd) * KEY_BLOCK..][..KEY_BLOCK]);
+                let qb = s.splat_f32s(qd);
+                for u in 0..V {
+                    acc[u] = s.mul_add_e_f32s(qb, kv[u], acc[u]);
+                }
+            }
+            let mut scores = [0.0f32; KEY_BLOCK];
+            S::as_mut_simd_f32s(&mut scores).0.copy_from_slice(&acc);
+            p[h * row + jb..][..live].copy_from_slice(&scores[..live]);
         }
     }
 }
@@ -502,39 +557,53 @@ fn one_query<S: Simd>(s: S, att: Attention) {
     let q: Vec<f32> = att.q[..c].iter().map(|&x| x * d.scale).collect();
     // [NH, tiles · K_TILE]: each head's scores, then exp(score − m) tile by tile.
     let mut p = vec![f32::NEG_INFINITY; d.heads * tiles * K_TILE];
-    // [HS, K_TILE]: the keys of HEAD_GROUP heads side by side, one vector's worth each.
-    let mut k_t = vec![0.0; hs * K_TILE];
-    for jb in (0..keys).step_by(lanes) {
-        let je = (jb + lanes).min(keys);
-        for h0 in (0..d.heads).step_by(HEAD_GROUP) {
-            let heads = HEAD_GROUP.min(d.heads - h0);
-            // A group short of heads repeats its last one in the packed path (the extra chains are not
-            // stored); the register path computes its own heads only.
-            let head: [usize; HEAD_GROUP] = core::array::from_fn(|u| h0 + u.min(heads - 1));
-            let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[head[u] * hs..][..hs]);
-            // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
-            if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
-                let scores = t.scores(att.k, ld, head.map(|h| h * hs), heads, hs, jb, qs);
-                for (u, scores) in scores.iter().enumerate().take(heads) {
-                    p[(h0 + u) * tiles * K_TILE + jb..][..16].copy_from_slice(scores);
+    match d.key_layout {
+        KeyLayout::Blocks => {
+            let row = tiles * K_TILE;
+            match KEY_BLOCK / lanes {
+                1 => block_scores::<S, 1>(s, &d, att.k, &q, row, &mut p),
+                2 => block_scores::<S, 2>(s, &d, att.k, &q, row, &mut p),
+                4 => block_scores::<S, 4>(s, &d, att.k, &q, row, &mut p),
+                8 => block_scores::<S, 8>(s, &d, att.k, &q, row, &mut p),
+                _ => block_scores::<S, KEY_BLOCK>(s, &d, att.k, &q, row, &mut p),
+            }
+        }
+        KeyLayout::Rows => {
+            // [HS, K_TILE]: the keys of HEAD_GROUP heads side by side, one vector's worth each.
+            let mut k_t = vec![0.0; hs * K_TILE];
+            for jb in (0..keys).step_by(lanes) {
+                let je = (jb + lanes).min(keys);
+                for h0 in (0..d.heads).step_by(HEAD_GROUP) {
+                    let heads = HEAD_GROUP.min(d.heads - h0);
+                    // A group short of heads repeats its last one in the packed path (the extra chains are not
+                    // stored); the register path computes its own heads only.
+                    let head: [usize; HEAD_GROUP] = core::array::from_fn(|u| h0 + u.min(heads - 1));
+                    let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[head[u] * hs..][..hs]);
+                    // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
+                    if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
+                        let scores = t.scores(att.k, ld, head.map(|h| h * hs), heads, hs, jb, qs);
+                        for (u, scores) in scores.iter().enumerate().take(heads) {
+                            p[(h0 + u) * tiles * K_TILE + jb..][..16].copy_from_slice(scores);
+                        }
+                        continue;
+                    }
+                    for u in 0..heads {
+                        let col = (h0 + u) * hs;
+                        pack_keys(att.transpose.as_ref(), att.k, ld, col, hs, jb..je, u * lanes, &mut k_t);
+                    }
+                    let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
+                    for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
+                        let (kv, _) = S::as_simd_f32s(&row[..HEAD_GROUP * lanes]);
+                        for u in 0..HEAD_GROUP {
+                            acc[u] = s.mul_add_e_f32s(s.splat_f32s(qs[u][dd]), kv[u], acc[u]);
+                        }
+                    }
+                    for u in 0..heads {
+                        let mut block = [0.0f32; 16];
+                        s.partial_store_f32s(&mut block[..lanes], acc[u]);
+                        p[(h0 + u) * tiles * K_TILE + jb..][..je - jb].copy_from_slice(&block[..je - jb]);
+                    }
                 }
-                continue;
-            }
-            for u in 0..heads {
-                let col = (h0 + u) * hs;
-                pack_keys(att.transpose.as_ref(), att.k, ld, col, hs, jb..je, u * lanes, &mut k_t);
-            }
-            let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
-            for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
-                let (kv, _) = S::as_simd_f32s(&row[..HEAD_GROUP * lanes]);
-                for u in 0..HEAD_GROUP {
-                    acc[u] = s.mul_add_e_f32s(s.splat_f32s(qs[u][dd]), kv[u], acc[u]);
-                }
-            }
-            for u in 0..heads {
-                let mut block = [0.0f32; 16];
-                s.partial_store_f32s(&mut block[..lanes], acc[u]);
-                p[(h0 + u) * tiles * K_TILE + jb..][..je - jb].copy_from_slice(&block[..je - jb]);
             }
         }
     }
@@ -623,7 +692,12 @@ impl WithSimd for Attention<'_> {
                 // LOOP 1: tiles of keys, packed once for the whole query tile.
                 for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
-                    pack_keys(self.transpose.as_ref(), self.k, ld, col, hs, j0..j1, 0, &mut tile.k_t);
+                    match d.key_layout {
+                        KeyLayout::Rows => {
+                            pack_keys(self.transpose.as_ref(), self.k, ld, col, hs, j0..j1, 0, &mut tile.k_t)
+                        }
+                        KeyLayout::Blocks => pack_key_blocks(&d, self.k, col, hs, j0..j1, &mut tile.k_t),
+                    }
                     // Values are read in place when a head is whole vectors (HS = HSP, as in
                     // GPT-2); otherwise each row is copied into a padded one.
                     let values = if hs == hsp {
@@ -669,7 +743,7 @@ impl WithSimd for Attention<'_> {
     }
 }
 
-/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
+/// q [Tq, C], k [S, C] (or in blocks), v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(q, k, v, out);
     if dims.queries == 0 || dims.channels() == 0 {

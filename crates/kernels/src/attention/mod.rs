@@ -4,7 +4,9 @@
 //! Shapes: q [Tq, C], k [S, C], v [S, C], out [Tq, C], with C = NH · HS (heads side by side, as in
 //! GPT-2's qkv projection) and S = pos0 + Tq. Rows of all four may lie `stride` floats apart
 //! (stride ≥ C), so that some of a call's heads are a call of their own: threads split a decode step
-//! by heads. The queries sit at positions pos0 .. pos0 + Tq: query i
+//! by heads. Keys may instead come in blocks of [`KEY_BLOCK`] keys stored channel by channel
+//! ([`KeyLayout::Blocks`], a KV cache's layout): one head dimension of a block of keys is then one
+//! contiguous run, which a decode step reads in order. The queries sit at positions pos0 .. pos0 + Tq: query i
 //! sees keys 0 ..= pos0 + i. pos0 = 0 is a prefill; pos0 > 0 with Tq = 1 is a decode step against a KV
 //! cache. Special values: NaN or infinity in anything a query's output depends on (its own q row, or
 //! the k and v rows it sees in that head) makes that output NaN; outputs that do not depend on it are
@@ -17,6 +19,21 @@
 pub mod blocked;
 pub mod scalar;
 pub mod simd;
+
+/// Keys in one block of [`KeyLayout::Blocks`]: one vector at AVX-512, whole vectors at every level.
+pub const KEY_BLOCK: usize = 16;
+
+/// How k holds the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyLayout {
+    /// [S, C], as q and v: key j in row j, rows `stride` floats apart.
+    #[default]
+    Rows,
+    /// [⌈S / KEY_BLOCK⌉, C, KEY_BLOCK]: channel c of key j at
+    /// (j / KEY_BLOCK) · KEY_BLOCK · stride + c · KEY_BLOCK + j % KEY_BLOCK. The last block is whole;
+    /// its slots past key S − 1 affect no output and may hold anything, NaN included.
+    Blocks,
+}
 
 /// The sizes of one attention call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,10 +51,12 @@ pub struct AttentionDims {
     /// Floats from one row of q, k, v or out to the next: C for a whole call, more for a call on
     /// some of the heads of a wider one.
     pub stride: usize,
+    /// How k holds the keys.
+    pub key_layout: KeyLayout,
 }
 
 impl AttentionDims {
-    /// The dims of a call on whole rows (stride = C).
+    /// The dims of a call on whole rows (stride = C), keys in rows.
     pub fn new(queries: usize, pos0: usize, heads: usize, head_size: usize, scale: f32) -> Self {
         AttentionDims {
             queries,
@@ -46,7 +65,13 @@ impl AttentionDims {
             head_size,
             scale,
             stride: heads * head_size,
+            key_layout: KeyLayout::Rows,
         }
+    }
+
+    /// The same call with keys held as `key_layout` says.
+    pub fn with_key_layout(self, key_layout: KeyLayout) -> Self {
+        AttentionDims { key_layout, ..self }
     }
 
     /// C = NH · HS.
@@ -59,8 +84,51 @@ impl AttentionDims {
         self.pos0 + self.queries
     }
 
+    /// Where channel `c` of key `j` is in k.
+    pub fn key_index(&self, j: usize, c: usize) -> usize {
+        match self.key_layout {
+            KeyLayout::Rows => j * self.stride + c,
+            KeyLayout::Blocks => j / KEY_BLOCK * KEY_BLOCK * self.stride + c * KEY_BLOCK + j % KEY_BLOCK,
+        }
+    }
+
+    /// The floats of k the call takes: the first `key_floats()` of a whole call's keys are the keys
+    /// of any call on fewer of its queries (see [`AttentionDims::rows`]).
+    pub fn key_floats(&self) -> usize {
+        let (rows, width, stride) = self.key_rows();
+        if rows == 0 || width == 0 {
+            0
+        } else {
+            (rows - 1) * stride + width
+        }
+    }
+
+    /// k as rows of floats: (rows, floats of each that belong to the call, floats from one row to
+    /// the next). A block of keys is one row.
+    fn key_rows(&self) -> (usize, usize, usize) {
+        let (s, c) = (self.keys(), self.channels());
+        match self.key_layout {
+            KeyLayout::Rows => (s, c, self.stride),
+            KeyLayout::Blocks => (s.div_ceil(KEY_BLOCK), KEY_BLOCK * c, KEY_BLOCK * self.stride),
+        }
+    }
+
+    /// Key `j`'s channels col .. col + len: a slice of k in rows, else gathered into `buf`.
+    pub(crate) fn key_row<'a>(&self, k: &'a [f32], j: usize, col: usize, buf: &'a mut [f32]) -> &'a [f32] {
+        match self.key_layout {
+            KeyLayout::Rows => &k[self.key_index(j, col)..][..buf.len()],
+            KeyLayout::Blocks => {
+                for (dd, x) in buf.iter_mut().enumerate() {
+                    *x = k[self.key_index(j, col + dd)];
+                }
+                buf
+            }
+        }
+    }
+
     /// The call for queries `rows` of this one (a thread's block): they keep their positions and
-    /// see the keys up to the last of them, the first `keys()` rows of k and v.
+    /// see the keys up to the last of them, the first `keys()` rows of v and the first
+    /// `key_floats()` floats of k.
     pub fn rows(&self, rows: core::ops::Range<usize>) -> AttentionDims {
         AttentionDims {
             queries: rows.len(),
@@ -70,8 +138,8 @@ impl AttentionDims {
     }
 
     /// The call for heads `heads` of this one and the column its slices start at: the same queries
-    /// and keys, rows still `stride` floats apart. Its q, k, v and out are this call's, from that
-    /// column on.
+    /// and keys, rows still `stride` floats apart. Its q, v and out are this call's from that
+    /// column on, its k this call's from `key_index(0, column)` on.
     pub fn heads(&self, heads: core::ops::Range<usize>) -> (AttentionDims, usize) {
         assert!(heads.end <= self.heads, "attention: heads {heads:?} of {}", self.heads);
         let dims = AttentionDims {
@@ -82,7 +150,7 @@ impl AttentionDims {
     }
 
     /// Asserts the contract: slice lengths match the dims, exactly for whole rows (stride = C), to
-    /// the end of the last row's heads otherwise.
+    /// the end of the last row's heads otherwise; k the same by blocks of keys in blocks.
     pub fn check(&self, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) {
         let (t, s, c, stride) = (self.queries, self.keys(), self.channels(), self.stride);
         assert!(stride >= c, "attention: stride = {stride} is below C = {c}");
@@ -93,8 +161,73 @@ impl AttentionDims {
             );
         };
         assert_rows("q", q.len(), t, "Tq");
-        assert_rows("k", k.len(), s, "S");
+        match self.key_layout {
+            KeyLayout::Rows => assert_rows("k", k.len(), s, "S"),
+            KeyLayout::Blocks => {
+                let (blocks, width, block_stride) = self.key_rows();
+                assert!(
+                    crate::holds_rows(k.len(), blocks, width, block_stride),
+                    "attention: k ({len} floats) is not [⌈S / {KEY_BLOCK}⌉ = {blocks}, C = {c}, {KEY_BLOCK}] \
+                     with blocks {block_stride} apart",
+                    len = k.len()
+                );
+            }
+        }
         assert_rows("v", v.len(), s, "S");
         assert_rows("out", out.len(), t, "Tq");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AttentionDims, KEY_BLOCK, KeyLayout};
+
+    /// 21 keys of two heads of 3 channels (C = 6) in blocks: two blocks of 16 · 6 floats.
+    fn blocks() -> AttentionDims {
+        AttentionDims::new(1, 20, 2, 3, 1.0).with_key_layout(KeyLayout::Blocks)
+    }
+
+    #[test]
+    fn keys_in_blocks_lie_channel_by_channel() {
+        let d = blocks();
+        assert_eq!(d.key_index(0, 0), 0);
+        assert_eq!(d.key_index(1, 0), 1);
+        assert_eq!(d.key_index(0, 1), KEY_BLOCK);
+        assert_eq!(d.key_index(17, 5), 16 * 6 + 5 * 16 + 1);
+        assert_eq!(d.key_floats(), 2 * 16 * 6);
+        // Head 1 alone: its k starts at channel 3 of the first block, blocks still 16 · 6 apart.
+        let (part, col) = d.heads(1..2);
+        assert_eq!(d.key_index(0, col), 3 * 16);
+        assert_eq!(part.key_index(17, 2), 16 * 6 + 2 * 16 + 1);
+        assert_eq!(part.key_floats(), 16 * 6 + 3 * 16);
+        // Keys in rows: whole rows, and a strided head to the end of its last row.
+        let rows = AttentionDims::new(1, 20, 2, 3, 1.0);
+        assert_eq!(rows.key_index(17, 5), 17 * 6 + 5);
+        assert_eq!(rows.key_floats(), 21 * 6);
+        assert_eq!(rows.heads(1..2).0.key_floats(), 20 * 6 + 3);
+        assert_eq!(
+            AttentionDims::new(0, 0, 2, 3, 1.0)
+                .with_key_layout(KeyLayout::Blocks)
+                .key_floats(),
+            0
+        );
+    }
+
+    #[test]
+    fn whole_blocks_of_keys_pass_the_check() {
+        let d = blocks();
+        d.check(&[0.0; 6], &vec![0.0; 2 * 16 * 6], &[0.0; 21 * 6], &[0.0; 6]);
+    }
+
+    #[test]
+    #[should_panic(expected = "k (191 floats) is not [⌈S / 16⌉ = 2, C = 6, 16] with blocks 96 apart")]
+    fn a_short_last_block_of_keys_is_refused() {
+        blocks().check(&[0.0; 6], &vec![0.0; 2 * 16 * 6 - 1], &[0.0; 21 * 6], &[0.0; 6]);
+    }
+
+    #[test]
+    #[should_panic(expected = "k (126 floats) is not")]
+    fn keys_in_rows_are_refused_where_blocks_are_due() {
+        blocks().check(&[0.0; 6], &[0.0; 21 * 6], &[0.0; 21 * 6], &[0.0; 6]);
     }
 }

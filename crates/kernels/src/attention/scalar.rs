@@ -3,8 +3,8 @@
 use super::AttentionDims;
 use crate::Isa;
 
-/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], rows `stride` apart. The ISA level is ignored: this
-/// is plain Rust.
+/// q [Tq, C], k [S, C] (or in blocks), v [S, C] → out [Tq, C], rows `stride` apart. The ISA level is
+/// ignored: this is plain Rust.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], _isa: Isa) {
     dims.check(q, k, v, out);
     let (t, s, ld, hs) = (dims.queries, dims.keys(), dims.stride, dims.head_size);
@@ -17,7 +17,7 @@ pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mu
             for (j, score) in row.iter_mut().enumerate() {
                 let mut dot = 0.0f32;
                 for d in 0..hs {
-                    dot += q[i * ld + col + d] * k[j * ld + col + d];
+                    dot += q[i * ld + col + d] * k[dims.key_index(j, col + d)];
                 }
                 *score = dot * dims.scale;
             }

@@ -51,13 +51,14 @@ impl WithSimd for Attention<'_> {
         let (ld, hs) = (d.stride, d.head_size);
         let mut scores = vec![0.0f32; d.keys()]; // [S], one query's row
         let mut acc = vec![0.0f32; hs]; // [HS]
+        let mut key = vec![0.0f32; hs]; // [HS], a key gathered from blocks
         for h in 0..d.heads {
             let col = h * hs;
             for i in 0..d.queries {
                 let qi = &self.q[i * ld + col..][..hs];
                 let row = &mut scores[..d.pos0 + i + 1];
                 for (j, score) in row.iter_mut().enumerate() {
-                    *score = dot(s, qi, &self.k[j * ld + col..][..hs]) * d.scale;
+                    *score = dot(s, qi, d.key_row(self.k, j, col, &mut key)) * d.scale;
                 }
                 let max = row_max(s, row);
                 let m = s.splat_f32s(max);
@@ -85,7 +86,7 @@ impl WithSimd for Attention<'_> {
     }
 }
 
-/// q [Tq, C], k [S, C], v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
+/// q [Tq, C], k [S, C] (or in blocks), v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(q, k, v, out);
     if dims.queries == 0 || dims.channels() == 0 {
