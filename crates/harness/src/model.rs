@@ -355,9 +355,7 @@ impl<'w> KernelModel<'w> {
             let (keys, values) = (&mut cache.keys[l], &mut cache.values[l]);
             for (row, qkv_row) in qkv.chunks_exact(3 * c).enumerate() {
                 q[row * c..][..c].copy_from_slice(&qkv_row[..c]);
-                for (ch, &x) in qkv_row[c..2 * c].iter().enumerate() {
-                    keys[attention.key_index(p0 + row, ch)] = x;
-                }
+                attention.store_key(keys, p0 + row, &qkv_row[c..2 * c]);
                 values[(p0 + row) * c..][..c].copy_from_slice(&qkv_row[2 * c..]);
             }
             let (keys, values) = (&keys[..attention.key_floats()], &values[..(p0 + t) * c]);

@@ -604,6 +604,16 @@ pub fn call_heads(kernel: Kernel, isa: Isa, shape: &Shape, x: &Inputs, heads: Ra
     }
 }
 
+/// The keys `rows` ([S, C], rows C apart) laid out as the attention call `dims` takes them
+/// (`dims.key_layout`, S = `dims.keys()`), every float of the result that holds no key NaN.
+pub fn keys_as(dims: &AttentionDims, rows: &[f32]) -> Vec<f32> {
+    let mut k = vec![f32::NAN; dims.key_floats()];
+    for (j, key) in rows.chunks_exact(dims.channels()).enumerate() {
+        dims.store_key(&mut k, j, key);
+    }
+    k
+}
+
 /// The attention scale of every check and bench: GPT-2's 1/√HS.
 fn attention_scale(head_size: usize) -> f32 {
     1.0 / (head_size as f32).sqrt()

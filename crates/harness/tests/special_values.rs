@@ -2,7 +2,7 @@
 //! every ISA level: special values propagate to exactly the outputs that depend on them, and are never
 //! silently replaced.
 
-use tkbench_harness::opcheck::Draw;
+use tkbench_harness::opcheck::{Draw, keys_as};
 use tkbench_kernels::attention::{AttentionDims, KeyLayout};
 use tkbench_kernels::embedding::EmbeddingDims;
 use tkbench_kernels::layernorm::LayerNormDims;
@@ -17,6 +17,17 @@ fn runs(op: Op) -> Vec<(&'static Variant, Isa, String)> {
             v.levels()
                 .into_iter()
                 .map(move |isa| (v, isa, format!("{} {} at {isa}", op.name(), v.name)))
+        })
+        .collect()
+}
+
+/// Every run of attention, once with keys in rows and once with keys in blocks (the label says which).
+fn attention_runs() -> Vec<(&'static Variant, Isa, String, KeyLayout)> {
+    runs(Op::Attention)
+        .into_iter()
+        .flat_map(|(variant, isa, label)| {
+            [KeyLayout::Rows, KeyLayout::Blocks]
+                .map(|layout| (variant, isa, format!("{label}, keys in {layout:?}"), layout))
         })
         .collect()
 }
@@ -162,16 +173,20 @@ fn gelu_special_values() {
     }
 }
 
+/// Several queries, keys in rows and in blocks: NaN in a query makes exactly that query's outputs of
+/// that head NaN, NaN in a key exactly the outputs of that head for the queries that see it, and the
+/// slots of the last block of keys past the keys (NaN) reach no output.
 #[test]
 fn attention_special_values() {
     let (heads, hs, pos0, t) = (2, 20, 3, 6);
     let (c, s) = (heads * hs, pos0 + t);
-    let dims = AttentionDims::new(t, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
+    let rows = AttentionDims::new(t, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
     let draw = Draw::new(5, 1.0);
-    for (variant, isa, label) in runs(Op::Attention) {
+    for (variant, isa, label, layout) in attention_runs() {
         let Kernel::Attention(f) = variant.kernel else {
             unreachable!()
         };
+        let dims = rows.with_key_layout(layout);
         // NaN in query 2, head 1: exactly that query's head-1 outputs are NaN.
         let (mut q, k, v) = (
             draw.uniform("q", t * c),
@@ -180,7 +195,7 @@ fn attention_special_values() {
         );
         q[2 * c + hs + 7] = f32::NAN;
         let mut out = vec![UNWRITTEN; t * c];
-        f(&dims, &q, &k, &v, &mut out, isa);
+        f(&dims, &q, &keys_as(&dims, &k), &v, &mut out, isa);
         for (i, row) in out.chunks(c).enumerate() {
             let (h0, h1) = row.split_at(hs);
             assert!(h0.iter().all(|&x| written_finite(x)), "{label}: query {i} head 0");
@@ -190,7 +205,7 @@ fn attention_special_values() {
         let (q, mut k) = (draw.uniform("q", t * c), draw.uniform("k", s * c));
         k[5 * c + 3] = f32::NAN;
         let mut out = vec![UNWRITTEN; t * c];
-        f(&dims, &q, &k, &v, &mut out, isa);
+        f(&dims, &q, &keys_as(&dims, &k), &v, &mut out, isa);
         for (i, row) in out.chunks(c).enumerate() {
             let (h0, h1) = row.split_at(hs);
             assert_eq!(
@@ -215,12 +230,8 @@ fn attention_special_values_for_one_query() {
     let (c, s) = (heads * hs, pos0 + 1);
     let rows = AttentionDims::new(1, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
     let draw = Draw::new(8, 1.0);
-    for ((variant, isa, label), layout) in runs(Op::Attention)
-        .into_iter()
-        .flat_map(|run| [KeyLayout::Rows, KeyLayout::Blocks].map(|layout| (run.clone(), layout)))
-    {
+    for (variant, isa, label, layout) in attention_runs() {
         let whole = rows.with_key_layout(layout);
-        let label = format!("{label}, keys in {layout:?}");
         let Kernel::Attention(f) = variant.kernel else {
             unreachable!()
         };
@@ -234,17 +245,7 @@ fn attention_special_values_for_one_query() {
                 _ => v[66 * c + 4 * hs + 9] = f32::NAN,
             }
             // The keys as the layout holds them, every slot that holds no key NaN.
-            let k = if layout == KeyLayout::Rows {
-                k
-            } else {
-                let mut blocks = vec![f32::NAN; whole.key_floats()];
-                for (j, row) in k.chunks_exact(c).enumerate() {
-                    for (ch, &x) in row.iter().enumerate() {
-                        blocks[whole.key_index(j, ch)] = x;
-                    }
-                }
-                blocks
-            };
+            let k = keys_as(&whole, &k);
             let mut out = vec![UNWRITTEN; c];
             f(&whole, &q, &k, &v, &mut out, isa);
             for (ch, &x) in out.iter().enumerate() {

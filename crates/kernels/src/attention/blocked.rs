@@ -180,9 +180,9 @@ fn group<S: Simd, const G: usize>(
 /// one scattered element, so the transposition is not bound by single-element stores.
 const PACK_RUN: usize = 8;
 
-/// Packs keys `keys` of the head starting at column `col` transposed into k_t ([HS, K_TILE]), the
-/// first of them at column `at`: whole 16 × 16 blocks in registers when `transpose` is set, the rest
-/// in runs of PACK_RUN keys.
+/// Packs keys `keys` (in rows, `c` floats apart) of the head starting at column `col` transposed into
+/// k_t ([HS, K_TILE]), the first of them at column `at`: whole 16 × 16 blocks in registers when
+/// `transpose` is set, the rest in runs of PACK_RUN keys.
 #[allow(clippy::too_many_arguments)]
 fn pack_keys(
     transpose: Option<&transpose::Transpose16>,
@@ -241,6 +241,7 @@ fn pack_key_blocks(
     keys: core::ops::Range<usize>,
     k_t: &mut [f32],
 ) {
+    debug_assert!(keys.start.is_multiple_of(KEY_BLOCK), "a key tile starts on a block");
     for jb in keys.clone().step_by(KEY_BLOCK) {
         let live = (keys.end - jb).min(KEY_BLOCK);
         let block = &k[d.key_index(jb, 0)..];
@@ -541,9 +542,10 @@ const _: () = assert!(HEAD_GROUP * 16 <= K_TILE);
 /// from each block of one vector's worth of key rows, then every head's running output from each
 /// value row. One head's columns of all rows at a time (C floats apart, as the query-tile path reads
 /// them) kept few cache lines in flight. At AVX-512 a block's keys are transposed in registers and
-/// multiplied there, head after head; elsewhere HEAD_GROUP heads are packed side by side. Each head's
-/// scores, online softmax (tile by tile) and output sum in the same order as in the query-tile path:
-/// the bits are the same.
+/// multiplied there, head after head; elsewhere HEAD_GROUP heads are packed side by side. Keys in
+/// blocks are already transposed: each block of KEY_BLOCK keys is multiplied in place, head after
+/// head, one contiguous load per head dimension. Each head's scores, online softmax (tile by tile)
+/// and output sum in the same order as in the query-tile path: the bits are the same.
 // Index loops over the HEAD_GROUP register tile read more clearly than zipped iterators, and their
 // constant bound unrolls completely.
 #[allow(clippy::needless_range_loop)]
@@ -560,12 +562,12 @@ fn one_query<S: Simd>(s: S, att: Attention) {
     match d.key_layout {
         KeyLayout::Blocks => {
             let row = tiles * K_TILE;
-            match KEY_BLOCK / lanes {
-                1 => block_scores::<S, 1>(s, &d, att.k, &q, row, &mut p),
-                2 => block_scores::<S, 2>(s, &d, att.k, &q, row, &mut p),
+            match lanes {
+                16 => block_scores::<S, 1>(s, &d, att.k, &q, row, &mut p),
+                8 => block_scores::<S, 2>(s, &d, att.k, &q, row, &mut p),
                 4 => block_scores::<S, 4>(s, &d, att.k, &q, row, &mut p),
-                8 => block_scores::<S, 8>(s, &d, att.k, &q, row, &mut p),
-                _ => block_scores::<S, KEY_BLOCK>(s, &d, att.k, &q, row, &mut p),
+                1 => block_scores::<S, 16>(s, &d, att.k, &q, row, &mut p),
+                _ => unreachable!("{lanes} lanes do not divide a block of {KEY_BLOCK} keys"),
             }
         }
         KeyLayout::Rows => {

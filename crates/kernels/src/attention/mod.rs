@@ -24,10 +24,9 @@ pub mod simd;
 pub const KEY_BLOCK: usize = 16;
 
 /// How k holds the keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLayout {
     /// [S, C], as q and v: key j in row j, rows `stride` floats apart.
-    #[default]
     Rows,
     /// [⌈S / KEY_BLOCK⌉, C, KEY_BLOCK]: channel c of key j at
     /// (j / KEY_BLOCK) · KEY_BLOCK · stride + c · KEY_BLOCK + j % KEY_BLOCK. The last block is whole;
@@ -49,7 +48,7 @@ pub struct AttentionDims {
     /// The factor on q · k, 1/√HS in GPT-2.
     pub scale: f32,
     /// Floats from one row of q, k, v or out to the next: C for a whole call, more for a call on
-    /// some of the heads of a wider one.
+    /// some of the heads of a wider one. Blocks of keys lie KEY_BLOCK · stride floats apart.
     pub stride: usize,
     /// How k holds the keys.
     pub key_layout: KeyLayout,
@@ -92,6 +91,18 @@ impl AttentionDims {
         }
     }
 
+    /// Writes `key` (the channels of key `j` from channel 0) into k where this layout keeps them.
+    pub fn store_key(&self, k: &mut [f32], j: usize, key: &[f32]) {
+        match self.key_layout {
+            KeyLayout::Rows => k[self.key_index(j, 0)..][..key.len()].copy_from_slice(key),
+            KeyLayout::Blocks => {
+                for (ch, &x) in key.iter().enumerate() {
+                    k[self.key_index(j, ch)] = x;
+                }
+            }
+        }
+    }
+
     /// The floats of k the call takes: the first `key_floats()` of a whole call's keys are the keys
     /// of any call on fewer of its queries (see [`AttentionDims::rows`]).
     pub fn key_floats(&self) -> usize {
@@ -113,7 +124,7 @@ impl AttentionDims {
         }
     }
 
-    /// Key `j`'s channels col .. col + len: a slice of k in rows, else gathered into `buf`.
+    /// Key `j`'s channels col .. col + buf.len(): a slice of k in rows, else gathered into `buf`.
     pub(crate) fn key_row<'a>(&self, k: &'a [f32], j: usize, col: usize, buf: &'a mut [f32]) -> &'a [f32] {
         match self.key_layout {
             KeyLayout::Rows => &k[self.key_index(j, col)..][..buf.len()],
