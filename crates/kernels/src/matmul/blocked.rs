@@ -128,8 +128,9 @@ fn micro_kernel<S: Simd, const MR: usize>(
 /// A decode step is bound by reading b once from memory, so b is read GROUP rows at a time: each
 /// element of the partial sum is loaded once, takes GROUP multiply-adds in p order and is stored once,
 /// which keeps the partial-sum traffic (L1 or L2) at 1/GROUP of b's and gives the prefetchers GROUP
-/// sequential streams. The first group of a slice starts from zero and the last adds into c, so the
-/// rounding is the micro-kernel's exactly.
+/// sequential streams. A pass takes UNROLL vectors of the partial sums at a time: as many independent
+/// chains, and that many vectors of each row read together. The first group of a slice starts from
+/// zero and the last adds into c, so the rounding is the micro-kernel's exactly.
 struct Streamed<'a> {
     dims: MatmulDims,
     a: &'a [f32],
@@ -148,6 +149,11 @@ struct Ends {
     /// The group ends the KC slice: the sums are added into c instead of stored in acc.
     last: bool,
 }
+
+/// Vectors of the partial sums a streamed pass takes per step: four independent multiply-add chains,
+/// and four vectors (256 bytes at AVX-512) of each row of b read together. One and two were slower,
+/// eight slower still (see PERFORMANCE.md).
+const UNROLL: usize = 4;
 
 /// acc (or zero) + Σ_r a[r] · b_rows[r] in r order, stored into acc or added into c.
 #[inline(always)]
@@ -168,16 +174,14 @@ fn stream_group<S: Simd, const G: usize>(
     let len = acc_v.len();
     let b_v: [&[S::f32s]; G] = core::array::from_fn(|r| &S::as_simd_f32s(b_rows[r]).0[..len]);
     let c_v = &mut c_v[..len];
-    for j in 0..len {
-        let mut x = if ends.first { s.splat_f32s(0.0) } else { acc_v[j] };
-        for r in 0..G {
-            x = s.mul_add_e_f32s(splats[r], b_v[r][j], x);
-        }
-        if ends.last {
-            c_v[j] = s.add_f32s(c_v[j], x);
-        } else {
-            acc_v[j] = x;
-        }
+    let mut j = 0;
+    while j + UNROLL <= len {
+        stream_vectors::<S, G, UNROLL>(s, &splats, &b_v, acc_v, c_v, j, ends);
+        j += UNROLL;
+    }
+    while j < len {
+        stream_vectors::<S, G, 1>(s, &splats, &b_v, acc_v, c_v, j, ends);
+        j += 1;
     }
     // The tail lanes go through one partial vector, so they are fused like the rest.
     if !acc_tail.is_empty() {
@@ -196,6 +200,40 @@ fn stream_group<S: Simd, const G: usize>(
         } else {
             s.partial_store_f32s(acc_tail, x);
         }
+    }
+}
+
+/// Vectors j .. j + U of one streamed pass: U chains, each acc (or zero) + Σ_r splats[r] · b[r][j + u]
+/// in r order, stored into acc or added into c.
+#[inline(always)]
+// Index loops over the G × U register tile read more clearly than zipped iterators, and their
+// constant bounds unroll completely.
+#[allow(clippy::needless_range_loop)]
+fn stream_vectors<S: Simd, const G: usize, const U: usize>(
+    s: S,
+    splats: &[S::f32s; G],
+    b: &[&[S::f32s]; G],
+    acc: &mut [S::f32s],
+    c: &mut [S::f32s],
+    j: usize,
+    ends: Ends,
+) {
+    let mut x = [s.splat_f32s(0.0); U];
+    if !ends.first {
+        x.copy_from_slice(&acc[j..j + U]);
+    }
+    for r in 0..G {
+        let row = &b[r][j..j + U];
+        for u in 0..U {
+            x[u] = s.mul_add_e_f32s(splats[r], row[u], x[u]);
+        }
+    }
+    if ends.last {
+        for (c, x) in c[j..j + U].iter_mut().zip(x) {
+            *c = s.add_f32s(*c, x);
+        }
+    } else {
+        acc[j..j + U].copy_from_slice(&x);
     }
 }
 
