@@ -10,7 +10,8 @@ use tkbench_harness::opcheck::{
 };
 use tkbench_kernels::attention::KeyLayout;
 use tkbench_kernels::matmul::MatmulDims;
-use tkbench_kernels::{Isa, Kernel, Op, variants_of};
+use tkbench_kernels::registry::AttentionFn;
+use tkbench_kernels::{Isa, Kernel, Op, Variant, variants_of};
 
 /// The seed of the sweep; each shape gets its own stream derived from it.
 const SWEEP_SEED: u64 = 0x5EED;
@@ -289,48 +290,64 @@ fn heads_alone_and_together_are_bit_identical() {
     assert_no_differences(&failures, "blocks", "heads_alone_and_together");
 }
 
+/// The i-th case of an attention test on (queries, pos0, heads, head_size): the shape, its seed and
+/// its inputs; then, for every variant at every level, the variant, its kernel, the level and the
+/// whole call's output (keys in rows, poisoned before the call).
+#[allow(clippy::type_complexity)]
+fn attention_case(
+    i: usize,
+    (queries, pos0, heads, head_size): (usize, usize, usize, usize),
+) -> (Shape, u64, Inputs, Vec<(&'static Variant, AttentionFn, Isa, Vec<f32>)>) {
+    let shape = Shape::Attention {
+        queries,
+        pos0,
+        heads,
+        head_size,
+    };
+    let seed = SWEEP_SEED + i as u64;
+    let x = inputs(&shape, &Draw::new(seed, 1.0));
+    let (rows, width) = output_rows(&shape);
+    let mut runs = Vec::new();
+    for variant in variants_of(Op::Attention) {
+        let Kernel::Attention(f) = variant.kernel else {
+            unreachable!()
+        };
+        for isa in variant.levels() {
+            let mut whole = vec![f32::NAN; rows * width];
+            call_rows(variant.kernel, isa, &shape, &x, 0..rows, &mut whole);
+            runs.push((variant, f, isa, whole));
+        }
+    }
+    (shape, seed, x, runs)
+}
+
 /// Some heads of an attention with several queries, rows C apart (the strided contract of
 /// `AttentionDims::heads`): every variant, at every level, gives those heads' outputs the bits of the
 /// whole call and writes nothing else.
 #[test]
 fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
     let mut failures = Vec::new();
-    for (i, (queries, pos0, heads, head_size)) in
-        [(5, 70, 5, 16), (9, 0, 4, 24), (3, 130, 3, 64)].into_iter().enumerate()
-    {
-        let shape = Shape::Attention {
-            queries,
-            pos0,
-            heads,
-            head_size,
-        };
-        let seed = SWEEP_SEED + i as u64;
-        let x = inputs(&shape, &Draw::new(seed, 1.0));
+    for (i, case) in [(5, 70, 5, 16), (9, 0, 4, 24), (3, 130, 3, 64)].into_iter().enumerate() {
+        let (queries, heads) = (case.0, case.2);
+        let (shape, seed, x, runs) = attention_case(i, case);
         let whole = shape.attention_dims().expect("an attention shape");
         let c = whole.channels();
         let (part, col) = whole.heads(1..heads - 1);
         let unwritten = -7.25f32;
-        for variant in variants_of(Op::Attention) {
-            let Kernel::Attention(f) = variant.kernel else {
-                unreachable!()
-            };
-            for isa in variant.levels() {
-                let mut together = vec![f32::NAN; queries * c];
-                call_rows(variant.kernel, isa, &shape, &x, 0..queries, &mut together);
-                let mut alone = vec![unwritten; queries * c];
-                f(&part, &x.a[col..], &x.b[col..], &x.c[col..], &mut alone[col..], isa);
-                for (e, (&got, &want)) in alone.iter().zip(&together).enumerate() {
-                    let inside = (col..col + part.channels()).contains(&(e % c));
-                    let expected = if inside { want } else { unwritten };
-                    if got.to_bits() != expected.to_bits() {
-                        failures.push(format!(
+        for (variant, f, isa, together) in runs {
+            let mut alone = vec![unwritten; queries * c];
+            f(&part, &x.a[col..], &x.b[col..], &x.c[col..], &mut alone[col..], isa);
+            for (e, (&got, &want)) in alone.iter().zip(&together).enumerate() {
+                let inside = (col..col + part.channels()).contains(&(e % c));
+                let expected = if inside { want } else { unwritten };
+                if got.to_bits() != expected.to_bits() {
+                    failures.push(format!(
                             "attention {} at {}: shape {shape}, seed {seed}, heads 1..{}: element {e} got {got}, expected {expected}",
                             variant.name,
                             isa.name(),
                             heads - 1
                         ));
-                        break;
-                    }
+                    break;
                 }
             }
         }
@@ -362,64 +379,50 @@ fn keys_in_blocks_give_the_bits_of_keys_in_rows() {
         (17, 47, 1, 7),
         (65, 0, 2, 64),
     ];
-    for (i, (queries, pos0, heads, head_size)) in shapes.into_iter().enumerate() {
-        let shape = Shape::Attention {
-            queries,
-            pos0,
-            heads,
-            head_size,
-        };
-        let seed = SWEEP_SEED + i as u64;
-        let x = inputs(&shape, &Draw::new(seed, 1.0));
+    for (i, case) in shapes.into_iter().enumerate() {
+        let (queries, pos0, heads) = (case.0, case.1, case.2);
+        let (shape, seed, x, runs) = attention_case(i, case);
         let rows = shape.attention_dims().expect("an attention shape");
         let blocks = rows.with_key_layout(KeyLayout::Blocks);
         let c = blocks.channels();
         let k = keys_as(&blocks, &x.b);
         let (v, q) = (&x.c[..], &x.a[..]);
-        for variant in variants_of(Op::Attention) {
-            let Kernel::Attention(f) = variant.kernel else {
-                unreachable!()
-            };
-            for isa in variant.levels() {
-                let mut want = vec![f32::NAN; queries * c];
-                call_rows(variant.kernel, isa, &shape, &x, 0..queries, &mut want);
-                let mut calls = vec![("whole".to_string(), blocks, 0..queries, 0)];
-                for part in attention_blocks(queries, pos0, 3) {
-                    calls.push((format!("queries {part:?}"), blocks.rows(part.clone()), part, 0));
+        for (variant, f, isa, want) in runs {
+            let mut calls = vec![("whole".to_string(), blocks, 0..queries, 0)];
+            for part in attention_blocks(queries, pos0, 3) {
+                calls.push((format!("queries {part:?}"), blocks.rows(part.clone()), part, 0));
+            }
+            if heads > 1 {
+                for part in [0..heads / 2, heads / 2..heads] {
+                    let (dims, col) = blocks.heads(part.clone());
+                    calls.push((format!("heads {part:?}"), dims, 0..queries, col));
                 }
-                if heads > 1 {
-                    for part in [0..heads / 2, heads / 2..heads] {
-                        let (dims, col) = blocks.heads(part.clone());
-                        calls.push((format!("heads {part:?}"), dims, 0..queries, col));
-                    }
-                }
-                for (what, dims, part, col) in calls {
-                    let mut got = vec![BLOCK_POISON; queries * c];
-                    let out = &mut got[part.start * c + col..part.end * c];
-                    let keys = &k[dims.key_index(0, col)..][..dims.key_floats()];
-                    f(
-                        &dims,
-                        &q[part.start * c + col..part.end * c],
-                        keys,
-                        &v[col..dims.keys() * c],
-                        out,
-                        isa,
-                    );
-                    let written =
-                        |e: usize| (part.contains(&(e / c))) && (col..col + dims.channels()).contains(&(e % c));
-                    let bad = (0..got.len()).find(|&e| {
-                        let expected = if written(e) { want[e] } else { BLOCK_POISON };
-                        got[e].to_bits() != expected.to_bits()
-                    });
-                    if let Some(e) = bad {
-                        failures.push(format!(
+            }
+            for (what, dims, part, col) in calls {
+                let mut got = vec![BLOCK_POISON; queries * c];
+                let out = &mut got[part.start * c + col..part.end * c];
+                let keys = &k[dims.key_index(0, col)..][..dims.key_floats()];
+                f(
+                    &dims,
+                    &q[part.start * c + col..part.end * c],
+                    keys,
+                    &v[col..dims.keys() * c],
+                    out,
+                    isa,
+                );
+                let written = |e: usize| (part.contains(&(e / c))) && (col..col + dims.channels()).contains(&(e % c));
+                let bad = (0..got.len()).find(|&e| {
+                    let expected = if written(e) { want[e] } else { BLOCK_POISON };
+                    got[e].to_bits() != expected.to_bits()
+                });
+                if let Some(e) = bad {
+                    failures.push(format!(
                             "attention {} at {}: shape {shape}, seed {seed}, keys in blocks, {what}: element {e} got {}, keys in rows {}",
                             variant.name,
                             isa.name(),
                             got[e],
                             want[e]
                         ));
-                    }
                 }
             }
         }
