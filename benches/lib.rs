@@ -237,8 +237,11 @@ pub fn bench_op(c: &mut Criterion, op: Op) {
             });
             let parallel = variant.name == fastest(op).name || variant.kind == Kind::Library;
             if all > 1 && parallel {
+                // The timing loop runs on a pool thread, as the model's forward pass does.
                 group.bench_function(format!("{id} threads={all}"), |b| {
-                    b.iter(|| call_parallel(variant.kernel, isa, &shape, black_box(&x), &split, &mut out, &workers))
+                    workers.install(|| {
+                        b.iter(|| call_parallel(variant.kernel, isa, &shape, black_box(&x), &split, &mut out, &workers))
+                    })
                 });
             }
         }

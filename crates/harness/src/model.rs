@@ -237,9 +237,12 @@ fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize)
     parts
 }
 
-/// The threads a call is split across: a pool that takes the blocks of a call while the caller
-/// waits. (Letting the caller take the first block itself, with one thread fewer in the pool, was
-/// slower on the 2-CPU host: 93 against 61 µs for 1024 × 768 layernorm rows on 2 threads.)
+/// The threads a call is split across: a pool of `threads` threads. Work that splits many calls runs
+/// inside [`Workers::install`], on a pool thread: each split call then runs one block on that thread
+/// while the others take the rest, with no hand-over from outside the pool. A call from outside hands
+/// all its blocks to the pool and waits, two wake-ups more: on the 2-CPU host 53 against 44 µs for
+/// 1024 × 768 layernorm rows on 2 threads, 282–315 against 178–198 µs for 4096 rows. (A caller outside
+/// a pool of one thread fewer, taking the first block itself, was slower still: 93 against 61 µs.)
 pub struct Workers {
     /// The pool; none for one thread.
     pool: Option<rayon::ThreadPool>,
@@ -260,14 +263,24 @@ impl Workers {
         }
     }
 
-    /// The number of threads that work on a split call (the caller waits meanwhile).
+    /// The number of threads that work on a split call.
     pub fn threads(&self) -> usize {
         self.threads
     }
 
+    /// Runs `op` on a thread of the pool (on the calling thread when there is no pool), so that the
+    /// calls it splits start on a pool thread.
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(op),
+            None => op(),
+        }
+    }
+
     /// Calls `work(block, out_block)` on each block of rows of `out` ([rows, width]), the blocks in
-    /// parallel on the pool; a single block runs on the calling thread (handing it to the pool would
-    /// only add two wake-ups, about 20 µs on the 2-CPU host).
+    /// parallel on the pool (from inside [`Workers::install`], the calling pool thread takes one); a
+    /// single block runs on the calling thread (handing it to the pool would only add two wake-ups,
+    /// about 20 µs on the 2-CPU host).
     pub fn run(
         &self,
         blocks: &[Range<usize>],
@@ -328,6 +341,12 @@ impl<'w> KernelModel<'w> {
 
     /// The same for `tokens` placed after the tokens in `cache`, which grows by T.
     pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
+        // On a pool thread, so that each of the pass's split calls starts there.
+        self.workers.install(|| self.forward_on_pool(tokens, cache))
+    }
+
+    /// [`KernelModel::forward_cached`], on a thread of the pool.
+    fn forward_on_pool(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
         let cfg = self.weights.config();
         // The reference model's own checks: non-empty, ids in range, within the context.
         tkbench_reference::model::check_tokens(cfg, tokens, cache.len)?;
