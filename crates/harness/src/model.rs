@@ -238,8 +238,8 @@ fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize)
 }
 
 /// The threads a call is split across: a pool of `threads` threads. Work that splits many calls runs
-/// inside [`Workers::install`], on a pool thread: each split call then runs one block on that thread
-/// while the others take the rest, with no hand-over from outside the pool. A call from outside hands
+/// inside [`Workers::install`], on a pool thread: each split call then starts its blocks there, the
+/// calling thread takes part and the others steal the rest, with no hand-over from outside the pool. A call from outside hands
 /// all its blocks to the pool and waits, two wake-ups more: on the 2-CPU host 53 against 44 µs for
 /// 1024 × 768 layernorm rows on 2 threads, 282–315 against 178–198 µs for 4096 rows. (A caller outside
 /// a pool of one thread fewer, taking the first block itself, was slower still: 93 against 61 µs.)
@@ -268,8 +268,8 @@ impl Workers {
         self.threads
     }
 
-    /// Runs `op` on a thread of the pool (on the calling thread when there is no pool), so that the
-    /// calls it splits start on a pool thread.
+    /// Runs `op` on a thread of the pool, so that the calls it splits start on a pool thread; with
+    /// one thread there is no pool, and `op` runs on the calling thread.
     pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
             Some(pool) => pool.install(op),
@@ -278,9 +278,9 @@ impl Workers {
     }
 
     /// Calls `work(block, out_block)` on each block of rows of `out` ([rows, width]), the blocks in
-    /// parallel on the pool (from inside [`Workers::install`], the calling pool thread takes one); a
-    /// single block runs on the calling thread (handing it to the pool would only add two wake-ups,
-    /// about 20 µs on the 2-CPU host).
+    /// parallel on the pool (from inside [`Workers::install`], the calling pool thread takes part); a
+    /// single block runs on the calling thread (from outside the pool, handing it over would only add
+    /// two wake-ups, about 20 µs on the 2-CPU host).
     pub fn run(
         &self,
         blocks: &[Range<usize>],

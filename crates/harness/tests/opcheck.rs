@@ -290,14 +290,16 @@ fn heads_alone_and_together_are_bit_identical() {
     assert_no_differences(&failures, "blocks", "heads_alone_and_together");
 }
 
+/// One variant at one level and its whole call's output: the variant, its kernel, the level, the output.
+type WholeCall = (&'static Variant, AttentionFn, Isa, Vec<f32>);
+
 /// The i-th case of an attention test on (queries, pos0, heads, head_size): the shape, its seed and
 /// its inputs; then, for every variant at every level, the variant, its kernel, the level and the
 /// whole call's output (keys in rows, poisoned before the call).
-#[allow(clippy::type_complexity)]
 fn attention_case(
     i: usize,
     (queries, pos0, heads, head_size): (usize, usize, usize, usize),
-) -> (Shape, u64, Inputs, Vec<(&'static Variant, AttentionFn, Isa, Vec<f32>)>) {
+) -> (Shape, u64, Inputs, Vec<WholeCall>) {
     let shape = Shape::Attention {
         queries,
         pos0,
@@ -328,7 +330,7 @@ fn attention_case(
 fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
     let mut failures = Vec::new();
     for (i, case) in [(5, 70, 5, 16), (9, 0, 4, 24), (3, 130, 3, 64)].into_iter().enumerate() {
-        let (queries, heads) = (case.0, case.2);
+        let (queries, _, heads, _) = case;
         let (shape, seed, x, runs) = attention_case(i, case);
         let whole = shape.attention_dims().expect("an attention shape");
         let c = whole.channels();
@@ -342,11 +344,11 @@ fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
                 let expected = if inside { want } else { unwritten };
                 if got.to_bits() != expected.to_bits() {
                     failures.push(format!(
-                            "attention {} at {}: shape {shape}, seed {seed}, heads 1..{}: element {e} got {got}, expected {expected}",
-                            variant.name,
-                            isa.name(),
-                            heads - 1
-                        ));
+                        "attention {} at {}: shape {shape}, seed {seed}, heads 1..{}: element {e} got {got}, expected {expected}",
+                        variant.name,
+                        isa.name(),
+                        heads - 1
+                    ));
                     break;
                 }
             }
@@ -380,7 +382,7 @@ fn keys_in_blocks_give_the_bits_of_keys_in_rows() {
         (65, 0, 2, 64),
     ];
     for (i, case) in shapes.into_iter().enumerate() {
-        let (queries, pos0, heads) = (case.0, case.1, case.2);
+        let (queries, pos0, heads, _) = case;
         let (shape, seed, x, runs) = attention_case(i, case);
         let rows = shape.attention_dims().expect("an attention shape");
         let blocks = rows.with_key_layout(KeyLayout::Blocks);
@@ -417,12 +419,12 @@ fn keys_in_blocks_give_the_bits_of_keys_in_rows() {
                 });
                 if let Some(e) = bad {
                     failures.push(format!(
-                            "attention {} at {}: shape {shape}, seed {seed}, keys in blocks, {what}: element {e} got {}, keys in rows {}",
-                            variant.name,
-                            isa.name(),
-                            got[e],
-                            want[e]
-                        ));
+                        "attention {} at {}: shape {shape}, seed {seed}, keys in blocks, {what}: element {e} got {}, keys in rows {}",
+                        variant.name,
+                        isa.name(),
+                        got[e],
+                        want[e]
+                    ));
                 }
             }
         }

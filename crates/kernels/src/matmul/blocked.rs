@@ -229,8 +229,8 @@ fn stream_vectors<S: Simd, const G: usize, const U: usize>(
         }
     }
     if ends.last {
-        for (c, x) in c[j..j + U].iter_mut().zip(x) {
-            *c = s.add_f32s(*c, x);
+        for (c_u, x_u) in c[j..j + U].iter_mut().zip(x) {
+            *c_u = s.add_f32s(*c_u, x_u);
         }
     } else {
         acc[j..j + U].copy_from_slice(&x);
