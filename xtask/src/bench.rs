@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: verify first (no number without a verdict), probe the machine, run the
-//! criterion benches through criterion itself, optionally time PyTorch on the same shapes, and write
+//! criterion benches through criterion itself, bench by bench, optionally timing PyTorch on each
+//! bench's shapes right after it, and write
 //! `reports/<machine-id>/<date>-<commit>.json` with its Markdown and SVG renderings.
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use tkbench_harness::golden::{Case, workspace_golden_dir, workspace_root};
 use tkbench_harness::kernels::KernelSet;
 use tkbench_harness::metrics::sticky_max;
 use tkbench_harness::opcheck::{Shape, check, sweep};
-use tkbench_harness::probe::{machine, measure_limits};
+use tkbench_harness::probe::{Limits, machine, measure_limits};
 use tkbench_harness::report::{self, Peer, PeerInfo, Report, Row, VerifySummary, read_criterion, roofline};
 use tkbench_harness::svg;
 use tkbench_harness::verify::{Filter, plan, verify_case};
@@ -106,11 +107,23 @@ fn model_shape(shape: &str) -> (String, usize, usize) {
     (phase, value("tokens"), value("cached"))
 }
 
-/// Runs the criterion benches with their output in `home`.
-fn run_criterion(home: &Path, quick: bool, isa: Option<&str>) -> Result<()> {
+/// The criterion bench targets of `tkbench-benches`, in the order they run: the model last, so that
+/// its large huge-page mappings come and go after every op bench.
+const BENCHES: [&str; 7] = [
+    "attention",
+    "embedding",
+    "gelu",
+    "layernorm",
+    "matmul",
+    "softmax",
+    "model",
+];
+
+/// Runs the criterion bench target `bench` with its output in `home`.
+fn run_criterion(home: &Path, bench: &str, quick: bool, isa: Option<&str>) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root())
-        .args(["bench", "--package", "tkbench-benches", "--benches", "--quiet"])
+        .args(["bench", "--package", "tkbench-benches", "--bench", bench, "--quiet"])
         .env("CRITERION_HOME", home);
     if quick {
         cmd.env("TKBENCH_QUICK", "1");
@@ -196,55 +209,19 @@ fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, Stri
     ))
 }
 
-/// Runs `cargo xtask bench`.
-pub fn run(args: Args) -> Result<Outcome> {
-    let start = Instant::now();
-    if let Some(isa) = args.isa.as_deref().filter(|i| *i != "all") {
-        crate::verify::parse_isa(isa)?;
-    }
-    let torch = args
-        .torch
-        .clone()
-        .or_else(|| std::env::var_os("TKBENCH_TORCH_PYTHON").map(PathBuf::from));
-    if let Some(python) = &torch {
-        // Refuse a Python without torch now, not after the benches have run.
-        torch_version(python)?;
-    }
-    let machine = machine();
-    let threads = machine.logical_cpus;
+/// (op, variant, isa label) → whether the op-level sweep passed, and its worst error over the bound.
+type OpChecks = HashMap<(String, String, String), (bool, f64)>;
 
-    eprintln!("bench [1/5] verify: every kernel set against the golden cases, and the op-level sweep");
-    let (verdicts, verify) = model_verdicts(threads)?;
-    let mut op_checks: HashMap<(String, String, String), (bool, f64)> = HashMap::new();
-    for v in variants() {
-        for isa in v.levels() {
-            let (mut pass, mut worst) = (true, 0.0f64);
-            for (i, shape) in sweep(v.op()).iter().enumerate() {
-                let c = check(v, isa, shape, 0x5EED + i as u64, 1.0);
-                pass &= c.pass;
-                worst = sticky_max(worst, c.error_ratio());
-            }
-            let key = (v.op().name().to_owned(), v.name.to_owned(), v.label(isa).to_owned());
-            op_checks.insert(key, (pass, worst));
-        }
-    }
-
-    eprintln!("bench [2/5] probe: FMA peaks and bandwidths on 1 and {threads} threads");
-    let limits = measure_limits(threads, args.quick);
-
-    eprintln!(
-        "bench [3/5] criterion: every op x variant x shape, and the model ({} run)",
-        if args.quick { "quick" } else { "full" }
-    );
-    let home = workspace_root().join(format!("target/tkbench/criterion-{}", machine.date.replace(':', "")));
-    run_criterion(&home, args.quick, args.isa.as_deref())?;
-    let measured = read_criterion(&home)?;
-    if measured.is_empty() {
-        bail!("{}: criterion wrote no estimates", home.display());
-    }
-
+/// The report's rows for criterion's `measured` estimates, with their verdicts and roofline (no
+/// speedups and no peer yet).
+fn build_rows(
+    measured: &[report::Measured],
+    verdicts: &Verdicts,
+    op_checks: &OpChecks,
+    limits: &Limits,
+) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for m in &measured {
+    for m in measured {
         let (group_op, shape) = m.group.split_once('/').unwrap_or((&m.group, ""));
         let (variant, isa, threads) = parse_function(&m.function);
         let (kind, op, shape, w, tokens, verdict_key) = if group_op == "model" {
@@ -289,7 +266,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             gb_per_s: w.bytes / secs / 1e9,
             tokens_per_s: tokens.map(|t| t as f64 / secs),
             speedup_vs_scalar: None,
-            roofline: roofline(&limits, w.flops, w.bytes, threads, m.time.median),
+            roofline: roofline(limits, w.flops, w.bytes, threads, m.time.median),
             verdict: if model_pass.is_none() {
                 "unverified".into()
             } else if pass {
@@ -301,6 +278,84 @@ pub fn run(args: Args) -> Result<Outcome> {
             peer: None,
         });
     }
+    Ok(rows)
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let start = Instant::now();
+    if let Some(isa) = args.isa.as_deref().filter(|i| *i != "all") {
+        crate::verify::parse_isa(isa)?;
+    }
+    let torch = args
+        .torch
+        .clone()
+        .or_else(|| std::env::var_os("TKBENCH_TORCH_PYTHON").map(PathBuf::from));
+    if let Some(python) = &torch {
+        // Refuse a Python without torch now, not after the benches have run.
+        torch_version(python)?;
+    }
+    let machine = machine();
+    let threads = machine.logical_cpus;
+
+    eprintln!("bench [1/4] verify: every kernel set against the golden cases, and the op-level sweep");
+    let (verdicts, verify) = model_verdicts(threads)?;
+    let mut op_checks = OpChecks::new();
+    for v in variants() {
+        for isa in v.levels() {
+            let (mut pass, mut worst) = (true, 0.0f64);
+            for (i, shape) in sweep(v.op()).iter().enumerate() {
+                let c = check(v, isa, shape, 0x5EED + i as u64, 1.0);
+                pass &= c.pass;
+                worst = sticky_max(worst, c.error_ratio());
+            }
+            let key = (v.op().name().to_owned(), v.name.to_owned(), v.label(isa).to_owned());
+            op_checks.insert(key, (pass, worst));
+        }
+    }
+
+    eprintln!("bench [2/4] probe: FMA peaks and bandwidths on 1 and {threads} threads");
+    let limits = measure_limits(threads, args.quick);
+
+    eprintln!(
+        "bench [3/4] criterion: every op x variant x shape, and the model ({} run); {}",
+        if args.quick { "quick" } else { "full" },
+        match &torch {
+            Some(python) => format!("after each bench, PyTorch on its shapes ({})", python.display()),
+            None => "no PyTorch peer (no --torch and no TKBENCH_TORCH_PYTHON)".into(),
+        }
+    );
+    let home = workspace_root().join(format!("target/tkbench/criterion-{}", machine.date.replace(':', "")));
+    let mut peer_times = PeerTimes::new();
+    let mut peer_note = String::new();
+    for bench in BENCHES {
+        eprintln!("  criterion: {bench}");
+        run_criterion(&home, bench, args.quick, args.isa.as_deref())?;
+        if let Some(python) = &torch {
+            // PyTorch right after our rows of the same shapes, so that both see the host alike.
+            let rows = build_rows(&read_criterion(&home)?, &verdicts, &op_checks, &limits)?;
+            let this_bench: Vec<Row> = rows
+                .into_iter()
+                .filter(|r| {
+                    if bench == "model" {
+                        r.kind == "model"
+                    } else {
+                        r.kind == "op" && r.op == bench
+                    }
+                })
+                .collect();
+            eprintln!("  PyTorch: {bench}");
+            let (times, note) = run_peer(python, &this_bench, args.quick)?;
+            peer_times.extend(times);
+            peer_note = note;
+        }
+    }
+    let measured = read_criterion(&home)?;
+    if measured.is_empty() {
+        bail!("{}: criterion wrote no estimates", home.display());
+    }
+
+    let mut rows = build_rows(&measured, &verdicts, &op_checks, &limits)?;
     let scalar_times: HashMap<(String, String), f64> = rows
         .iter()
         .filter(|r| r.variant == "scalar")
@@ -324,29 +379,27 @@ pub fn run(args: Args) -> Result<Outcome> {
     rows.sort_by_key(order);
 
     let peer = match &torch {
-        Some(python) => {
-            eprintln!("bench [4/5] peer: the same shapes with PyTorch ({})", python.display());
-            let (times, note) = run_peer(python, &rows, args.quick)?;
+        Some(_) => {
             for r in &mut rows {
-                if let Some(&ns) = times.get(&(r.kind.clone(), r.op.clone(), r.shape.clone(), r.threads)) {
+                if let Some(&ns) = peer_times.get(&(r.kind.clone(), r.op.clone(), r.shape.clone(), r.threads)) {
                     r.peer = Some(Peer {
                         torch_ns: ns,
                         speedup: ns / r.time_ns.median,
                     });
                 }
             }
-            PeerInfo { available: true, note }
-        }
-        None => {
-            eprintln!("bench [4/5] peer: skipped (no --torch and no TKBENCH_TORCH_PYTHON)");
             PeerInfo {
-                available: false,
-                note: "not measured: no Python with torch was named (--torch or TKBENCH_TORCH_PYTHON)".into(),
+                available: true,
+                note: peer_note,
             }
         }
+        None => PeerInfo {
+            available: false,
+            note: "not measured: no Python with torch was named (--torch or TKBENCH_TORCH_PYTHON)".into(),
+        },
     };
 
-    eprintln!("bench [5/5] report");
+    eprintln!("bench [4/4] report");
     let report = Report {
         schema: report::SCHEMA,
         units: report::units(),
