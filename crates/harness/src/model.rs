@@ -239,10 +239,11 @@ fn split_rows<'a>(mut out: &'a mut [f32], blocks: &[Range<usize>], width: usize)
 
 /// The threads a call is split across: a pool of `threads` threads. Work that splits many calls runs
 /// inside [`Workers::install`], on a pool thread: each split call then starts its blocks there, the
-/// calling thread takes part and the others steal the rest, with no hand-over from outside the pool. A call from outside hands
-/// all its blocks to the pool and waits, two wake-ups more: on the 2-CPU host 53 against 44 µs for
-/// 1024 × 768 layernorm rows on 2 threads, 282–315 against 178–198 µs for 4096 rows. (A caller outside
-/// a pool of one thread fewer, taking the first block itself, was slower still: 93 against 61 µs.)
+/// calling thread takes part and the others steal the rest, with no hand-over from outside the pool.
+/// A call from outside hands all its blocks to the pool and waits, two wake-ups more: on the 2-CPU
+/// host 53 against 44 µs for 1024 × 768 layernorm rows on 2 threads, 282–315 against 178–198 µs for
+/// 4096 rows. (A caller outside a pool of one thread fewer, taking the first block itself, was slower
+/// still: 93 against 61 µs.)
 pub struct Workers {
     /// The pool; none for one thread.
     pool: Option<rayon::ThreadPool>,

@@ -748,8 +748,15 @@ pub fn check(variant: &Variant, isa: Isa, shape: &Shape, seed: u64, magnitude: f
         }
         Rule::PlainF32 { k, ulps } => k * plain_f32_err + ulps * u * scale,
     };
+    // Elements ranked by err / bound, NaN above everything: the reported element is the worst one,
+    // not the first one out of bound.
+    let rank = |w: &Worst| {
+        let ratio = w.ratio();
+        (ratio.is_nan(), if ratio.is_nan() { 0.0 } else { ratio })
+    };
     let mut max_abs_err = 0.0f64;
-    let mut worst: Option<Worst> = None;
+    // The worst element so far, and its rank.
+    let mut worst: Option<(Worst, (bool, f64))> = None;
     let mut pass = true;
     for (i, (&o, &r)) in run.out.iter().zip(&run.reference).enumerate() {
         let err = (f64::from(o) - r).abs();
@@ -763,14 +770,9 @@ pub fn check(variant: &Variant, isa: Isa, shape: &Shape, seed: u64, magnitude: f
             out: o,
             reference: r,
         };
-        // Ranked by err / bound, NaN above everything: the reported element is the worst one, not
-        // the first one out of bound.
-        let rank = |w: &Worst| {
-            let ratio = w.ratio();
-            (ratio.is_nan(), if ratio.is_nan() { 0.0 } else { ratio })
-        };
-        if worst.as_ref().is_none_or(|w| rank(&here) > rank(w)) {
-            worst = Some(here);
+        let here_rank = rank(&here);
+        if worst.as_ref().is_none_or(|(_, worst_rank)| here_rank > *worst_rank) {
+            worst = Some((here, here_rank));
         }
     }
     Check {
@@ -782,7 +784,7 @@ pub fn check(variant: &Variant, isa: Isa, shape: &Shape, seed: u64, magnitude: f
         seed,
         magnitude,
         max_abs_err,
-        worst,
+        worst: worst.map(|(w, _)| w),
         plain_f32_err,
         pass,
     }

@@ -31,7 +31,16 @@ pub(crate) fn holds_rows(len: usize, rows: usize, width: usize, stride: usize) -
     if stride == width {
         len == rows * width
     } else {
-        rows == 0 || width == 0 || len >= (rows - 1) * stride + width
+        len >= rows_end(rows, width, stride)
+    }
+}
+
+/// Where `rows` rows of `width` floats, `stride` floats apart, end: the floats a slice of them needs.
+pub(crate) fn rows_end(rows: usize, width: usize, stride: usize) -> usize {
+    if rows == 0 || width == 0 {
+        0
+    } else {
+        (rows - 1) * stride + width
     }
 }
 

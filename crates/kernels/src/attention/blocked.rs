@@ -233,19 +233,12 @@ const _: () = assert!(K_TILE.is_multiple_of(KEY_BLOCK));
 
 /// Packs keys `keys` (starting on a block) of the head starting at column `col` from blocks into
 /// k_t ([HS, K_TILE]): each head dimension of a block is already a run of keys.
-fn pack_key_blocks(
-    d: &AttentionDims,
-    k: &[f32],
-    col: usize,
-    hs: usize,
-    keys: core::ops::Range<usize>,
-    k_t: &mut [f32],
-) {
+fn pack_key_blocks(d: &AttentionDims, k: &[f32], col: usize, keys: core::ops::Range<usize>, k_t: &mut [f32]) {
     debug_assert!(keys.start.is_multiple_of(KEY_BLOCK), "a key tile starts on a block");
     for jb in keys.clone().step_by(KEY_BLOCK) {
         let live = (keys.end - jb).min(KEY_BLOCK);
         let block = &k[d.key_index(jb, 0)..];
-        for (dd, run) in k_t.chunks_exact_mut(K_TILE).take(hs).enumerate() {
+        for (dd, run) in k_t.chunks_exact_mut(K_TILE).take(d.head_size).enumerate() {
             run[jb - keys.start..][..live].copy_from_slice(&block[(col + dd) * KEY_BLOCK..][..live]);
         }
     }
@@ -538,17 +531,62 @@ const HEAD_GROUP: usize = 4;
 // A group's vectors of keys sit side by side in one packed tile row, at up to 16 lanes.
 const _: () = assert!(HEAD_GROUP * 16 <= K_TILE);
 
-/// One query (a decode step). The cached rows are read block by block, in order: every head's scores
-/// from each block of one vector's worth of key rows, then every head's running output from each
-/// value row. One head's columns of all rows at a time (C floats apart, as the query-tile path reads
-/// them) kept few cache lines in flight. At AVX-512 a block's keys are transposed in registers and
-/// multiplied there, head after head; elsewhere HEAD_GROUP heads are packed side by side. Keys in
-/// blocks are already transposed: each block of KEY_BLOCK keys is multiplied in place, head after
-/// head, one contiguous load per head dimension. Each head's scores, online softmax (tile by tile)
-/// and output sum in the same order as in the query-tile path: the bits are the same.
+/// One query's scores against keys in rows, into p ([NH, row]): blocks of one vector's worth of key
+/// rows in order, every head from each. At AVX-512 a block of 16 keys is transposed in registers and
+/// multiplied there, head after head; elsewhere HEAD_GROUP heads are packed side by side. Slots of p
+/// past the keys are left alone.
 // Index loops over the HEAD_GROUP register tile read more clearly than zipped iterators, and their
 // constant bound unrolls completely.
 #[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn row_scores<S: Simd>(s: S, att: &Attention, q: &[f32], row: usize, p: &mut [f32]) {
+    let d = att.dims;
+    let (ld, hs, keys) = (d.stride, d.head_size, d.keys());
+    let lanes = vmath::lanes::<S>();
+    // [HS, K_TILE]: the keys of HEAD_GROUP heads side by side, one vector's worth each.
+    let mut k_t = vec![0.0; hs * K_TILE];
+    for jb in (0..keys).step_by(lanes) {
+        let je = (jb + lanes).min(keys);
+        for h0 in (0..d.heads).step_by(HEAD_GROUP) {
+            let heads = HEAD_GROUP.min(d.heads - h0);
+            // A group short of heads repeats its last one in the packed path (the extra chains are not
+            // stored); the register path computes its own heads only.
+            let head: [usize; HEAD_GROUP] = core::array::from_fn(|u| h0 + u.min(heads - 1));
+            let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[head[u] * hs..][..hs]);
+            // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
+            if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
+                let scores = t.scores(att.k, ld, head.map(|h| h * hs), heads, hs, jb, qs);
+                for (u, scores) in scores.iter().enumerate().take(heads) {
+                    p[(h0 + u) * row + jb..][..16].copy_from_slice(scores);
+                }
+                continue;
+            }
+            for u in 0..heads {
+                let col = (h0 + u) * hs;
+                pack_keys(att.transpose.as_ref(), att.k, ld, col, hs, jb..je, u * lanes, &mut k_t);
+            }
+            let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
+            for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
+                let (kv, _) = S::as_simd_f32s(&row[..HEAD_GROUP * lanes]);
+                for u in 0..HEAD_GROUP {
+                    acc[u] = s.mul_add_e_f32s(s.splat_f32s(qs[u][dd]), kv[u], acc[u]);
+                }
+            }
+            for u in 0..heads {
+                let mut block = [0.0f32; 16];
+                s.partial_store_f32s(&mut block[..lanes], acc[u]);
+                p[(h0 + u) * row + jb..][..je - jb].copy_from_slice(&block[..je - jb]);
+            }
+        }
+    }
+}
+
+/// One query (a decode step). The cached keys and values are read in order: every head's scores from
+/// each block of keys ([`row_scores`] for keys in rows, [`block_scores`] for keys in blocks), then
+/// every head's running output from each value row. One head's columns of all rows at a time (C
+/// floats apart, as the query-tile path reads them) kept few cache lines in flight. Each head's
+/// scores, online softmax (tile by tile) and output sum in the same order as in the query-tile path:
+/// the bits are the same.
 #[inline(always)]
 fn one_query<S: Simd>(s: S, att: Attention) {
     let d = att.dims;
@@ -558,56 +596,17 @@ fn one_query<S: Simd>(s: S, att: Attention) {
     // q · scale, as the query-tile path forms it.
     let q: Vec<f32> = att.q[..c].iter().map(|&x| x * d.scale).collect();
     // [NH, tiles · K_TILE]: each head's scores, then exp(score − m) tile by tile.
-    let mut p = vec![f32::NEG_INFINITY; d.heads * tiles * K_TILE];
+    let per_head = tiles * K_TILE;
+    let mut p = vec![f32::NEG_INFINITY; d.heads * per_head];
     match d.key_layout {
-        KeyLayout::Blocks => {
-            let row = tiles * K_TILE;
-            match lanes {
-                16 => block_scores::<S, 1>(s, &d, att.k, &q, row, &mut p),
-                8 => block_scores::<S, 2>(s, &d, att.k, &q, row, &mut p),
-                4 => block_scores::<S, 4>(s, &d, att.k, &q, row, &mut p),
-                1 => block_scores::<S, 16>(s, &d, att.k, &q, row, &mut p),
-                _ => unreachable!("{lanes} lanes do not divide a block of {KEY_BLOCK} keys"),
-            }
-        }
-        KeyLayout::Rows => {
-            // [HS, K_TILE]: the keys of HEAD_GROUP heads side by side, one vector's worth each.
-            let mut k_t = vec![0.0; hs * K_TILE];
-            for jb in (0..keys).step_by(lanes) {
-                let je = (jb + lanes).min(keys);
-                for h0 in (0..d.heads).step_by(HEAD_GROUP) {
-                    let heads = HEAD_GROUP.min(d.heads - h0);
-                    // A group short of heads repeats its last one in the packed path (the extra chains are not
-                    // stored); the register path computes its own heads only.
-                    let head: [usize; HEAD_GROUP] = core::array::from_fn(|u| h0 + u.min(heads - 1));
-                    let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[head[u] * hs..][..hs]);
-                    // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
-                    if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
-                        let scores = t.scores(att.k, ld, head.map(|h| h * hs), heads, hs, jb, qs);
-                        for (u, scores) in scores.iter().enumerate().take(heads) {
-                            p[(h0 + u) * tiles * K_TILE + jb..][..16].copy_from_slice(scores);
-                        }
-                        continue;
-                    }
-                    for u in 0..heads {
-                        let col = (h0 + u) * hs;
-                        pack_keys(att.transpose.as_ref(), att.k, ld, col, hs, jb..je, u * lanes, &mut k_t);
-                    }
-                    let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
-                    for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
-                        let (kv, _) = S::as_simd_f32s(&row[..HEAD_GROUP * lanes]);
-                        for u in 0..HEAD_GROUP {
-                            acc[u] = s.mul_add_e_f32s(s.splat_f32s(qs[u][dd]), kv[u], acc[u]);
-                        }
-                    }
-                    for u in 0..heads {
-                        let mut block = [0.0f32; 16];
-                        s.partial_store_f32s(&mut block[..lanes], acc[u]);
-                        p[(h0 + u) * tiles * K_TILE + jb..][..je - jb].copy_from_slice(&block[..je - jb]);
-                    }
-                }
-            }
-        }
+        KeyLayout::Blocks => match lanes {
+            16 => block_scores::<S, 1>(s, &d, att.k, &q, per_head, &mut p),
+            8 => block_scores::<S, 2>(s, &d, att.k, &q, per_head, &mut p),
+            4 => block_scores::<S, 4>(s, &d, att.k, &q, per_head, &mut p),
+            1 => block_scores::<S, 16>(s, &d, att.k, &q, per_head, &mut p),
+            _ => unreachable!("{lanes} lanes do not divide a block of {KEY_BLOCK} keys"),
+        },
+        KeyLayout::Rows => row_scores(s, &att, &q, per_head, &mut p),
     }
     // The online softmax of each head, tile by tile.
     let mut rescale = vec![0.0f32; d.heads * tiles]; // [NH, tiles]
@@ -639,7 +638,7 @@ fn one_query<S: Simd>(s: S, att: Attention) {
         for j in t * K_TILE..((t + 1) * K_TILE).min(keys) {
             let v_row = &att.v[j * ld..][..c];
             for (h, (acc, v)) in acc.chunks_exact_mut(hs).zip(v_row.chunks_exact(hs)).enumerate() {
-                let pb = s.splat_f32s(p[h * tiles * K_TILE + j]);
+                let pb = s.splat_f32s(p[h * per_head + j]);
                 let (a, a_tail) = S::as_mut_simd_f32s(acc);
                 let (vv, v_tail) = S::as_simd_f32s(v);
                 for (a, &v) in a.iter_mut().zip(vv) {
@@ -698,7 +697,7 @@ impl WithSimd for Attention<'_> {
                         KeyLayout::Rows => {
                             pack_keys(self.transpose.as_ref(), self.k, ld, col, hs, j0..j1, 0, &mut tile.k_t)
                         }
-                        KeyLayout::Blocks => pack_key_blocks(&d, self.k, col, hs, j0..j1, &mut tile.k_t),
+                        KeyLayout::Blocks => pack_key_blocks(&d, self.k, col, j0..j1, &mut tile.k_t),
                     }
                     // Values are read in place when a head is whole vectors (HS = HSP, as in
                     // GPT-2); otherwise each row is copied into a padded one.

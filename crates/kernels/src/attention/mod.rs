@@ -107,11 +107,7 @@ impl AttentionDims {
     /// of any call on fewer of its queries (see [`AttentionDims::rows`]).
     pub fn key_floats(&self) -> usize {
         let (rows, width, stride) = self.key_rows();
-        if rows == 0 || width == 0 {
-            0
-        } else {
-            (rows - 1) * stride + width
-        }
+        crate::rows_end(rows, width, stride)
     }
 
     /// k as rows of floats: (rows, floats of each that belong to the call, floats from one row to
