@@ -91,6 +91,41 @@ impl Isa {
     }
 }
 
+/// Bytes apart of the prefetches [`prefetch`] issues: a cache line of x86-64.
+const PREFETCH_STRIDE: usize = 64;
+
+/// Asks the CPU to bring `data` into its caches ahead of use: one prefetch every 64 bytes from its
+/// start, at the x86-64 levels (`prefetcht0`); at other levels it does nothing. A hint only: a
+/// prefetch changes no value and cannot fault.
+///
+/// The hardware prefetchers follow a stream only within a 4 KiB page, so a kernel that streams from
+/// memory on small pages restarts them at each page; prefetching a few KiB ahead keeps misses in
+/// flight across the boundaries.
+#[inline(always)]
+pub fn prefetch<S: Simd, T>(s: S, data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        use core::arch::x86_64::_MM_HINT_T0;
+        // `S` is a concrete level once monomorphized, so these tests fold away.
+        let level: &dyn Any = &s;
+        let sse = match (
+            level.downcast_ref::<pulp::x86::V4>(),
+            level.downcast_ref::<pulp::x86::V3>(),
+        ) {
+            (Some(v4), _) => v4.sse,
+            (None, Some(v3)) => v3.sse,
+            (None, None) => return,
+        };
+        let start = data.as_ptr().cast::<i8>();
+        for offset in (0..core::mem::size_of_val(data)).step_by(PREFETCH_STRIDE) {
+            sse._mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, data);
+}
+
 impl std::fmt::Display for Isa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

@@ -86,7 +86,7 @@ fn online_update<S: Simd>(s: S, row: &mut [f32; K_TILE], live: usize, m: &mut f3
     let mv = s.splat_f32s(m_new);
     let mut sum = s.splat_f32s(0.0);
     for x in sv.iter_mut() {
-        *x = vmath::exp(s, s.sub_f32s(*x, mv));
+        *x = vmath::exp_nonpositive(s, s.sub_f32s(*x, mv));
         sum = s.add_f32s(sum, *x);
     }
     *l = *l * rescale + s.reduce_sum_f32s(sum);

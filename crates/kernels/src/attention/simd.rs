@@ -65,11 +65,11 @@ impl WithSimd for Attention<'_> {
                 let (head, tail) = S::as_mut_simd_f32s(row);
                 let mut sum = s.splat_f32s(0.0);
                 for x in head.iter_mut() {
-                    *x = vmath::exp(s, s.sub_f32s(*x, m));
+                    *x = vmath::exp_nonpositive(s, s.sub_f32s(*x, m));
                     sum = s.add_f32s(sum, *x);
                 }
                 if !tail.is_empty() {
-                    let e = vmath::exp(s, s.sub_f32s(s.partial_load_f32s(tail), m));
+                    let e = vmath::exp_nonpositive(s, s.sub_f32s(s.partial_load_f32s(tail), m));
                     s.partial_store_f32s(tail, e);
                 }
                 let sum = s.reduce_sum_f32s(sum) + tail.iter().sum::<f32>();

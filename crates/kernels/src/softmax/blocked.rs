@@ -26,7 +26,7 @@ fn online_step<S: Simd>(s: S, chunk: &[S::f32s], m: &mut S::f32s, l: &mut S::f32
     let chunk_max = chunk.iter().fold(*m, |a, &v| s.max_f32s(a, v));
     // Lanes that have seen only −inf keep l = 0 instead of computing exp(−inf − (−inf)) = NaN.
     let seen = s.greater_than_f32s(chunk_max, neg_inf);
-    let rescale = vmath::exp(s, s.sub_f32s(*m, chunk_max));
+    let rescale = vmath::exp_nonpositive(s, s.sub_f32s(*m, chunk_max));
     // The chunk is summed on its own and then added: blocked summation keeps the error growth of the
     // long running sum about CHUNK_ELEMENTS / lanes times smaller.
     let zero = s.splat_f32s(0.0);
@@ -35,7 +35,7 @@ fn online_step<S: Simd>(s: S, chunk: &[S::f32s], m: &mut S::f32s, l: &mut S::f32
     // unseen, and its sum would be dropped; `nan` carries it (NaN where any entry was NaN, else 0).
     let mut nan = zero;
     for &v in chunk {
-        chunk_sum = s.add_f32s(chunk_sum, vmath::exp(s, s.sub_f32s(v, chunk_max)));
+        chunk_sum = s.add_f32s(chunk_sum, vmath::exp_nonpositive(s, s.sub_f32s(v, chunk_max)));
         nan = s.add_f32s(nan, s.select_f32s(s.equal_f32s(v, v), zero, v));
     }
     *l = s.select_f32s(seen, s.mul_add_e_f32s(*l, rescale, chunk_sum), s.add_f32s(*l, nan));
@@ -67,16 +67,16 @@ impl WithSimd for Row<'_> {
         // Merge the lanes: M = max m, L = Σ l · exp(m − M).
         let max = s.reduce_max_f32s(m);
         let big_m = s.splat_f32s(max);
-        let sum = s.reduce_sum_f32s(s.mul_f32s(l, vmath::exp(s, s.sub_f32s(m, big_m))));
+        let sum = s.reduce_sum_f32s(s.mul_f32s(l, vmath::exp_nonpositive(s, s.sub_f32s(m, big_m))));
         // A NaN anywhere must reach every output; the max pass of the three-pass form does this via
         // exp, here l carries it into `sum`.
         let scale = s.splat_f32s(1.0 / sum);
         let (out, out_tail) = S::as_mut_simd_f32s(self.out);
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = s.mul_f32s(vmath::exp(s, s.sub_f32s(v, big_m)), scale);
+            *o = s.mul_f32s(vmath::exp_nonpositive(s, s.sub_f32s(v, big_m)), scale);
         }
         if !out_tail.is_empty() {
-            let e = vmath::exp(s, s.sub_f32s(s.partial_load_f32s(x_tail), big_m));
+            let e = vmath::exp_nonpositive(s, s.sub_f32s(s.partial_load_f32s(x_tail), big_m));
             s.partial_store_f32s(out_tail, s.mul_f32s(e, scale));
         }
     }
