@@ -3,11 +3,11 @@
 //! vectors.
 //!
 //! `exp` uses the Cody–Waite reduction x = n·ln2 + r with |r| ≤ ln2/2, a degree-7 Taylor polynomial for
-//! e^r (truncation error below 6e-9 relative, under the f32 unit roundoff 6e-8), and 2^n built from
-//! its exponent bits. Measured against f64 its error is a few f32 ulps. Special values: NaN → NaN,
-//! −inf → 0, +inf → +inf, x > 88.72 → +inf (overflow), x < −86.6 → 0 (results below 2.4e−38,
-//! the subnormal range, are flushed to zero). `exp_nonpositive` skips the overflow and special-value
-//! tests that a softmax's arguments x − max ≤ 0 never need.
+//! 2·e^r (truncation error below 6e-9 relative, under the f32 unit roundoff 6e-8), and 2^(n − 1)
+//! built from its exponent bits. Measured against f64 its error is below one f32 epsilon. Special
+//! values: NaN → NaN, −inf → 0, +inf → +inf, x > 88.72 → +inf (overflow), x < −86.6 → 0 (results
+//! below 2.4e−38, near the bottom of the normal range, are flushed to zero). `exp_nonpositive` skips
+//! the overflow and special-value tests that a softmax's arguments x − max ≤ 0 never need.
 
 use pulp::Simd;
 
@@ -59,12 +59,12 @@ pub fn exp<S: Simd>(s: S, x: S::f32s) -> S::f32s {
 
 /// e^x for x ≤ 0, lane by lane: the exps of a softmax, whose arguments are x − max. It has the bits
 /// of [`exp`] for x in [[`EXP_LOW`], 0]; NaN passes through; −inf and every x below about −86.99
-/// (results below 2^−125.5 ≈ 1.7e−38) give exactly 0. Positive x up to [`EXP_HIGH`] are exact too,
-/// but larger ones are not: there is no overflow test.
+/// (results below 2^−125.5 ≈ 1.7e−38) give exactly 0. Positive x up to [`EXP_HIGH`] give e^x too;
+/// above it the result is unspecified (there is no overflow test, and x = 90 gives −0).
 ///
 /// About three quarters of the instructions of [`exp`]: one compare and select where [`exp`] has a
-/// clamp and three compares and selects. At x ≤ −126 ln 2 the scale 2^(n − 1) has biased exponent 0, which is the float
-/// 0, so the underflow needs no select of its own.
+/// clamp and three compares and selects. Where x·log2(e) rounds to n = −126 the scale 2^(n − 1) has
+/// biased exponent 0, which is the float 0, so the underflow needs no select of its own.
 #[inline(always)]
 pub fn exp_nonpositive<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     let low = s.splat_f32s(FLUSH_LOW);
@@ -72,8 +72,9 @@ pub fn exp_nonpositive<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     exp_in_range(s, s.select_f32s(s.less_than_f32s(x, low), low, x))
 }
 
-/// e^x for x in [−126 ln 2, [`EXP_HIGH`]] (NaN gives NaN): Cody–Waite reduction, the polynomial of
-/// 2·e^r, and the scale 2^(n − 1) built from exponent bits. At n = −126 the scale is 0.
+/// e^x for x in [−125.5 ln 2, [`EXP_HIGH`]], and 0 for x in [−126 ln 2, −125.5 ln 2), where n = −126
+/// and the scale is 0 (NaN gives NaN): Cody–Waite reduction, the polynomial of 2·e^r, and the scale
+/// 2^(n − 1) built from exponent bits.
 #[inline(always)]
 fn exp_in_range<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     let t = s.mul_add_e_f32s(x, s.splat_f32s(LOG2E), s.splat_f32s(ROUNDING_MAGIC));
@@ -111,48 +112,81 @@ pub fn gelu<S: Simd>(s: S, x: S::f32s) -> S::f32s {
 mod tests {
     use pulp::{Simd, WithSimd};
 
-    use super::{EXP_HIGH, EXP_LOW, exp, exp_nonpositive};
+    use super::{EXP_HIGH, EXP_LOW, FLUSH_LOW, LN2_HI, LN2_LO, LOG2E, ROUNDING_MAGIC, exp, exp_nonpositive};
     use crate::Isa;
 
-    /// [`exp`] and [`exp_nonpositive`] of each value of `x`, one splat vector per value.
-    struct Both<'a> {
-        x: &'a [f32],
-        exp: &'a mut Vec<f32>,
-        nonpositive: &'a mut Vec<f32>,
+    /// 1/k! for k = 7 down to 0: the polynomial of e^r in the form of `exp` before it evaluated 2·e^r.
+    const TAYLOR: [f32; 8] = [
+        1.0 / 5040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ];
+
+    /// e^x in the earlier form, for x in [EXP_LOW, EXP_HIGH]: e^r, times 2^(n − 1), times 2.
+    #[inline(always)]
+    fn exp_before<S: Simd>(s: S, x: S::f32s) -> S::f32s {
+        let t = s.mul_add_e_f32s(x, s.splat_f32s(LOG2E), s.splat_f32s(ROUNDING_MAGIC));
+        let n = s.sub_f32s(t, s.splat_f32s(ROUNDING_MAGIC));
+        let r = s.mul_add_e_f32s(n, s.splat_f32s(-LN2_HI), x);
+        let r = s.mul_add_e_f32s(n, s.splat_f32s(-LN2_LO), r);
+        let mut p = s.splat_f32s(TAYLOR[0]);
+        for &c in &TAYLOR[1..] {
+            p = s.mul_add_e_f32s(p, r, s.splat_f32s(c));
+        }
+        let biased = s.add_u32s(
+            s.transmute_u32s_f32s(t),
+            s.splat_u32s(126u32.wrapping_sub(ROUNDING_MAGIC.to_bits())),
+        );
+        let half_scale = s.transmute_f32s_u32s(s.wrapping_dyn_shl_u32s(biased, s.splat_u32s(23)));
+        s.mul_f32s(s.mul_f32s(p, half_scale), s.splat_f32s(2.0))
     }
 
-    impl WithSimd for Both<'_> {
+    /// [`exp`], [`exp_nonpositive`] and [`exp_before`] of each value of `x`, one splat vector each.
+    struct ExpTriple<'a> {
+        x: &'a [f32],
+        out: &'a mut Vec<[f32; 3]>,
+    }
+
+    /// Lane 0 of `v`.
+    #[inline(always)]
+    fn first<S: Simd>(s: S, v: S::f32s) -> f32 {
+        let mut lanes = [0.0f32; 16];
+        s.partial_store_f32s(&mut lanes[..], v);
+        lanes[0]
+    }
+
+    impl WithSimd for ExpTriple<'_> {
         type Output = ();
 
         #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) {
-            let mut lanes = [0.0f32; 16];
-            let first = |v: S::f32s, lanes: &mut [f32; 16]| {
-                s.partial_store_f32s(&mut lanes[..], v);
-                lanes[0]
-            };
             for &v in self.x {
-                self.exp.push(first(exp(s, s.splat_f32s(v)), &mut lanes));
-                self.nonpositive
-                    .push(first(exp_nonpositive(s, s.splat_f32s(v)), &mut lanes));
+                let x = s.splat_f32s(v);
+                let before = exp_before(
+                    s,
+                    s.min_f32s(s.max_f32s(x, s.splat_f32s(EXP_LOW)), s.splat_f32s(EXP_HIGH)),
+                );
+                self.out
+                    .push([first(s, exp(s, x)), first(s, exp_nonpositive(s, x)), first(s, before)]);
             }
         }
     }
 
-    /// (exp, exp_nonpositive) of `x` at `isa`.
-    fn both(x: &[f32], isa: Isa) -> (Vec<f32>, Vec<f32>) {
-        let (mut exp, mut nonpositive) = (Vec::new(), Vec::new());
-        isa.run(Both {
-            x,
-            exp: &mut exp,
-            nonpositive: &mut nonpositive,
-        });
-        (exp, nonpositive)
+    /// [exp, exp_nonpositive, exp_before] of each value of `x` at `isa`.
+    fn exps(x: &[f32], isa: Isa) -> Vec<[f32; 3]> {
+        let mut out = Vec::new();
+        isa.run(ExpTriple { x, out: &mut out });
+        out
     }
 
-    /// Every 4099th float from 0 down to `EXP_LOW`, and every 4099th from 0 up to `EXP_HIGH`.
-    fn sweep() -> Vec<f32> {
-        let down = (0.0f32.to_bits()..=EXP_LOW.abs().to_bits()).step_by(4099);
+    /// Every 4099th float from 0 down to `low`, and every 4099th from 0 up to `EXP_HIGH`.
+    fn sweep(low: f32) -> Vec<f32> {
+        let down = (0.0f32.to_bits()..=low.abs().to_bits()).step_by(4099);
         let below = down.map(|bits| -f32::from_bits(bits));
         let above = (0.0f32.to_bits()..=EXP_HIGH.to_bits())
             .step_by(4099)
@@ -160,19 +194,43 @@ mod tests {
         below.chain(above).collect()
     }
 
+    /// The error of `got` against e^x in f64, in units of f32 epsilon relative to e^x.
+    fn error(x: f32, got: f32) -> f64 {
+        let want = f64::from(x).exp();
+        (f64::from(got) - want).abs() / want / f64::from(f32::EPSILON)
+    }
+
     #[test]
     fn both_exps_are_within_one_epsilon_of_f64() {
         // Measured: at most 0.9 ε relative; without the degree-7 term of the polynomial, 1.9 ε.
-        let x = sweep();
+        let x = sweep(EXP_LOW);
         for isa in Isa::available() {
-            let (exp, nonpositive) = both(&x, isa);
-            for (i, &v) in x.iter().enumerate() {
-                let want = f64::from(v).exp();
-                for (name, got) in [("exp", exp[i]), ("exp_nonpositive", nonpositive[i])] {
-                    let error = (f64::from(got) - want).abs() / want / f64::from(f32::EPSILON);
-                    assert!(
-                        error <= 1.0,
-                        "{name}({v:e}) at {isa} = {got:e}, e^x = {want:e}: {error:.2} ε"
+            for (&v, [exp, nonpositive, _]) in x.iter().zip(exps(&x, isa)) {
+                for (name, got) in [("exp", exp), ("exp_nonpositive", nonpositive)] {
+                    let error = error(v, got);
+                    assert!(error <= 1.0, "{name}({v:e}) at {isa} = {got:e}: {error:.2} ε from e^x");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exp_keeps_the_bits_of_its_earlier_form() {
+        // Twice 1/k! is exact, and so is each step of the polynomial against the one of e^r, so the
+        // change to 2·e^r · 2^(n − 1) kept every result (and exp_nonpositive's, where it equals exp).
+        let x = sweep(EXP_LOW);
+        for isa in Isa::available() {
+            for (&v, [exp, nonpositive, before]) in x.iter().zip(exps(&x, isa)) {
+                assert_eq!(
+                    exp.to_bits(),
+                    before.to_bits(),
+                    "exp({v:e}) at {isa}: {exp:e}, before {before:e}"
+                );
+                if v <= 0.0 {
+                    assert_eq!(
+                        nonpositive.to_bits(),
+                        before.to_bits(),
+                        "exp_nonpositive({v:e}) at {isa}: {nonpositive:e}, before {before:e}"
                     );
                 }
             }
@@ -180,27 +238,13 @@ mod tests {
     }
 
     #[test]
-    fn exp_nonpositive_has_the_bits_of_exp_down_to_exp_low() {
-        let x: Vec<f32> = sweep().into_iter().filter(|&v| v <= 0.0).collect();
-        for isa in Isa::available() {
-            let (exp, nonpositive) = both(&x, isa);
-            for (i, &v) in x.iter().enumerate() {
-                assert_eq!(
-                    exp[i].to_bits(),
-                    nonpositive[i].to_bits(),
-                    "x = {v:e} at {isa}: exp {:e}, exp_nonpositive {:e}",
-                    exp[i],
-                    nonpositive[i]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn exp_nonpositive_flushes_below_its_range_and_keeps_nan() {
-        let low = [
+    fn exp_nonpositive_is_exact_down_to_its_flush_and_zero_below() {
+        // Between EXP_LOW and −125.5 ln 2 ≈ −86.99 it gives e^x where exp flushes to 0.
+        let kept = [-86.6, -86.8, -86.98];
+        let flushed = [
+            -86.995,
             -87.0,
-            -87.336_54,
+            FLUSH_LOW,
             -87.4,
             -88.0,
             -100.0,
@@ -209,20 +253,25 @@ mod tests {
             f32::NEG_INFINITY,
         ];
         for isa in Isa::available() {
-            let (exp, nonpositive) = both(&low, isa);
-            for (i, &v) in low.iter().enumerate() {
-                assert_eq!(
-                    nonpositive[i].to_bits(),
-                    0,
-                    "exp_nonpositive({v:e}) at {isa} = {:e}",
-                    nonpositive[i]
+            for (&v, [_, nonpositive, _]) in kept.iter().zip(exps(&kept, isa)) {
+                let error = error(v, nonpositive);
+                assert!(
+                    error <= 1.0,
+                    "exp_nonpositive({v:e}) at {isa} = {nonpositive:e}: {error:.2} ε from e^x"
                 );
-                assert_eq!(exp[i].to_bits(), 0, "exp({v:e}) at {isa} = {:e}", exp[i]);
             }
-            let (exp, nonpositive) = both(&[f32::NAN, -f32::NAN], isa);
+            for (&v, [exp, nonpositive, _]) in flushed.iter().zip(exps(&flushed, isa)) {
+                assert_eq!(
+                    nonpositive.to_bits(),
+                    0,
+                    "exp_nonpositive({v:e}) at {isa} = {nonpositive:e}"
+                );
+                assert_eq!(exp.to_bits(), 0, "exp({v:e}) at {isa} = {exp:e}");
+            }
+            let nan = exps(&[f32::NAN, -f32::NAN], isa);
             assert!(
-                exp.iter().chain(&nonpositive).all(|y| y.is_nan()),
-                "NaN at {isa}: {exp:?} {nonpositive:?}"
+                nan.iter().all(|[e, n, _]| e.is_nan() && n.is_nan()),
+                "NaN at {isa}: {nan:?}"
             );
         }
     }

@@ -66,6 +66,7 @@ struct Streams<'a, S: Simd> {
     out_ahead: &'a [f32],
 }
 
+/// One exp pass over `streams` (see [`Streams`]), four vectors at a time.
 #[inline(always)]
 fn exp_pass<S: Simd, const NEXT: bool>(
     s: S,
