@@ -21,17 +21,20 @@ use tkbench_harness::model::{By, Split, Workers, split};
 use tkbench_harness::opcheck::{Draw, Inputs, Shape, call_columns, call_heads, call_rows, inputs, output_rows};
 use tkbench_harness::work::{measured_in_flops, work};
 use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant, fastest, variants_of};
+use tkbench_reference::Config;
 
-/// GPT-2 small: width, heads, head size, MLP width, vocabulary, context.
-pub const C: usize = 768;
+/// GPT-2 small, whose sizes the shapes take.
+const GPT2_SMALL: Config = Config::gpt2_small();
+/// Width of GPT-2 small.
+pub const C: usize = GPT2_SMALL.n_embd;
 /// Heads of GPT-2 small.
-pub const NH: usize = 12;
+pub const NH: usize = GPT2_SMALL.n_head;
 /// MLP width of GPT-2 small.
-pub const I: usize = 3072;
+pub const I: usize = GPT2_SMALL.n_inner;
 /// Vocabulary of GPT-2 small.
-pub const V: usize = 50257;
+pub const V: usize = GPT2_SMALL.vocab_size;
 /// Context of GPT-2 small.
-pub const P: usize = 1024;
+pub const P: usize = GPT2_SMALL.n_positions;
 
 /// Whether `TKBENCH_QUICK` asks for the short run.
 pub fn quick() -> bool {

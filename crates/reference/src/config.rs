@@ -37,7 +37,7 @@ pub struct Config {
 
 impl Config {
     /// GPT-2 small's hyper-parameters (12 layers of 768, 12 heads, 1024 positions, vocabulary 50257).
-    pub fn gpt2_small() -> Self {
+    pub const fn gpt2_small() -> Self {
         Self {
             n_layer: 12,
             n_head: 12,
