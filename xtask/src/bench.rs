@@ -326,36 +326,28 @@ pub fn run(args: Args) -> Result<Outcome> {
         }
     );
     let home = workspace_root().join(format!("target/tkbench/criterion-{}", machine.date.replace(':', "")));
+    let mut rows = Vec::new();
     let mut peer_times = PeerTimes::new();
     let mut peer_note = String::new();
     for bench in BENCHES {
         eprintln!("  criterion: {bench}");
-        run_criterion(&home, bench, args.quick, args.isa.as_deref())?;
+        // Each bench target in its own directory: its estimates are read once, right after it.
+        let bench_home = home.join(bench);
+        run_criterion(&bench_home, bench, args.quick, args.isa.as_deref())?;
+        let bench_rows = build_rows(&read_criterion(&bench_home)?, &verdicts, &op_checks, &limits)?;
         if let Some(python) = &torch {
             // PyTorch right after our rows of the same shapes, so that both see the host alike.
-            let rows = build_rows(&read_criterion(&home)?, &verdicts, &op_checks, &limits)?;
-            let this_bench: Vec<Row> = rows
-                .into_iter()
-                .filter(|r| {
-                    if bench == "model" {
-                        r.kind == "model"
-                    } else {
-                        r.kind == "op" && r.op == bench
-                    }
-                })
-                .collect();
             eprintln!("  PyTorch: {bench}");
-            let (times, note) = run_peer(python, &this_bench, args.quick)?;
+            let (times, note) = run_peer(python, &bench_rows, args.quick)?;
             peer_times.extend(times);
             peer_note = note;
         }
+        rows.extend(bench_rows);
     }
-    let measured = read_criterion(&home)?;
-    if measured.is_empty() {
+    if rows.is_empty() {
         bail!("{}: criterion wrote no estimates", home.display());
     }
 
-    let mut rows = build_rows(&measured, &verdicts, &op_checks, &limits)?;
     let scalar_times: HashMap<(String, String), f64> = rows
         .iter()
         .filter(|r| r.variant == "scalar")
