@@ -4,9 +4,9 @@
 //! in tokens (criterion's elements).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tkbench_benches::{V, quick, wanted_levels};
-use tkbench_harness::kernels::KernelSet;
+use tkbench_benches::{quick, wanted_levels};
 use tkbench_harness::model::{KernelModel, Weights};
+use tkbench_harness::registry::{KernelSet, Registry};
 use tkbench_reference::{Config, synthetic};
 
 fn bench(c: &mut Criterion) {
@@ -21,13 +21,13 @@ fn bench(c: &mut Criterion) {
         threads.push(all);
     }
     let prefills: &[usize] = if quick() { &[128] } else { &[128, 512] };
-    let tokens = synthetic::tokens(1, 1024, V);
-    let set = KernelSet::fastest();
+    let tokens = synthetic::tokens(1, 1024, config.vocab_size);
+    let set = KernelSet::fastest(&Registry::builtin());
     for &t in prefills {
         let mut group = c.benchmark_group(format!("model/prefill,tokens={t},cached=0"));
         group.throughput(Throughput::Elements(t as u64));
         for &n in &threads {
-            let model = KernelModel::new(&weights, set, isa, n);
+            let model = KernelModel::new(&weights, &set, isa, n);
             group.bench_function(format!("{}@{} threads={n}", set.spec(), isa.name()), |b| {
                 b.iter(|| model.forward(&tokens[..t]).expect("valid tokens"))
             });
@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("model/decode,tokens=1,cached={cached}"));
     group.throughput(Throughput::Elements(1));
     for &n in &threads {
-        let model = KernelModel::new(&weights, set, isa, n);
+        let model = KernelModel::new(&weights, &set, isa, n);
         let mut cache = model.new_cache();
         model
             .forward_cached(&tokens[..cached], &mut cache)

@@ -9,16 +9,19 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use tkbench_harness::golden::{Case, workspace_golden_dir, workspace_root};
-use tkbench_harness::kernels::KernelSet;
-use tkbench_harness::metrics::sticky_max;
-use tkbench_harness::opcheck::{Shape, check, sweep};
-use tkbench_harness::probe::{Limits, machine, measure_limits};
-use tkbench_harness::report::{self, Peer, PeerInfo, Report, Row, VerifySummary, read_criterion, roofline};
-use tkbench_harness::svg;
-use tkbench_harness::verify::{Filter, plan, verify_case};
-use tkbench_harness::work::{model_work, work};
-use tkbench_kernels::{Isa, Op, find, variants};
+use tkbench_harness::check::golden::{Case, workspace_golden_dir, workspace_root};
+use tkbench_harness::check::metrics::sticky_max;
+use tkbench_harness::check::opcheck::check_sweep;
+use tkbench_harness::check::verify::{Filter, plan, verify_case};
+use tkbench_harness::measure::probe::{Limits, machine, measure_limits};
+use tkbench_harness::measure::report::{
+    self, Kind, Level, Mode, Peer, PeerInfo, Report, Row, Verdict, VerifySummary, read_criterion, roofline,
+};
+use tkbench_harness::measure::svg;
+use tkbench_harness::model::{model_peer, model_work};
+use tkbench_harness::ops::{OPS, op_named};
+use tkbench_harness::registry::{KernelSet, Registry};
+use tkbench_kernels::Isa;
 use tkbench_reference::Config;
 
 use crate::Outcome;
@@ -31,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Time SIMD variants at every level (`all`) or at one level [default: the widest].
-    #[arg(long, value_name = "all|LEVEL")]
+    #[arg(long, value_name = "all|LEVEL", value_parser = isa_choice)]
     isa: Option<String>,
     /// A Python with torch (and transformers for the model rows) for the PyTorch peer column
     /// [default: $TKBENCH_TORCH_PYTHON; no peer column when neither is set].
@@ -42,14 +45,22 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
+/// `--isa`: `all`, or a level this CPU has.
+fn isa_choice(text: &str) -> Result<String, String> {
+    if text != "all" {
+        crate::args::isa(text)?;
+    }
+    Ok(text.to_owned())
+}
+
 /// (kernel spec, isa label) → whether every case passed.
 type Verdicts = HashMap<(String, String), bool>;
-/// (kind, op, shape, threads) → PyTorch's median time in nanoseconds.
-type PeerTimes = HashMap<(String, String, String, usize), f64>;
+/// (kind, op, shape, threads) → PyTorch's median time and its interval.
+type PeerTimes = HashMap<(String, String, String, usize), Peer>;
 
 /// Model-level verdicts of every kernel set, and the summary for the report.
 fn model_verdicts(threads: usize) -> Result<(Verdicts, VerifySummary)> {
-    let subjects = plan(variants(), &Filter::default());
+    let subjects = plan(&Registry::builtin(), &Filter::default());
     let mut verdicts = Verdicts::new();
     let mut summary = VerifySummary {
         rows: 0,
@@ -107,24 +118,24 @@ fn model_shape(shape: &str) -> (String, usize, usize) {
     (phase, value("tokens"), value("cached"))
 }
 
-/// The criterion bench targets of `tkbench-benches`, in the order they run: the model last, so that
-/// its large huge-page mappings come and go after every op bench.
-const BENCHES: [&str; 7] = [
-    "attention",
-    "embedding",
-    "gelu",
-    "layernorm",
-    "matmul",
-    "softmax",
-    "model",
-];
+/// The criterion runs of a report, in order: the `ops` target once per op (`TKBENCH_OP`), then the
+/// `model` target, so that the model's large huge-page mappings come and go after every op bench.
+fn criterion_runs() -> Vec<(&'static str, Option<&'static str>)> {
+    let mut runs: Vec<_> = OPS.iter().map(|op| ("ops", Some(op.name()))).collect();
+    runs.push(("model", None));
+    runs
+}
 
-/// Runs the criterion bench target `bench` with its output in `home`.
-fn run_criterion(home: &Path, bench: &str, quick: bool, isa: Option<&str>) -> Result<()> {
+/// Runs the criterion bench target `bench` (for the op `op` alone, if given) with its output in
+/// `home`.
+fn run_criterion(home: &Path, bench: &str, op: Option<&str>, quick: bool, isa: Option<&str>) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root())
         .args(["bench", "--package", "tkbench-benches", "--bench", bench, "--quiet"])
         .env("CRITERION_HOME", home);
+    if let Some(op) = op {
+        cmd.env("TKBENCH_OP", op);
+    }
     if quick {
         cmd.env("TKBENCH_QUICK", "1");
     }
@@ -154,20 +165,25 @@ fn torch_version(python: &Path) -> Result<String> {
         })
 }
 
-/// Times the report's shapes with PyTorch; returns (kind, op, shape, threads) → median ns.
+/// Times the report's shapes with PyTorch; returns (kind, op, shape, threads) → its median and interval.
 fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, String)> {
     let version = torch_version(python)?;
     let mut jobs = Vec::new();
     for r in rows {
-        // The shape's `name=value` fields, as numbers (the model's are tokens and cached).
-        let params: serde_json::Map<String, serde_json::Value> = r
-            .shape
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.parse::<u64>().unwrap_or(0).into()))
-            .collect();
-        let job =
-            serde_json::json!({ "kind": r.kind, "op": r.op, "shape": r.shape, "params": params, "threads": r.threads });
+        let code = if r.kind == Kind::Model {
+            let (_, tokens, cached) = model_shape(&format!("{},{}", r.op, r.shape));
+            Ok(model_peer(&Config::gpt2_small(), tokens, cached))
+        } else {
+            op_named(&r.op).and_then(|op| op.peer(&r.shape))
+        };
+        let mut job = serde_json::json!({ "kind": r.kind, "op": r.op, "shape": r.shape, "threads": r.threads });
+        match code {
+            Ok(code) => {
+                job["setup"] = code.setup.into();
+                job["stmt"] = code.stmt.into();
+            }
+            Err(why) => job["skip"] = why.into(),
+        }
         if !jobs.contains(&job) {
             jobs.push(job);
         }
@@ -198,7 +214,14 @@ fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, Stri
             r["shape"].as_str().unwrap_or_default().to_owned(),
             r["threads"].as_u64().unwrap_or(1) as usize,
         );
-        times.insert(key, r["median_ns"].as_f64().unwrap_or(f64::NAN));
+        let ns = |field: &str| r[field].as_f64().unwrap_or(f64::NAN);
+        times.insert(
+            key,
+            Peer {
+                median_ns: ns("median_ns"),
+                interval_ns: Some((ns("lower_ns"), ns("upper_ns"))),
+            },
+        );
     }
     Ok((
         times,
@@ -215,6 +238,7 @@ type OpChecks = HashMap<(String, String, String), (bool, f64)>;
 /// The report's rows for criterion's `measured` estimates, with their verdicts and roofline (no
 /// speedups and no peer yet).
 fn build_rows(
+    registry: &Registry,
     measured: &[report::Measured],
     verdicts: &Verdicts,
     op_checks: &OpChecks,
@@ -229,18 +253,22 @@ fn build_rows(
             let w = model_work(&Config::gpt2_small(), tokens, cached);
             let rest = shape.split_once(',').map_or("", |(_, r)| r).to_owned();
             let isa = isa.clone().unwrap_or_else(|| "none".into());
-            ("model", phase, rest, w, Some(tokens), (variant.clone(), isa))
+            (Kind::Model, phase, rest, w, Some(tokens), (variant.clone(), isa))
         } else {
-            let Some(op) = Op::from_name(group_op) else { continue };
-            let parsed = Shape::parse(op, shape).map_err(|e| anyhow::anyhow!("criterion group `{}`: {e}", m.group))?;
-            let Some(v) = find(op, &variant) else { continue };
-            let isa_label = isa.clone().unwrap_or_else(|| v.label(Isa::Scalar).to_owned());
-            let spec = KernelSet::scalar().with(*v).spec();
+            let Ok(op) = op_named(group_op) else { continue };
+            let w = op
+                .work(shape)
+                .map_err(|e| anyhow::anyhow!("criterion group `{}`: {e}", m.group))?;
+            let Some(v) = registry.find(op.name(), &variant) else {
+                continue;
+            };
+            let isa_label = isa.clone().unwrap_or_else(|| v.isa.label(Isa::Scalar).to_owned());
+            let spec = KernelSet::scalar(registry).with(v).spec();
             (
-                "op",
+                Kind::Op,
                 op.name().to_owned(),
                 shape.to_owned(),
-                work(&parsed),
+                w,
                 None,
                 (spec, isa_label),
             )
@@ -251,28 +279,24 @@ fn build_rows(
             .get(&(op.clone(), variant.clone(), isa_label.clone()))
             .copied();
         let pass = model_pass.unwrap_or(false) && op_check.is_none_or(|(p, _)| p);
-        let secs = m.time.median / 1e9;
         rows.push(Row {
-            kind: kind.into(),
+            kind,
             op,
             shape,
             variant,
-            isa: isa_label,
+            isa: Level::from_name(&isa_label)
+                .ok_or_else(|| anyhow::anyhow!("criterion function `{}`: no level `{isa_label}`", m.function))?,
             threads,
             time_ns: m.time,
-            flops: w.flops,
-            bytes: w.bytes,
-            gflops: w.flops / secs / 1e9,
-            gb_per_s: w.bytes / secs / 1e9,
-            tokens_per_s: tokens.map(|t| t as f64 / secs),
-            speedup_vs_scalar: None,
-            roofline: roofline(limits, w.flops, w.bytes, threads, m.time.median),
+            work: w,
+            tokens,
+            roofline: roofline(limits, w, threads),
             verdict: if model_pass.is_none() {
-                "unverified".into()
+                Verdict::Unverified
             } else if pass {
-                "pass".into()
+                Verdict::Pass
             } else {
-                "fail".into()
+                Verdict::Fail
             },
             max_error_ratio: op_check.map(|(_, r)| r),
             peer: None,
@@ -284,9 +308,6 @@ fn build_rows(
 /// Runs `cargo xtask bench`.
 pub fn run(args: Args) -> Result<Outcome> {
     let start = Instant::now();
-    if let Some(isa) = args.isa.as_deref().filter(|i| *i != "all") {
-        crate::verify::parse_isa(isa)?;
-    }
     let torch = args
         .torch
         .clone()
@@ -300,16 +321,17 @@ pub fn run(args: Args) -> Result<Outcome> {
 
     eprintln!("bench [1/4] verify: every kernel set against the golden cases, and the op-level sweep");
     let (verdicts, verify) = model_verdicts(threads)?;
+    let registry = Registry::builtin();
     let mut op_checks = OpChecks::new();
-    for v in variants() {
-        for isa in v.levels() {
+    for v in registry.entries() {
+        let op = op_named(v.op).map_err(anyhow::Error::msg)?;
+        for isa in v.isa.levels() {
             let (mut pass, mut worst) = (true, 0.0f64);
-            for (i, shape) in sweep(v.op()).iter().enumerate() {
-                let c = check(v, isa, shape, 0x5EED + i as u64, 1.0);
+            for c in check_sweep(op, v, isa, 0x5EED, 1.0) {
                 pass &= c.pass;
                 worst = sticky_max(worst, c.error_ratio());
             }
-            let key = (v.op().name().to_owned(), v.name.to_owned(), v.label(isa).to_owned());
+            let key = (v.op.to_owned(), v.name.to_owned(), v.isa.label(isa).to_owned());
             op_checks.insert(key, (pass, worst));
         }
     }
@@ -329,15 +351,16 @@ pub fn run(args: Args) -> Result<Outcome> {
     let mut rows = Vec::new();
     let mut peer_times = PeerTimes::new();
     let mut peer_note = String::new();
-    for bench in BENCHES {
-        eprintln!("  criterion: {bench}");
-        // Each bench target in its own directory: its estimates are read once, right after it.
-        let bench_home = home.join(bench);
-        run_criterion(&bench_home, bench, args.quick, args.isa.as_deref())?;
-        let bench_rows = build_rows(&read_criterion(&bench_home)?, &verdicts, &op_checks, &limits)?;
+    for (bench, op) in criterion_runs() {
+        let name = op.unwrap_or(bench);
+        eprintln!("  criterion: {name}");
+        // Each run in its own directory: its estimates are read once, right after it.
+        let bench_home = home.join(name);
+        run_criterion(&bench_home, bench, op, args.quick, args.isa.as_deref())?;
+        let bench_rows = build_rows(&registry, &read_criterion(&bench_home)?, &verdicts, &op_checks, &limits)?;
         if let Some(python) = &torch {
             // PyTorch right after our rows of the same shapes, so that both see the host alike.
-            eprintln!("  PyTorch: {bench}");
+            eprintln!("  PyTorch: {name}");
             let (times, note) = run_peer(python, &bench_rows, args.quick)?;
             peer_times.extend(times);
             peer_note = note;
@@ -348,23 +371,13 @@ pub fn run(args: Args) -> Result<Outcome> {
         bail!("{}: criterion wrote no estimates", home.display());
     }
 
-    let scalar_times: HashMap<(String, String), f64> = rows
-        .iter()
-        .filter(|r| r.variant == "scalar")
-        .map(|r| ((r.op.clone(), r.shape.clone()), r.time_ns.median))
-        .collect();
-    for r in &mut rows {
-        r.speedup_vs_scalar = scalar_times
-            .get(&(r.op.clone(), r.shape.clone()))
-            .map(|s| s / r.time_ns.median);
-    }
     let order = |r: &Row| {
         (
-            r.kind == "model",
-            Op::from_name(&r.op).map_or(9, |o| Op::ALL.iter().position(|&x| x == o).unwrap_or(9)),
-            r.flops as u64,
+            r.kind == Kind::Model,
+            OPS.iter().position(|op| op.name() == r.op).unwrap_or(OPS.len()),
+            r.work.flops as u64,
             r.variant.clone(),
-            r.isa.clone(),
+            r.isa,
             r.threads,
         )
     };
@@ -373,12 +386,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     let peer = match &torch {
         Some(_) => {
             for r in &mut rows {
-                if let Some(&ns) = peer_times.get(&(r.kind.clone(), r.op.clone(), r.shape.clone(), r.threads)) {
-                    r.peer = Some(Peer {
-                        torch_ns: ns,
-                        speedup: ns / r.time_ns.median,
-                    });
-                }
+                let kind = match r.kind {
+                    Kind::Op => "op",
+                    Kind::Model => "model",
+                };
+                r.peer = peer_times
+                    .get(&(kind.to_owned(), r.op.clone(), r.shape.clone(), r.threads))
+                    .copied();
             }
             PeerInfo {
                 available: true,
@@ -395,7 +409,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let report = Report {
         schema: report::SCHEMA,
         units: report::units(),
-        mode: if args.quick { "quick".into() } else { "full".into() },
+        mode: if args.quick { Mode::Quick } else { Mode::Full },
         machine: machine.clone(),
         limits,
         verify,
@@ -414,7 +428,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         &svg::throughput_svg(&report),
     )?;
     report::write(&dir.join(format!("{stem}-roofline.svg")), &svg::roofline_svg(&report))?;
-    let failed = report.rows.iter().filter(|r| r.verdict != "pass").count();
+    let failed = report.rows.iter().filter(|r| r.verdict != Verdict::Pass).count();
     println!("{}", path.display());
     eprintln!(
         "bench: {} rows ({} not passing verification) in {:.0}s; wrote {} and its .md and .svg",

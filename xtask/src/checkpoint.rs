@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use tkbench_harness::golden::{Case, workspace_golden_dir, workspace_root};
+use tkbench_harness::check::golden::{Case, workspace_golden_dir, workspace_root};
 
 use crate::Outcome;
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use tkbench_harness::golden::workspace_root;
-use tkbench_harness::report::{self, Report, Row};
-use tkbench_harness::svg::compare_svg;
+use tkbench_harness::check::golden::workspace_root;
+use tkbench_harness::measure::report::{self, Kind, Report, Row, Verdict};
+use tkbench_harness::measure::svg::compare_svg;
 
 use crate::Outcome;
 
@@ -28,8 +28,12 @@ pub struct Args {
 }
 
 fn key(r: &Row, ignore_isa: bool) -> String {
-    let isa = if ignore_isa { "*" } else { r.isa.as_str() };
-    format!("{} {} {} {}@{} x{}", r.kind, r.op, r.shape, r.variant, isa, r.threads)
+    let isa = if ignore_isa { "*" } else { r.isa.name() };
+    let kind = match r.kind {
+        Kind::Op => "op",
+        Kind::Model => "model",
+    };
+    format!("{kind} {} {} {}@{isa} x{}", r.op, r.shape, r.variant, r.threads)
 }
 
 /// Runs `cargo xtask compare`.
@@ -54,11 +58,17 @@ pub fn run(args: Args) -> Result<Outcome> {
     let (ia, ib) = (index(&a, &args.a)?, index(&b, &args.b)?);
     println!(
         "A: {} {} ({}, {})",
-        a.machine.machine_id, a.machine.commit, a.machine.cpu, a.mode
+        a.machine.machine_id,
+        a.machine.commit,
+        a.machine.cpu,
+        a.mode_name()
     );
     println!(
         "B: {} {} ({}, {})",
-        b.machine.machine_id, b.machine.commit, b.machine.cpu, b.mode
+        b.machine.machine_id,
+        b.machine.commit,
+        b.machine.cpu,
+        b.mode_name()
     );
     println!("\n{:<72} {:>11} {:>11} {:>8}", "row", "A", "B", "B vs A");
     let mut items = Vec::new();
@@ -66,7 +76,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         let Some(rb) = ib.get(k) else { continue };
         let ratio = ra.time_ns.median / rb.time_ns.median;
         let noise = ra.time_ns.overlaps(&rb.time_ns);
-        let flag = |r: &Row| if r.verdict == "pass" { "" } else { " (FAIL)" };
+        let flag = |r: &Row| if r.verdict == Verdict::Pass { "" } else { " (FAIL)" };
         println!(
             "{:<72} {:>11} {:>11} {:>7.2}{}{}{}",
             k,

@@ -7,8 +7,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use tkbench_harness::golden::{Case, ReferenceCheck, case_dirs, check_reference, workspace_golden_dir, workspace_root};
-use tkbench_harness::verify::{first_out_of_budget, hidden_name};
+use tkbench_harness::check::golden::{
+    Case, ReferenceCheck, case_dirs, check_reference, workspace_golden_dir, workspace_root,
+};
+use tkbench_harness::check::verify::{first_out_of_budget, hidden_name};
 
 use crate::Outcome;
 

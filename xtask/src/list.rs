@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use serde_json::json;
-use tkbench_kernels::{Isa, variants};
+use tkbench_harness::registry::Registry;
+use tkbench_kernels::Isa;
 
 use crate::Outcome;
 
@@ -17,16 +18,17 @@ pub struct Args {
 /// Runs `cargo xtask list`.
 pub fn run(args: Args) -> Result<Outcome> {
     let level_names = |levels: Vec<Isa>| levels.iter().map(|l| l.name()).collect::<Vec<_>>();
+    let registry = Registry::builtin();
     if args.json {
-        let rows: Vec<_> = variants()
-            .iter()
+        let rows: Vec<_> = registry
+            .entries()
             .map(|v| {
                 json!({
-                    "op": v.op().name(),
+                    "op": v.op,
                     "variant": v.name,
                     "kind": v.kind.name(),
                     "isa": v.isa.name(),
-                    "levels": level_names(v.levels()),
+                    "levels": level_names(v.isa.levels()),
                     "file": format!("crates/kernels/src/{}", v.file),
                 })
             })
@@ -38,14 +40,14 @@ pub fn run(args: Args) -> Result<Outcome> {
         "{:<10} {:<15} {:<8} {:<9} {:<22} file",
         "op", "variant", "kind", "isa", "levels on this CPU"
     );
-    for v in variants() {
+    for v in registry.entries() {
         println!(
             "{:<10} {:<15} {:<8} {:<9} {:<22} crates/kernels/src/{}",
-            v.op().name(),
+            v.op,
             v.name,
             v.kind.name(),
             v.isa.name(),
-            level_names(v.levels()).join(","),
+            level_names(v.isa.levels()).join(","),
             v.file
         );
     }

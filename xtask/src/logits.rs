@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ndarray::{Array2, Axis, concatenate};
 use safetensors::Dtype;
-use tkbench_harness::kernels::KernelSet;
 use tkbench_harness::model::{KernelModel, Weights};
+use tkbench_harness::registry::KernelSet;
 use tkbench_kernels::Isa;
 use tkbench_reference::{Checkpoint, Gpt2, Real};
 
@@ -31,11 +31,11 @@ pub struct Args {
     mode: Mode,
     /// Run the kernel-driven model with this kernel set (`fastest`, `scalar`, or op=variant,...)
     /// instead of the reference model; kernels run in float32.
-    #[arg(long, value_name = "SPEC")]
-    kernels: Option<String>,
+    #[arg(long, value_name = "SPEC", value_parser = crate::args::kernels)]
+    kernels: Option<KernelSet>,
     /// The ISA level of the kernel set [default: the widest this CPU has].
-    #[arg(long, requires = "kernels")]
-    isa: Option<String>,
+    #[arg(long, requires = "kernels", value_parser = crate::args::isa)]
+    isa: Option<Isa>,
     /// Threads for the kernel set [default: all cores]; the logits are bit-identical for every count.
     #[arg(long, value_name = "N", requires = "kernels")]
     threads: Option<usize>,
@@ -122,17 +122,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    if let Some(spec) = &args.kernels {
+    if let Some(set) = args.kernels.clone() {
         if matches!(args.dtype, Precision::F64) {
             anyhow::bail!("--dtype f64: kernel sets run in float32; drop --dtype or --kernels");
         }
-        let set = KernelSet::parse(spec).map_err(|e| anyhow::anyhow!("--kernels: {e}"))?;
-        let isa = match &args.isa {
-            Some(name) => crate::verify::parse_isa(name)?,
-            None => Isa::best(),
-        };
+        let isa = args.isa.unwrap_or_else(Isa::best);
         let weights = Weights::new(&checkpoint);
-        let model = KernelModel::new(&weights, set, isa, args.threads.unwrap_or(0));
+        let model = KernelModel::new(&weights, &set, isa, args.threads.unwrap_or(0));
         let v = checkpoint.config().vocab_size;
         let rows: Vec<f32> = match args.mode {
             Mode::Prefill => model.forward(&tokens)?.logits,

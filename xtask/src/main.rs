@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check failed (a golden case not reproduced), 2 a usage or input error
 //! (a missing file, a corrupt checkpoint, a malformed argument), with a message naming what is at fault.
 
+mod args;
 mod bench;
 mod checkpoint;
 mod compare;

@@ -2,25 +2,25 @@
 //! float64 reference op, on the edge-case sweep or on one shape; failures print a replay command.
 
 use anyhow::{Result, bail};
-use tkbench_harness::metrics::sticky_max;
-use tkbench_harness::opcheck::{Shape, check, sweep};
-use tkbench_harness::tolerance::rule;
-use tkbench_kernels::{IsaSupport, Variant, variants};
+use tkbench_harness::check::metrics::sticky_max;
+use tkbench_harness::ops::AnyOp;
+use tkbench_harness::registry::Registry;
+use tkbench_kernels::{Isa, IsaSupport};
 
 use crate::Outcome;
 
 /// Arguments of `cargo xtask opcheck`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only this op: embedding, layernorm, softmax, attention, matmul, gelu.
-    #[arg(long)]
-    op: Option<String>,
+    /// Only this op (`cargo xtask list` shows them).
+    #[arg(long, value_parser = crate::args::op)]
+    op: Option<&'static dyn AnyOp>,
     /// Only this variant (scalar, simd, blocked, matrixmultiply).
     #[arg(long)]
     variant: Option<String>,
     /// Force this ISA level (scalar, avx2, avx512, neon); the default is every level the CPU has.
-    #[arg(long)]
-    isa: Option<String>,
+    #[arg(long, value_parser = crate::args::isa)]
+    isa: Option<Isa>,
     /// One shape instead of the sweep, e.g. rows=3,cols=17 (needs --op; fields per op are listed on error).
     #[arg(long)]
     shape: Option<String>,
@@ -34,11 +34,10 @@ pub struct Args {
 
 /// Runs `cargo xtask opcheck`.
 pub fn run(args: Args) -> Result<Outcome> {
-    let op = args.op.as_deref().map(crate::verify::parse_op).transpose()?;
-    let isa = args.isa.as_deref().map(crate::verify::parse_isa).transpose()?;
-    let selected: Vec<&Variant> = variants()
-        .iter()
-        .filter(|v| op.is_none_or(|op| v.op() == op))
+    let registry = Registry::builtin();
+    let selected: Vec<_> = registry
+        .entries()
+        .filter(|v| args.op.is_none_or(|op| v.op == op.name()))
         .filter(|v| args.variant.as_ref().is_none_or(|name| v.name == name))
         .collect();
     if selected.is_empty() {
@@ -49,10 +48,10 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let one_shape = match &args.shape {
         Some(text) => {
-            let Some(op) = op else {
+            let Some(op) = args.op else {
                 bail!("--shape needs --op (shapes differ per op)")
             };
-            Some(Shape::parse(op, text).map_err(|e| anyhow::anyhow!("--shape: {e}"))?)
+            Some(op.parse_shape(text).map_err(|e| anyhow::anyhow!("--shape: {e}"))?)
         }
         None => None,
     };
@@ -63,20 +62,27 @@ pub fn run(args: Args) -> Result<Outcome> {
     );
     let mut failures = Vec::new();
     for variant in selected {
-        let levels = match (isa, variant.isa) {
+        let op = registry
+            .ops()
+            .iter()
+            .find(|op| op.name() == variant.op)
+            .expect("every entry's op is an op");
+        let levels = match (args.isa, variant.isa) {
             (Some(isa), IsaSupport::Dispatch) => vec![isa],
-            (_, _) => variant.levels(),
+            (_, support) => support.levels(),
         };
-        let shapes = match one_shape {
-            Some(shape) => vec![shape],
-            None => sweep(variant.op()),
+        let shapes = match &one_shape {
+            Some(shape) => vec![shape.clone()],
+            None => op.sweep(),
         };
         for level in levels {
             let mut worst = 0.0f64;
             let mut worst_ratio = 0.0f64;
             let mut failed = 0;
             for (i, shape) in shapes.iter().enumerate() {
-                let result = check(variant, level, shape, args.seed + i as u64, args.magnitude);
+                let result = op
+                    .check(variant, level, shape, args.seed + i as u64, args.magnitude)
+                    .map_err(|e| anyhow::anyhow!("{} {shape}: {e}", op.name()))?;
                 worst = sticky_max(worst, result.max_abs_err);
                 worst_ratio = sticky_max(worst_ratio, result.error_ratio());
                 if !result.pass {
@@ -84,7 +90,6 @@ pub fn run(args: Args) -> Result<Outcome> {
                     failures.push(result.to_string());
                 }
             }
-            let label = variant.label(level);
             let verdict = if failed == 0 {
                 "pass".to_owned()
             } else {
@@ -92,18 +97,17 @@ pub fn run(args: Args) -> Result<Outcome> {
             };
             println!(
                 "{:<10} {:<15} {:<8} {:>6}  {:>11.3e}  {:>9.3}  {verdict}",
-                variant.op().name(),
+                variant.op,
                 variant.name,
-                label,
+                variant.isa.label(level),
                 shapes.len(),
                 worst,
                 worst_ratio
             );
         }
     }
-    if let Some(op) = op {
-        let (_, why) = rule(op);
-        println!("\nbound for {}: {why}", op.name());
+    if let Some(op) = args.op {
+        println!("\nbound for {}: {}", op.name(), op.rationale());
     }
     if failures.is_empty() {
         return Ok(Outcome::Pass);

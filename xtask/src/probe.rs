@@ -2,7 +2,7 @@
 //! bandwidth, on one thread and on all), the numbers every report's roofline uses.
 
 use anyhow::Result;
-use tkbench_harness::probe::{machine, measure_limits};
+use tkbench_harness::measure::probe::{machine, measure_limits};
 
 use crate::Outcome;
 
@@ -33,6 +33,18 @@ pub fn run(args: Args) -> Result<Outcome> {
         return Ok(Outcome::Pass);
     }
     println!("machine   {} ({})", machine.machine_id, machine.cpu);
+    let under = match machine.hypervisor.as_str() {
+        "" => "no hypervisor reported".to_owned(),
+        h => format!("a {h} guest"),
+    };
+    println!(
+        "vendor    {}; {under}",
+        if machine.vendor.is_empty() {
+            "unknown"
+        } else {
+            &machine.vendor
+        }
+    );
     println!(
         "cpus      {} logical; ISA levels {}",
         machine.logical_cpus,

@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
-use tkbench_harness::golden::{Case, workspace_golden_dir};
-use tkbench_harness::kernels::KernelSet;
-use tkbench_harness::verify::{Filter, plan, render_json, render_table, verify_case};
-use tkbench_kernels::{Isa, Op, variants};
+use anyhow::{Context, Result, bail};
+use tkbench_harness::check::golden::{Case, workspace_golden_dir};
+use tkbench_harness::check::verify::{Filter, plan, render_json, render_table, verify_case};
+use tkbench_harness::ops::AnyOp;
+use tkbench_harness::registry::{KernelSet, Registry};
+use tkbench_kernels::Isa;
 
 use crate::Outcome;
 use crate::golden::{listed_cases, selected};
@@ -21,17 +22,17 @@ pub struct Args {
     #[arg(long = "case", value_name = "NAME")]
     cases: Vec<String>,
     /// Only rows that substitute a variant of this op (and the fastest set).
-    #[arg(long)]
-    op: Option<String>,
+    #[arg(long, value_parser = crate::args::op)]
+    op: Option<&'static dyn AnyOp>,
     /// Only rows of this variant name (`scalar`, `fastest` and `reference` select those rows).
     #[arg(long)]
     variant: Option<String>,
     /// Only this ISA level (scalar, avx2, avx512, neon); rows that do not depend on it are kept.
-    #[arg(long)]
-    isa: Option<String>,
+    #[arg(long, value_parser = crate::args::isa)]
+    isa: Option<Isa>,
     /// Exactly this kernel set: `fastest`, `scalar`, or op=variant,... (other ops scalar).
-    #[arg(long, value_name = "SPEC")]
-    kernels: Option<String>,
+    #[arg(long, value_name = "SPEC", value_parser = crate::args::kernels)]
+    kernels: Option<KernelSet>,
     /// Threads for the kernel-driven model [default: all cores].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -40,47 +41,17 @@ pub struct Args {
     json: bool,
 }
 
-/// Parses `--op`: one of the ops.
-pub fn parse_op(name: &str) -> Result<Op> {
-    Op::from_name(name).ok_or_else(|| {
-        anyhow!(
-            "--op: no op named `{name}`; ops are {}",
-            Op::ALL.map(|o| o.name()).join(", ")
-        )
-    })
-}
-
-/// Parses `--isa`: an ISA level that this CPU must have.
-pub fn parse_isa(name: &str) -> Result<Isa> {
-    let isa = Isa::from_name(name)
-        .ok_or_else(|| anyhow!("--isa: no level named `{name}`; levels are scalar, avx2, avx512, neon"))?;
-    if !isa.is_available() {
-        let have: Vec<_> = Isa::available().iter().map(|l| l.name()).collect();
-        bail!(
-            "--isa: {name} is not available on this CPU (it has {})",
-            have.join(", ")
-        );
-    }
-    Ok(isa)
-}
-
 /// Runs `cargo xtask verify`.
 pub fn run(args: Args) -> Result<Outcome> {
     let golden = workspace_golden_dir();
     let names = selected(listed_cases(&golden)?, &args.cases)?;
-    let op = args.op.as_deref().map(parse_op).transpose()?;
     let filter = Filter {
-        op,
+        op: args.op.map(|op| op.name().to_owned()),
         variant: args.variant.clone(),
-        isa: args.isa.as_deref().map(parse_isa).transpose()?,
-        kernels: args
-            .kernels
-            .as_deref()
-            .map(KernelSet::parse)
-            .transpose()
-            .map_err(|e| anyhow!("--kernels: {e}"))?,
+        isa: args.isa,
+        kernels: args.kernels.clone(),
     };
-    let subjects = plan(variants(), &filter);
+    let subjects = plan(&Registry::builtin(), &filter);
     if subjects.is_empty() {
         bail!("no row matches the filters (see `cargo xtask list` for ops and variants)");
     }

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use rstest::rstest;
 use safetensors::{Dtype, SafeTensors};
-use tkbench_harness::golden::{Case, workspace_golden_dir};
-use tkbench_harness::metrics::max_rel;
+use tkbench_harness::check::golden::{Case, workspace_golden_dir};
+use tkbench_harness::check::metrics::max_rel;
 use tkbench_reference::{Config, synthetic};
 
 fn xtask(args: &[&str]) -> Output {
@@ -279,7 +280,10 @@ fn list_json_names_every_variant_with_op_kind_and_isa() {
     assert!(run.status.success(), "{}", stderr(&run));
     let rows: serde_json::Value = serde_json::from_slice(&run.stdout).expect("list --json prints JSON");
     let rows = rows.as_array().expect("a JSON array");
-    assert_eq!(rows.len(), tkbench_kernels::variants().len());
+    assert_eq!(
+        rows.len(),
+        tkbench_harness::registry::Registry::builtin().entries().count()
+    );
     for row in rows {
         for key in ["op", "variant", "kind", "isa"] {
             assert!(
@@ -316,7 +320,6 @@ fn opcheck_replays_one_case_and_refuses_bad_arguments() {
         "{stdout}"
     );
 
-    assert_input_error(&["opcheck", "--op", "nope"], &["no op named `nope`", "softmax"]);
     assert_input_error(&["opcheck", "--shape", "rows=1,cols=2"], &["--shape needs --op"]);
     assert_input_error(
         &["opcheck", "--op", "softmax", "--shape", "rows=1"],
@@ -326,7 +329,6 @@ fn opcheck_replays_one_case_and_refuses_bad_arguments() {
         &["opcheck", "--op", "softmax", "--shape", "rows=1,cols=2,k=3"],
         &["`k` is not a field of softmax"],
     );
-    assert_input_error(&["opcheck", "--isa", "sse9"], &["no level named `sse9`"]);
     assert_input_error(
         &["opcheck", "--op", "gelu", "--variant", "blocked"],
         &["no registered variant matches"],
@@ -358,12 +360,41 @@ fn verify_filters_and_prints_json() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(String::from_utf8_lossy(&run.stdout).contains("2 of 2 rows pass"));
 
-    assert_input_error(
-        &["verify", "--kernels", "softmax=nope"],
-        &["--kernels", "softmax has no variant `nope`"],
-    );
-    assert_input_error(&["verify", "--op", "convolution"], &["no op named `convolution`"]);
     assert_input_error(&["verify", "--case", "missing"], &["no golden case named `missing`"]);
+}
+
+/// The options parsed by value parsers refuse bad values before anything runs, exit 2, and name
+/// the option, the value and what is valid.
+#[rstest]
+#[case::verify_op(&["verify", "--op", "convolution"], &["--op", "no op named `convolution`", "softmax"])]
+#[case::opcheck_op(&["opcheck", "--op", "nope"], &["--op", "no op named `nope`", "softmax"])]
+#[case::verify_isa(&["verify", "--isa", "sse9"], &["--isa", "no level named `sse9`", "avx2"])]
+#[case::opcheck_isa(&["opcheck", "--isa", "sse9"], &["--isa", "no level named `sse9`"])]
+#[case::bench_isa(&["bench", "--isa", "sse9"], &["--isa", "no level named `sse9`"])]
+#[case::verify_kernels(&["verify", "--kernels", "softmax=nope"], &["--kernels", "softmax has no variant `nope`"])]
+#[case::verify_kernels_op(&["verify", "--kernels", "conv=simd"], &["--kernels", "no op named `conv`"])]
+#[case::verify_kernels_form(&["verify", "--kernels", "simd"], &["--kernels", "`simd` is not op=variant"])]
+#[case::logits_kernels(
+    &["logits", "--model", "m", "--tokens", "1", "--out", "o", "--kernels", "gelu=blocked"],
+    &["--kernels", "gelu has no variant `blocked`", "scalar, simd"]
+)]
+fn bad_option_values_are_usage_errors(#[case] args: &[&str], #[case] words: &[&str]) {
+    assert_input_error(args, words);
+}
+
+/// A level this CPU lacks is refused by name, with the levels it has.
+#[test]
+fn a_level_this_cpu_lacks_is_refused() {
+    use tkbench_kernels::Isa;
+    if let Some(missing) = [Isa::Avx2, Isa::Avx512, Isa::Neon]
+        .into_iter()
+        .find(|l| !l.is_available())
+    {
+        assert_input_error(
+            &["opcheck", "--isa", missing.name()],
+            &["--isa", "is not available on this CPU (it has"],
+        );
+    }
 }
 
 #[test]
@@ -442,30 +473,37 @@ fn committed_report() -> PathBuf {
     found.into_iter().next().expect("a committed report under reports/")
 }
 
-#[test]
-fn compare_marks_a_report_against_itself_as_noise_and_refuses_bad_files() {
-    let report = committed_report();
-    let tmp = tempfile::tempdir().unwrap();
-    let svg = tmp.path().join("c.svg");
+/// Runs `cargo xtask compare a b --svg svg`, expecting success and an SVG; returns its output and
+/// its rows.
+fn compare_rows(a: &Path, b: &Path, svg: &Path) -> (String, Vec<String>) {
     let run = xtask(&[
         "compare",
-        report.to_str().unwrap(),
-        report.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
         "--svg",
         svg.to_str().unwrap(),
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let rows: Vec<&str> = stdout
+    assert!(std::fs::read_to_string(svg).unwrap().starts_with("<svg"));
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let rows = stdout
         .lines()
         .filter(|l| l.starts_with("op ") || l.starts_with("model "))
+        .map(str::to_owned)
         .collect();
+    (stdout, rows)
+}
+
+#[test]
+fn compare_marks_a_report_against_itself_as_noise_and_refuses_bad_files() {
+    let report = committed_report();
+    let tmp = tempfile::tempdir().unwrap();
+    let (stdout, rows) = compare_rows(&report, &report, &tmp.path().join("c.svg"));
     assert!(!rows.is_empty(), "{stdout}");
     assert!(
         rows.iter().all(|l| l.contains("1.00~")),
         "identical rows must read as noise: {stdout}"
     );
-    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 
     let corrupt = tmp.path().join("corrupt.json");
     std::fs::write(&corrupt, "{\"schema\": 1, \"rows\": [").unwrap();
@@ -474,9 +512,30 @@ fn compare_marks_a_report_against_itself_as_noise_and_refuses_bad_files() {
         &["corrupt.json", "not valid JSON"],
     );
     let future = tmp.path().join("future.json");
-    std::fs::write(&future, "{\"schema\": 2}").unwrap();
+    std::fs::write(&future, "{\"schema\": 99}").unwrap();
     assert_input_error(
         &["compare", future.to_str().unwrap(), report.to_str().unwrap()],
-        &["future.json", "schema 2 is not known"],
+        &["future.json", "schema 99 is not known"],
     );
+}
+
+/// A committed schema-1 report compares against the same run written in schema 2, row for row.
+#[test]
+fn a_schema_1_report_compares_against_a_schema_2_report() {
+    use tkbench_harness::measure::report::{Report, SCHEMA};
+    let old = committed_report();
+    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
+    assert_eq!(raw["schema"], 1, "{}", old.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let new = tmp.path().join("new.json");
+    let report = Report::load(&old).unwrap();
+    assert_eq!(report.schema, SCHEMA);
+    report.save(&new).unwrap();
+    let (stdout, rows) = compare_rows(&old, &new, &tmp.path().join("c.svg"));
+    assert_eq!(rows.len(), raw["rows"].as_array().unwrap().len(), "{stdout}");
+    assert!(
+        rows.iter().all(|l| l.contains("1.00~")),
+        "the same run must read as noise: {stdout}"
+    );
+    assert!(stdout.contains("0 only in A, 0 only in B"), "{stdout}");
 }

@@ -37,3 +37,80 @@ fn every_rust_file_opens_with_a_module_doc_line() {
         "files that do not open with a `//! ` line: {offenders:?}"
     );
 }
+
+/// The subcommands `cargo xtask --help` lists (without `help`).
+fn cli_subcommands() -> Vec<String> {
+    let help = xtask_help(&[]);
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn xtask_help(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("xtask runs");
+    assert!(out.status.success(), "xtask {args:?} --help failed");
+    String::from_utf8(out.stdout).expect("help is UTF-8")
+}
+
+/// README.md's command table: (subcommand, the options its first cell shows).
+fn readme_commands() -> Vec<(String, Vec<String>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Commands\n")
+        .nth(1)
+        .expect("README.md has a `## Commands` section");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| l.strip_prefix("| `cargo xtask "))
+        .map(|rest| {
+            let cell = rest.split("` |").next().unwrap_or(rest);
+            let name = cell.split_whitespace().next().unwrap_or_default().to_owned();
+            let options = cell
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .filter(|w| w.starts_with("--") && w.len() > 2)
+                .map(str::to_owned)
+                .collect();
+            (name, options)
+        })
+        .collect()
+}
+
+#[test]
+fn readme_command_table_matches_the_cli() {
+    let readme = readme_commands();
+    let mut listed: Vec<String> = readme.iter().map(|(name, _)| name.clone()).collect();
+    listed.sort();
+    listed.dedup();
+    let mut subcommands = cli_subcommands();
+    subcommands.sort();
+    assert!(
+        subcommands.len() >= 5,
+        "found only {subcommands:?} in `cargo xtask --help`"
+    );
+    assert_eq!(
+        listed, subcommands,
+        "README.md's command table against `cargo xtask --help`"
+    );
+    for (name, options) in &readme {
+        let help = xtask_help(&[name]);
+        for option in options {
+            assert!(
+                help.contains(&format!("{option} "))
+                    || help.contains(&format!("{option}\n"))
+                    || help.contains(&format!("{option}=")),
+                "README.md shows `cargo xtask {name} {option}`, which `cargo xtask {name} --help` does not list"
+            );
+        }
+    }
+}

@@ -2,20 +2,19 @@
 //! huge pages, the model's copy of its weights and its KV cache.
 //!
 //! A kernel gives the same bits at any address, but a vector load from a row that starts 16 bytes
-//! into a cache line touches two lines (the system allocator aligns large blocks to 16 bytes only).
-//! Measured on the 2-CPU AVX-512 host: simd layernorm of 4096 × 768 rows, 136 ns a row from such
-//! buffers, 105 ns from aligned ones.
+//! into a cache line touches two lines (the system allocator aligns large blocks to 16 bytes only),
+//! which slows every row (PERFORMANCE.md, "Buffers on cache lines, and one dispatch per call").
 //!
-//! Huge pages matter to buffers streamed from memory: a plain read stream on one core of that host
-//! moved 34-41 GB/s from 4 KiB pages and 42-45 GB/s from 2 MiB ones (fewer TLB misses, and fewer
-//! page ends, where the hardware prefetcher stops). Linux grants them to a mapping advised with
+//! Huge pages matter to buffers streamed from memory: fewer TLB misses, and fewer page ends, where
+//! the hardware prefetcher stops (PERFORMANCE.md, "Huge pages for the weights and the KV cache").
+//! Linux grants them to a mapping advised with
 //! `MADV_HUGEPAGE` when transparent huge pages are in `madvise` or `always` mode; elsewhere, or when
 //! refused, a buffer falls back to the system allocator's pages, which [`AlignedVec::pages`] tells.
 //!
 //! The benches' buffers stay on small pages, as the PyTorch peer's tensors are: PyTorch can put its
 //! tensors on huge pages too (`THP_MEM_ALLOC_ENABLE=1`), but then every op that allocates its output
-//! faults in fresh huge pages on each call (its layernorm of 1024 × 768 went from 0.18 to 1.32 ms),
-//! so an op comparison on huge pages would measure its allocator rather than its kernels.
+//! faults in fresh huge pages on each call (PERFORMANCE.md has its layernorm's times), so an op
+//! comparison on huge pages would measure its allocator rather than its kernels.
 
 use std::ops::{Deref, DerefMut};
 

@@ -1,15 +1,16 @@
-//! tkbench-harness: the golden-case format, error metrics, the op checker with its tolerances, and
-//! the checks that hold an implementation to the oracle's logits.
+//! tkbench-harness: what holds kernel variants to the truth and measures them, by concern:
+//!
+//! - [`ops`]: one definition module per op (shapes, inputs, the call path, references, bounds, work,
+//!   sweep, bench shapes, PyTorch peer) and [`ops::OPS`], the list of ops;
+//! - [`registry`]: the variants to run (registered, or added from outside) and kernel sets;
+//! - [`check`]: verification: golden cases, metrics, the op checker and its bound rules, the
+//!   model-level verify;
+//! - [`model`]: the kernel-driven GPT-2 and, in [`model::threads`], its thread policy;
+//! - [`measure`]: the machine probe, the work of a call, the bench cases, reports and plots.
 
 pub mod aligned;
-pub mod golden;
-pub mod kernels;
-pub mod metrics;
+pub mod check;
+pub mod measure;
 pub mod model;
-pub mod opcheck;
-pub mod probe;
-pub mod report;
-pub mod svg;
-pub mod tolerance;
-pub mod verify;
-pub mod work;
+pub mod ops;
+pub mod registry;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tkbench_harness::golden::{Case, GoldenError, case_dirs, check_reference, workspace_golden_dir};
+use tkbench_harness::check::golden::{Case, GoldenError, case_dirs, check_reference, workspace_golden_dir};
 
 fn committed_cases() -> Vec<PathBuf> {
     case_dirs(&workspace_golden_dir().join("cases")).expect("golden cases are committed")

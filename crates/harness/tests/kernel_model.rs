@@ -2,12 +2,14 @@
 //! equal to prefill, the same errors as the reference model for bad tokens, and a verification gate
 //! that fails when a wrong variant is registered.
 
-use tkbench_harness::golden::{Case, workspace_golden_dir};
-use tkbench_harness::kernels::KernelSet;
+use tkbench_harness::check::golden::{Case, workspace_golden_dir};
+use tkbench_harness::check::verify::{Filter, plan, verify_case};
 use tkbench_harness::model::{KernelModel, Weights};
-use tkbench_harness::verify::{Filter, plan, verify_case};
-use tkbench_kernels::attention::AttentionDims;
-use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Variant, variants};
+use tkbench_harness::ops::Attention;
+use tkbench_harness::registry::KernelSet;
+use tkbench_harness::registry::Registry;
+use tkbench_kernels::attention::{AttentionDims, AttentionFn};
+use tkbench_kernels::{Isa, IsaSupport, Kind, Variant};
 
 fn case(name: &str) -> Case {
     Case::load(&workspace_golden_dir().join("cases").join(name)).unwrap()
@@ -30,13 +32,13 @@ fn output_is_bit_identical_for_every_thread_count() {
             "matmul=matrixmultiply",
             "attention=simd,layernorm=blocked,softmax=blocked",
         ] {
-            let set = KernelSet::parse(spec).unwrap();
+            let set = KernelSet::parse(&Registry::builtin(), spec).unwrap();
             for isa in Isa::available() {
                 // All tokens (rows split), and one token (one-row matmuls split by columns).
                 for tokens in [&tokens[..], &tokens[..1]] {
-                    let one = KernelModel::new(&weights, set, isa, 1).forward(tokens).unwrap();
+                    let one = KernelModel::new(&weights, &set, isa, 1).forward(tokens).unwrap();
                     for threads in [2, 3, 4, 5] {
-                        let many = KernelModel::new(&weights, set, isa, threads).forward(tokens).unwrap();
+                        let many = KernelModel::new(&weights, &set, isa, threads).forward(tokens).unwrap();
                         let label = format!("{name}, {} tokens: {spec} at {isa} on {threads} threads", tokens.len());
                         assert!(one.logits == many.logits, "{label}: logits differ");
                         assert!(one.probs == many.probs, "{label}: probabilities differ");
@@ -57,7 +59,12 @@ fn decode_steps_are_bit_identical_for_every_thread_count() {
     let weights = Weights::new(&checkpoint);
     let tokens = &case.manifest.tokens;
     let steps = |threads: usize| {
-        let model = KernelModel::new(&weights, KernelSet::fastest(), Isa::best(), threads);
+        let model = KernelModel::new(
+            &weights,
+            &KernelSet::fastest(&Registry::builtin()),
+            Isa::best(),
+            threads,
+        );
         let mut cache = model.new_cache();
         model.forward_cached(&tokens[..5], &mut cache).unwrap();
         (5..8)
@@ -80,7 +87,7 @@ fn decode_through_the_kv_cache_matches_prefill() {
     let checkpoint = case.checkpoint().unwrap();
     let weights = Weights::new(&checkpoint);
     let tokens = &case.manifest.tokens;
-    let model = KernelModel::new(&weights, KernelSet::fastest(), Isa::best(), 2);
+    let model = KernelModel::new(&weights, &KernelSet::fastest(&Registry::builtin()), Isa::best(), 2);
     let prefill = model.forward(tokens).unwrap().logits;
     let mut cache = model.new_cache();
     let mut decoded = Vec::new();
@@ -100,7 +107,7 @@ fn bad_tokens_get_the_reference_errors() {
     let case = case("tiny");
     let checkpoint = case.checkpoint().unwrap();
     let weights = Weights::new(&checkpoint);
-    let model = KernelModel::new(&weights, KernelSet::fastest(), Isa::best(), 1);
+    let model = KernelModel::new(&weights, &KernelSet::fastest(&Registry::builtin()), Isa::best(), 1);
     assert!(model.forward(&[]).unwrap_err().to_string().contains("empty"));
     assert!(
         model
@@ -149,10 +156,9 @@ fn the_gate_fails_when_a_wrong_variant_is_registered() {
         kind: Kind::Simd,
         isa: IsaSupport::Plain,
         file: "attention/peeking.rs",
-        kernel: Kernel::Attention(peeking_attention),
+        kernel: peeking_attention as AttentionFn,
     };
-    let mut registry: Vec<Variant> = variants().to_vec();
-    registry.push(wrong);
+    let registry = Registry::builtin().with::<Attention>(wrong);
     let subjects = plan(
         &registry,
         &Filter {
@@ -205,7 +211,7 @@ fn huge_and_small_pages_give_the_same_bits() {
         assert_eq!(huge.pages(), Pages::Huge, "this system refused a huge-page mapping");
     }
     let run = |weights: &Weights| {
-        let model = KernelModel::new(weights, KernelSet::fastest(), Isa::best(), 1);
+        let model = KernelModel::new(weights, &KernelSet::fastest(&Registry::builtin()), Isa::best(), 1);
         let mut cache = model.new_cache();
         let prefill = model.forward_cached(&tokens[..39], &mut cache).unwrap();
         let step = model.forward_cached(&tokens[39..], &mut cache).unwrap();

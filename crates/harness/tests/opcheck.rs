@@ -2,16 +2,19 @@
 //! float64 reference op on the edge-case shapes, with the output poisoned; and proof that the checker
 //! rejects deliberately wrong kernels.
 
-use std::ops::Range;
-
-use tkbench_harness::model::{attention_blocks, column_blocks, row_blocks};
-use tkbench_harness::opcheck::{
-    Draw, Inputs, Shape, call_columns, call_heads, call_rows, check, inputs, keys_as, output_rows, sweep,
-};
-use tkbench_kernels::attention::KeyLayout;
+use tkbench_harness::check::opcheck::{self, check, check_sweep};
+use tkbench_harness::model::threads::{By, Split, attention_blocks, call_whole};
+use tkbench_harness::ops::attention::{AttentionInputs, gpt2_scale, keys_as};
+use tkbench_harness::ops::gelu::GeluShape;
+use tkbench_harness::ops::layernorm::EPS;
+use tkbench_harness::ops::matmul::MatmulShape;
+use tkbench_harness::ops::{Attention, Draw, Gelu, LayerNorm, Matmul, OPS, Op, Softmax, output_len, shape_text};
+use tkbench_harness::registry::Registry;
+use tkbench_kernels::attention::{AttentionDims, AttentionFn, KeyLayout};
+use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
-use tkbench_kernels::registry::AttentionFn;
-use tkbench_kernels::{Isa, Kernel, Op, Variant, variants_of};
+use tkbench_kernels::softmax::SoftmaxDims;
+use tkbench_kernels::{Isa, Variant};
 
 /// The seed of the sweep; each shape gets its own stream derived from it.
 const SWEEP_SEED: u64 = 0x5EED;
@@ -26,43 +29,13 @@ fn first_difference(got: &[f32], want: &[f32]) -> Option<usize> {
     got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits())
 }
 
-/// How a test calls a kernel on one block of a shape's output: `call_rows`, `call_columns` or
-/// `call_heads`.
-type BlockCall = fn(Kernel, Isa, &Shape, &Inputs, Range<usize>, &mut [f32]);
-
-/// For every variant of the shape's op at every level: the whole call, then each block of each of
-/// `splits` alone through `call` (`unit` output floats per index of a block). Returns a line for
-/// every block whose first differing element has other bits than the whole call's.
-fn blocks_against_whole(
-    shape: &Shape,
-    seed: u64,
-    splits: &[Vec<Range<usize>>],
-    unit: usize,
-    call: BlockCall,
-) -> Vec<String> {
-    let x = inputs(shape, &Draw::new(seed, 1.0));
-    let (rows, width) = output_rows(shape);
+/// For every variant of `O` at every level: the whole call against each block of each of `splits`
+/// alone ([`opcheck::blocks_against_whole`]).
+fn blocks_against_whole<O: Op>(shape: &O::Shape, seed: u64, splits: &[Split]) -> Vec<String> {
     let mut failures = Vec::new();
-    for variant in variants_of(shape.op()) {
+    for variant in O::variants() {
         for isa in variant.levels() {
-            let mut whole = vec![f32::NAN; rows * width];
-            call_rows(variant.kernel, isa, shape, &x, 0..rows, &mut whole);
-            for block in splits.iter().flatten() {
-                let range = block.start * unit..block.end * unit;
-                let mut alone = vec![BLOCK_POISON; range.len()];
-                call(variant.kernel, isa, shape, &x, block.clone(), &mut alone);
-                if let Some(j) = first_difference(&alone, &whole[range.clone()]) {
-                    failures.push(format!(
-                        "{} {} at {}: shape {shape}, seed {seed}: element {} in block {block:?} alone {} whole {}",
-                        shape.op().name(),
-                        variant.name,
-                        isa.name(),
-                        range.start + j,
-                        alone[j],
-                        whole[range.start + j]
-                    ));
-                }
-            }
+            failures.extend(opcheck::blocks_against_whole::<O>(variant, isa, shape, seed, splits));
         }
     }
     failures
@@ -78,74 +51,41 @@ fn assert_no_differences(failures: &[String], what: &str, test: &str) {
     );
 }
 
-fn sweep_op(op: Op) {
+/// Every registered variant of every op, at every level this CPU has, on its op's sweep.
+#[test]
+fn every_variant_passes_its_sweep() {
+    let registry = Registry::builtin();
     let mut failures = Vec::new();
-    let mut runs = 0;
-    for variant in variants_of(op) {
-        for isa in variant.levels() {
-            for (i, shape) in sweep(op).iter().enumerate() {
-                let result = check(variant, isa, shape, SWEEP_SEED + i as u64, 1.0);
-                runs += 1;
-                if !result.pass {
-                    failures.push(result.to_string());
+    for op in OPS {
+        let mut runs = 0;
+        for variant in registry.of(op.name()) {
+            for isa in variant.isa.levels() {
+                for result in check_sweep(*op, variant, isa, SWEEP_SEED, 1.0) {
+                    runs += 1;
+                    if !result.pass {
+                        failures.push(result.to_string());
+                    }
                 }
             }
         }
+        assert!(runs > 0, "no check of {} ran", op.name());
     }
-    assert!(runs > 0, "no variant of {} is registered", op.name());
     assert!(
         failures.is_empty(),
-        "{} of {runs} {} checks failed:\n{}",
+        "{} checks failed:\n{}",
         failures.len(),
-        op.name(),
         failures.join("\n")
     );
 }
 
-#[test]
-fn embedding_variants_pass_the_sweep() {
-    sweep_op(Op::Embedding);
-}
-
-#[test]
-fn layernorm_variants_pass_the_sweep() {
-    sweep_op(Op::LayerNorm);
-}
-
-#[test]
-fn softmax_variants_pass_the_sweep() {
-    sweep_op(Op::Softmax);
-}
-
-#[test]
-fn attention_variants_pass_the_sweep() {
-    sweep_op(Op::Attention);
-}
-
-#[test]
-fn matmul_variants_pass_the_sweep() {
-    sweep_op(Op::Matmul);
-}
-
-#[test]
-fn gelu_variants_pass_the_sweep() {
-    sweep_op(Op::Gelu);
-}
-
-#[test]
-fn large_magnitudes_stay_stable() {
-    // Softmax rows up to ±1e4 overflow exp without the max subtraction; GELU tails saturate.
+/// Every variant of `O` at every level on `shapes` with inputs of magnitude 10 and 1e4.
+fn large_magnitude_failures<O: Op>(shapes: &[O::Shape]) -> Vec<String> {
     let mut failures = Vec::new();
-    for (op, shape) in [
-        (Op::Softmax, Shape::Softmax { rows: 3, cols: 65 }),
-        (Op::Softmax, Shape::Softmax { rows: 1, cols: 1000 }),
-        (Op::Gelu, Shape::Gelu { n: 129 }),
-        (Op::LayerNorm, Shape::LayerNorm { rows: 3, channels: 65 }),
-    ] {
-        for variant in variants_of(op) {
+    for shape in shapes {
+        for variant in O::variants() {
             for isa in variant.levels() {
                 for magnitude in [10.0, 1e4] {
-                    let result = check(variant, isa, &shape, 7, magnitude);
+                    let result = check::<O>(variant, isa, shape, 7, magnitude);
                     if !result.pass {
                         failures.push(result.to_string());
                     }
@@ -153,6 +93,23 @@ fn large_magnitudes_stay_stable() {
             }
         }
     }
+    failures
+}
+
+#[test]
+fn large_magnitudes_stay_stable() {
+    // Softmax rows up to ±1e4 overflow exp without the max subtraction; GELU tails saturate.
+    let mut failures = Vec::new();
+    failures.extend(large_magnitude_failures::<Softmax>(&[
+        SoftmaxDims { rows: 3, cols: 65 },
+        SoftmaxDims { rows: 1, cols: 1000 },
+    ]));
+    failures.extend(large_magnitude_failures::<Gelu>(&[GeluShape { n: 129 }]));
+    failures.extend(large_magnitude_failures::<LayerNorm>(&[LayerNormDims {
+        rows: 3,
+        channels: 65,
+        eps: EPS,
+    }]));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -192,69 +149,23 @@ fn every_level_this_cpu_has_is_checked() {
     }
 }
 
-/// The shapes whose rows are computed together and then one at a time: matmul depths across the
-/// streamed path's groups of rows of b and its KC slices, widths with vector tails; attention with
-/// query groups, key tiles and transposed-pack runs cut at odd places.
-fn split_shapes(op: Op) -> Vec<Shape> {
-    match op {
-        Op::Matmul => {
-            let mut shapes = Vec::new();
-            for k in [1, 7, 8, 9, 191, 192, 200, 400] {
-                for n in [1, 17, 40] {
-                    shapes.push(Shape::Matmul {
-                        m: 9,
-                        k,
-                        n,
-                        bias: n != 17,
-                    });
-                }
-            }
-            shapes
-        }
-        Op::Attention => {
-            let mut shapes = Vec::new();
-            // Five heads: a one-query call takes heads in groups of four, the last one short.
-            for (pos0, heads, head_size) in [
-                (0, 2, 8),
-                (0, 2, 64),
-                (70, 2, 15),
-                (70, 2, 24),
-                (130, 2, 64),
-                (66, 5, 16),
-            ] {
-                shapes.push(Shape::Attention {
-                    queries: 9,
-                    pos0,
-                    heads,
-                    head_size,
-                });
-            }
-            shapes
-        }
-        _ => sweep(op)
-            .into_iter()
-            .filter(|shape| (2..=64).contains(&output_rows(shape).0))
-            .collect(),
-    }
-}
-
 /// Threads split an op's rows into blocks, and the kernel-driven model promises the same bits for
 /// every split: so each variant, at each level, must give a row the same bits whether it is computed
-/// with its neighbours or alone (a blocked variant may take another path for one row).
+/// with its neighbours, alone, or in the blocks of 2 to 5 threads (a blocked variant may take another
+/// path for one row). The shapes are each op's `split_shapes`.
 #[test]
 fn rows_alone_and_together_are_bit_identical() {
+    let registry = Registry::builtin();
     let mut failures = Vec::new();
-    for op in Op::ALL {
-        for (i, shape) in split_shapes(op).iter().enumerate() {
-            let (rows, width) = output_rows(shape);
-            let each_row = vec![(0..rows).map(|r| r..r + 1).collect()];
-            failures.extend(blocks_against_whole(
-                shape,
-                SWEEP_SEED + i as u64,
-                &each_row,
-                width,
-                call_rows,
-            ));
+    for op in OPS {
+        let shapes = op.split_shapes();
+        assert!(!shapes.is_empty(), "{} has no split shapes", op.name());
+        for variant in registry.of(op.name()) {
+            for isa in variant.isa.levels() {
+                for (i, shape) in shapes.iter().enumerate() {
+                    failures.extend(op.rows_alone(variant, isa, shape, SWEEP_SEED + i as u64).unwrap());
+                }
+            }
         }
     }
     assert_no_differences(&failures, "rows", "rows_alone_and_together");
@@ -270,28 +181,32 @@ fn heads_alone_and_together_are_bit_identical() {
         .into_iter()
         .enumerate()
     {
-        let shape = Shape::Attention {
-            queries: 1,
-            pos0,
-            heads,
-            head_size,
-        };
+        let shape = AttentionDims::new(1, pos0, heads, head_size, gpt2_scale(head_size));
         // The model's splits, and every head alone.
-        let mut splits: Vec<Vec<Range<usize>>> = [2, 3].map(|parts| row_blocks(heads, parts)).into();
-        splits.push((0..heads).map(|h| h..h + 1).collect());
-        failures.extend(blocks_against_whole(
+        let mut splits: Vec<Split> = [2, 3].map(|threads| Attention::split(&shape, threads)).into();
+        for split in &splits {
+            assert_eq!(
+                (split.by, split.width),
+                (By::Heads, head_size),
+                "the model splits a one-query attention by heads"
+            );
+        }
+        splits.push(Split {
+            blocks: (0..heads).map(|h| h..h + 1).collect(),
+            by: By::Heads,
+            width: head_size,
+        });
+        failures.extend(blocks_against_whole::<Attention>(
             &shape,
             SWEEP_SEED + i as u64,
             &splits,
-            head_size,
-            call_heads,
         ));
     }
     assert_no_differences(&failures, "blocks", "heads_alone_and_together");
 }
 
 /// One variant at one level and its whole call's output: the variant, its kernel, the level, the output.
-type WholeCall = (&'static Variant, AttentionFn, Isa, Vec<f32>);
+type WholeCall = (&'static Variant<AttentionFn>, AttentionFn, Isa, Vec<f32>);
 
 /// The i-th case of an attention test on (queries, pos0, heads, head_size): the shape, its seed and
 /// its inputs; then, for every variant at every level, the variant, its kernel, the level and the
@@ -299,24 +214,16 @@ type WholeCall = (&'static Variant, AttentionFn, Isa, Vec<f32>);
 fn attention_case(
     i: usize,
     (queries, pos0, heads, head_size): (usize, usize, usize, usize),
-) -> (Shape, u64, Inputs, Vec<WholeCall>) {
-    let shape = Shape::Attention {
-        queries,
-        pos0,
-        heads,
-        head_size,
-    };
+) -> (AttentionDims, u64, AttentionInputs, Vec<WholeCall>) {
+    let shape = AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size));
     let seed = SWEEP_SEED + i as u64;
-    let x = inputs(&shape, &Draw::new(seed, 1.0));
-    let (rows, width) = output_rows(&shape);
+    let x = Attention::draw(&shape, &Draw::new(seed, 1.0));
     let mut runs = Vec::new();
-    for variant in variants_of(Op::Attention) {
-        let Kernel::Attention(f) = variant.kernel else {
-            unreachable!()
-        };
+    for variant in Attention::variants() {
+        let f = variant.kernel;
         for isa in variant.levels() {
-            let mut whole = vec![f32::NAN; rows * width];
-            call_rows(variant.kernel, isa, &shape, &x, 0..rows, &mut whole);
+            let mut whole = vec![f32::NAN; output_len::<Attention>(&shape)];
+            call_whole::<Attention>(f, isa, &shape, Attention::args(&shape, &x), &mut whole);
             runs.push((variant, f, isa, whole));
         }
     }
@@ -331,14 +238,15 @@ fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
     let mut failures = Vec::new();
     for (i, case) in [(5, 70, 5, 16), (9, 0, 4, 24), (3, 130, 3, 64)].into_iter().enumerate() {
         let (queries, _, heads, _) = case;
-        let (shape, seed, x, runs) = attention_case(i, case);
-        let whole = shape.attention_dims().expect("an attention shape");
+        let (whole, seed, inputs, runs) = attention_case(i, case);
+        let x = Attention::args(&whole, &inputs);
+        let shape = shape_text::<Attention>(&whole);
         let c = whole.channels();
         let (part, col) = whole.heads(1..heads - 1);
         let unwritten = -7.25f32;
         for (variant, f, isa, together) in runs {
             let mut alone = vec![unwritten; queries * c];
-            f(&part, &x.a[col..], &x.b[col..], &x.c[col..], &mut alone[col..], isa);
+            f(&part, &x.q[col..], &x.k[col..], &x.v[col..], &mut alone[col..], isa);
             for (e, (&got, &want)) in alone.iter().zip(&together).enumerate() {
                 let inside = (col..col + part.channels()).contains(&(e % c));
                 let expected = if inside { want } else { unwritten };
@@ -383,12 +291,13 @@ fn keys_in_blocks_give_the_bits_of_keys_in_rows() {
     ];
     for (i, case) in shapes.into_iter().enumerate() {
         let (queries, pos0, heads, _) = case;
-        let (shape, seed, x, runs) = attention_case(i, case);
-        let rows = shape.attention_dims().expect("an attention shape");
+        let (rows, seed, inputs, runs) = attention_case(i, case);
+        let x = Attention::args(&rows, &inputs);
+        let shape = shape_text::<Attention>(&rows);
         let blocks = rows.with_key_layout(KeyLayout::Blocks);
         let c = blocks.channels();
-        let k = keys_as(&blocks, &x.b);
-        let (v, q) = (&x.c[..], &x.a[..]);
+        let k = keys_as(&blocks, x.k);
+        let (v, q) = (x.v, x.q);
         for (variant, f, isa, want) in runs {
             let mut calls = vec![("whole".to_string(), blocks, 0..queries, 0)];
             for part in attention_blocks(queries, pos0, 3) {
@@ -442,30 +351,30 @@ fn columns_alone_and_together_are_bit_identical() {
         .into_iter()
         .enumerate()
     {
-        let shape = Shape::Matmul {
-            m: 1,
-            k,
-            n,
-            bias: i % 2 == 0,
-        };
+        let shape = MatmulShape::new(1, k, n, i % 2 == 0);
         // The model's splits (aligned to whole vectors), and one at odd columns, which asks each
         // element's rounding not to depend on its lane either.
-        let mut splits: Vec<Vec<Range<usize>>> = [2, 3, 5].map(|parts| column_blocks(n, parts)).into();
-        splits.push(vec![0..37, 37..n - 3, n - 3..n]);
-        for blocks in &splits {
+        let mut splits: Vec<Split> = [2, 3, 5].map(|threads| Matmul::split(&shape, threads)).into();
+        for split in &splits {
             assert_eq!(
-                blocks.iter().map(|b| b.len()).sum::<usize>(),
+                (split.by, split.width),
+                (By::Columns, 1),
+                "the model splits a one-row matmul by columns"
+            );
+        }
+        splits.push(Split {
+            blocks: vec![0..37, 37..n - 3, n - 3..n],
+            by: By::Columns,
+            width: 1,
+        });
+        for split in &splits {
+            assert_eq!(
+                split.blocks.iter().map(|b| b.len()).sum::<usize>(),
                 n,
                 "blocks cover {n} columns"
             );
         }
-        failures.extend(blocks_against_whole(
-            &shape,
-            SWEEP_SEED + i as u64,
-            &splits,
-            1,
-            call_columns,
-        ));
+        failures.extend(blocks_against_whole::<Matmul>(&shape, SWEEP_SEED + i as u64, &splits));
     }
     assert_no_differences(&failures, "blocks", "columns_alone_and_together");
 }
@@ -479,25 +388,26 @@ fn strided_b_gives_the_bits_of_a_whole_b() {
     let mut i = 0;
     for m in [1, 2, 3, 5, 13] {
         for (k, n) in [(0, 40), (1, 40), (9, 1), (9, 40), (200, 33)] {
-            let shape = Shape::Matmul { m, k, n, bias: true };
+            let matmul = MatmulShape::new(m, k, n, true);
+            let shape = shape_text::<Matmul>(&matmul);
             let seed = SWEEP_SEED + i;
             i += 1;
-            let x = inputs(&shape, &Draw::new(seed, 1.0));
+            let inputs = Matmul::draw(&matmul, &Draw::new(seed, 1.0));
+            let x = Matmul::args(&matmul, &inputs);
+            let bias = x.bias.expect("the shape has a bias");
             let ldb = n + 7;
             let mut padded = vec![f32::NAN; k * ldb];
             for (row, whole) in padded.chunks_exact_mut(ldb).zip(x.b.chunks_exact(n)) {
                 row[..n].copy_from_slice(whole);
             }
-            for variant in variants_of(Op::Matmul) {
-                let Kernel::Matmul(f) = variant.kernel else {
-                    unreachable!("a matmul variant")
-                };
+            for variant in Matmul::variants() {
+                let f = variant.kernel;
                 for isa in variant.levels() {
                     let mut whole = vec![f32::NAN; m * n];
-                    f(&MatmulDims::new(m, k, n), &x.a, &x.b, Some(&x.c), &mut whole, isa);
+                    f(&MatmulDims::new(m, k, n), x.a, x.b, Some(bias), &mut whole, isa);
                     let mut strided = vec![BLOCK_POISON; m * n];
                     let dims = MatmulDims { m, k, n, ldb };
-                    f(&dims, &x.a, &padded, Some(&x.c), &mut strided, isa);
+                    f(&dims, x.a, &padded, Some(bias), &mut strided, isa);
                     if let Some(e) = first_difference(&strided, &whole) {
                         failures.push(format!(
                             "matmul {} at {}: shape {shape} with ldb {ldb}, seed {seed}: element {e} strided {} whole {}",

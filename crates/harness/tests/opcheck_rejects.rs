@@ -2,15 +2,19 @@
 //! message that names the case and replays it.
 
 use pulp::{Simd, WithSimd};
-use tkbench_harness::opcheck::{Shape, check, sweep};
+use tkbench_harness::check::opcheck::{check, rows_alone};
+use tkbench_harness::ops::gelu::GeluShape;
+use tkbench_harness::ops::{Attention, Embedding, Gelu, LayerNorm, Matmul, Op, Softmax};
 use tkbench_kernels::attention::AttentionDims;
 use tkbench_kernels::embedding::EmbeddingDims;
+use tkbench_kernels::gelu::GeluFn;
 use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::softmax::SoftmaxDims;
-use tkbench_kernels::{Isa, IsaSupport, Kernel, Kind, Op, Variant};
+use tkbench_kernels::{Isa, IsaSupport, Kind, Variant};
 
-fn wrong(kernel: Kernel) -> Variant {
+/// `kernel` as a variant of `O` from outside the registry: scalar, plain Rust.
+fn wrong<O: Op>(kernel: O::Kernel) -> Variant<O::Kernel> {
     Variant {
         name: "wrong",
         kind: Kind::Scalar,
@@ -21,10 +25,10 @@ fn wrong(kernel: Kernel) -> Variant {
 }
 
 /// Runs `variant` over `shapes` at every level it supports; returns the first failure's text.
-fn first_failure(variant: &Variant, shapes: &[Shape], magnitude: f32) -> Option<String> {
+fn first_failure<O: Op>(variant: &Variant<O::Kernel>, shapes: &[O::Shape], magnitude: f32) -> Option<String> {
     for isa in variant.levels() {
         for (i, shape) in shapes.iter().enumerate() {
-            let result = check(variant, isa, shape, 100 + i as u64, magnitude);
+            let result = check::<O>(variant, isa, shape, 100 + i as u64, magnitude);
             if !result.pass {
                 return Some(result.to_string());
             }
@@ -33,8 +37,8 @@ fn first_failure(variant: &Variant, shapes: &[Shape], magnitude: f32) -> Option<
     None
 }
 
-fn assert_rejected(variant: Variant, shapes: &[Shape], magnitude: f32) {
-    let failure = first_failure(&variant, shapes, magnitude).expect("the checker accepted a wrong kernel");
+fn assert_rejected<O: Op>(variant: Variant<O::Kernel>, shapes: &[O::Shape], magnitude: f32) {
+    let failure = first_failure::<O>(&variant, shapes, magnitude).expect("the checker accepted a wrong kernel");
     assert!(failure.contains("replay: cargo xtask opcheck --op"), "{failure}");
     assert!(failure.contains("seed") && failure.contains("shape"), "{failure}");
 }
@@ -78,7 +82,7 @@ fn causal_mask_off_by_one_is_rejected() {
     fn off_by_one(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], _: Isa) {
         attention_with(d, q, k, v, out, 1, d.scale);
     }
-    assert_rejected(wrong(Kernel::Attention(off_by_one)), &sweep(Op::Attention), 1.0);
+    assert_rejected::<Attention>(wrong::<Attention>(off_by_one), &Attention::sweep(), 1.0);
 }
 
 #[test]
@@ -86,13 +90,13 @@ fn wrong_attention_scale_is_rejected() {
     fn unscaled_by_root(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], _: Isa) {
         attention_with(d, q, k, v, out, 0, 1.0 / d.head_size as f32);
     }
-    assert_rejected(wrong(Kernel::Attention(unscaled_by_root)), &sweep(Op::Attention), 1.0);
+    assert_rejected::<Attention>(wrong::<Attention>(unscaled_by_root), &Attention::sweep(), 1.0);
     // The knob-free twin passes: the rejection above is the bug's, not the test kernel's.
     fn right(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], _: Isa) {
         attention_with(d, q, k, v, out, 0, d.scale);
     }
     assert_eq!(
-        first_failure(&wrong(Kernel::Attention(right)), &sweep(Op::Attention), 1.0),
+        first_failure::<Attention>(&wrong::<Attention>(right), &Attention::sweep(), 1.0),
         None
     );
 }
@@ -107,13 +111,13 @@ fn softmax_without_max_subtraction_is_rejected_at_large_magnitudes() {
             }
         }
     }
-    let shapes = [Shape::Softmax { rows: 3, cols: 65 }];
+    let shapes = [SoftmaxDims { rows: 3, cols: 65 }];
     assert_eq!(
-        first_failure(&wrong(Kernel::Softmax(no_max)), &shapes, 1.0),
+        first_failure::<Softmax>(&wrong::<Softmax>(no_max), &shapes, 1.0),
         None,
         "equal maths at small inputs"
     );
-    assert_rejected(wrong(Kernel::Softmax(no_max)), &shapes, 1e4);
+    assert_rejected::<Softmax>(wrong::<Softmax>(no_max), &shapes, 1e4);
 }
 
 #[test]
@@ -122,7 +126,7 @@ fn wrong_layernorm_epsilon_is_rejected() {
         let wrong_eps = LayerNormDims { eps: 1e-3, ..*d };
         tkbench_kernels::layernorm::scalar::layernorm(&wrong_eps, x, g, b, out, isa);
     }
-    assert_rejected(wrong(Kernel::LayerNorm(eps_1e3)), &sweep(Op::LayerNorm), 1.0);
+    assert_rejected::<LayerNorm>(wrong::<LayerNorm>(eps_1e3), &LayerNorm::sweep(), 1.0);
 }
 
 #[test]
@@ -130,7 +134,7 @@ fn swapped_layernorm_gain_and_shift_are_rejected() {
     fn swapped(d: &LayerNormDims, x: &[f32], g: &[f32], b: &[f32], out: &mut [f32], isa: Isa) {
         tkbench_kernels::layernorm::scalar::layernorm(d, x, b, g, out, isa);
     }
-    assert_rejected(wrong(Kernel::LayerNorm(swapped)), &sweep(Op::LayerNorm), 1.0);
+    assert_rejected::<LayerNorm>(wrong::<LayerNorm>(swapped), &LayerNorm::sweep(), 1.0);
 }
 
 #[test]
@@ -155,12 +159,12 @@ fn skipped_simd_tail_is_rejected() {
     }
     let variant = Variant {
         isa: IsaSupport::Dispatch,
-        ..wrong(Kernel::Gelu(no_tail))
+        ..wrong::<Gelu>(no_tail)
     };
     let widest = *Isa::available().last().unwrap();
     let failure = (1..=17)
         .find_map(|n| {
-            let result = check(&variant, widest, &Shape::Gelu { n }, 1, 1.0);
+            let result = check::<Gelu>(&variant, widest, &GeluShape { n }, 1, 1.0);
             (!result.pass).then(|| result.to_string())
         })
         .expect("an unwritten tail element must fail (the output is poisoned with NaN)");
@@ -173,7 +177,7 @@ fn wrong_position_offset_is_rejected() {
         let at_zero = EmbeddingDims { pos0: 0, ..*d };
         tkbench_kernels::embedding::scalar::embedding(&at_zero, ids, wte, wpe, out, isa);
     }
-    assert_rejected(wrong(Kernel::Embedding(ignores_pos0)), &sweep(Op::Embedding), 1.0);
+    assert_rejected::<Embedding>(wrong::<Embedding>(ignores_pos0), &Embedding::sweep(), 1.0);
 }
 
 #[test]
@@ -181,7 +185,7 @@ fn forgotten_matmul_bias_is_rejected() {
     fn no_bias(d: &MatmulDims, a: &[f32], b: &[f32], _bias: Option<&[f32]>, c: &mut [f32], isa: Isa) {
         tkbench_kernels::matmul::scalar::matmul(d, a, b, None, c, isa);
     }
-    assert_rejected(wrong(Kernel::Matmul(no_bias)), &sweep(Op::Matmul), 1.0);
+    assert_rejected::<Matmul>(wrong::<Matmul>(no_bias), &Matmul::sweep(), 1.0);
 }
 
 /// A failed check reports its worst element, not the first one out of bound, and a NaN above any
@@ -199,11 +203,44 @@ fn the_reported_element_is_the_worst_one() {
         two_errors(x, out, isa);
         out[9] = f32::NAN;
     }
-    let shape = Shape::Gelu { n: 16 };
-    for (kernel, index) in [(two_errors as fn(&[f32], &mut [f32], Isa), 7), (and_nan, 9)] {
-        let result = check(&wrong(Kernel::Gelu(kernel)), Isa::Scalar, &shape, 1, 1.0);
+    let shape = GeluShape { n: 16 };
+    for (kernel, index) in [(two_errors as GeluFn, 7), (and_nan, 9)] {
+        let result = check::<Gelu>(&wrong::<Gelu>(kernel), Isa::Scalar, &shape, 1, 1.0);
         assert!(!result.pass, "{result}");
         let worst = result.worst.expect("a worst element");
         assert_eq!(worst.index, index, "{result}");
     }
+}
+
+/// A kernel whose rows come out one ulp different when it is called on several rows than on one:
+/// within every bound of the sweep, so only the split check can see it, and it must.
+#[test]
+fn rows_that_depend_on_their_block_are_rejected_by_the_split_check() {
+    fn by_block(d: &SoftmaxDims, x: &[f32], out: &mut [f32], isa: Isa) {
+        tkbench_kernels::softmax::scalar::softmax(d, x, out, isa);
+        if d.rows > 1 {
+            for o in out.iter_mut() {
+                *o = f32::from_bits(o.to_bits() ^ 1);
+            }
+        }
+    }
+    let variant = wrong::<Softmax>(by_block);
+    assert_eq!(
+        first_failure::<Softmax>(&variant, &Softmax::sweep(), 1.0),
+        None,
+        "one ulp is within the sweep's bound"
+    );
+    let failures: Vec<String> = Softmax::split_shapes()
+        .iter()
+        .flat_map(|shape| rows_alone::<Softmax>(&variant, Isa::Scalar, shape, 1))
+        .collect();
+    assert!(
+        !failures.is_empty(),
+        "the split check accepted rows that depend on their block"
+    );
+    assert!(
+        failures[0].starts_with("softmax wrong at scalar: shape rows="),
+        "{}",
+        failures[0]
+    );
 }

@@ -1,35 +1,33 @@
 //! Reports: a saved report loads back equal; an unknown schema, a corrupt file or a missing field is
 //! a clear error naming the file; failed rows are shown, never hidden; the plots are well-formed SVG.
 
-use tkbench_harness::probe::{Bandwidth, FmaPeak, Limits, machine};
-use tkbench_harness::report::{self, PeerInfo, Report, Roofline, Row, Time, VerifySummary, render_markdown};
-use tkbench_harness::svg::{compare_svg, roofline_svg, throughput_svg};
+use tkbench_harness::measure::probe::{Bandwidth, FmaPeak, Limits, machine};
+use tkbench_harness::measure::report::{
+    self, Kind, Level, Limit, Mode, PeerInfo, Report, Roofline, Row, Time, Verdict, VerifySummary, render_markdown,
+};
+use tkbench_harness::measure::svg::{compare_svg, roofline_svg, throughput_svg};
+use tkbench_harness::measure::work::Work;
 
-fn row(op: &str, shape: &str, variant: &str, median: f64, verdict: &str) -> Row {
+fn row(op: &str, shape: &str, variant: &str, median: f64, verdict: Verdict) -> Row {
     Row {
-        kind: "op".into(),
+        kind: Kind::Op,
         op: op.into(),
         shape: shape.into(),
         variant: variant.into(),
-        isa: "avx512".into(),
+        isa: Level::Avx512,
         threads: 1,
         time_ns: Time {
             median,
             lower: median * 0.98,
             upper: median * 1.02,
         },
-        flops: 2e6,
-        bytes: 1e6,
-        gflops: 2e6 / median,
-        gb_per_s: 1e6 / median,
-        tokens_per_s: None,
-        speedup_vs_scalar: Some(3.0),
+        work: Work { flops: 2e6, bytes: 1e6 },
+        tokens: None,
         roofline: Roofline {
             bound_ns: median / 2.0,
-            limit: "l2".into(),
-            percent: 50.0,
+            limit: Limit::L2,
         },
-        verdict: verdict.into(),
+        verdict,
         max_error_ratio: Some(0.25),
         peer: None,
     }
@@ -39,7 +37,7 @@ fn sample() -> Report {
     Report {
         schema: report::SCHEMA,
         units: report::units(),
-        mode: "quick".into(),
+        mode: Mode::Quick,
         machine: machine(),
         limits: Limits {
             fma: vec![FmaPeak {
@@ -73,9 +71,10 @@ fn sample() -> Report {
             note: "not measured".into(),
         },
         rows: vec![
-            row("softmax", "rows=1,cols=64", "simd", 1000.0, "pass"),
-            row("softmax", "rows=4,cols=64", "simd", 3000.0, "fail"),
-            row("matmul", "m=8,k=8,n=8,bias=0", "blocked", 500.0, "pass"),
+            row("softmax", "rows=1,cols=64", "simd", 1000.0, Verdict::Pass),
+            row("softmax", "rows=1,cols=64", "scalar", 3000.0, Verdict::Pass),
+            row("softmax", "rows=4,cols=64", "simd", 3000.0, Verdict::Fail),
+            row("matmul", "m=8,k=8,n=8,bias=0", "blocked", 500.0, Verdict::Pass),
         ],
     }
 }
@@ -102,7 +101,7 @@ fn bad_reports_are_refused_by_name() {
         "{error}"
     );
 
-    std::fs::write(&path, "{\"schema\": 1, \"rows\": [").unwrap();
+    std::fs::write(&path, "{\"schema\": 2, \"rows\": [").unwrap();
     let error = Report::load(&path).unwrap_err().to_string();
     assert!(error.contains("not valid JSON"), "{error}");
 
@@ -122,6 +121,63 @@ fn bad_reports_are_refused_by_name() {
             .to_string()
             .contains("not a tkbench report")
     );
+}
+
+#[test]
+fn derived_figures_are_computed_not_stored() {
+    let report = sample();
+    let r = &report.rows[0];
+    assert_eq!(r.gflops(), 2e6 / 1000.0);
+    assert_eq!(r.gb_per_s(), 1e6 / 1000.0);
+    assert_eq!(r.percent(), 50.0);
+    assert_eq!(report.speedup_vs_scalar(r), Some(3.0));
+    assert_eq!(
+        report.speedup_vs_scalar(&report.rows[3]),
+        None,
+        "no scalar row of that shape"
+    );
+    // The probe's peaks and bandwidths are measurements; the rows' rates are not stored.
+    let json = serde_json::to_string(&report.rows).unwrap();
+    for derived in ["gflops", "gb_per_s", "percent", "speedup", "tokens_per_s"] {
+        assert!(!json.contains(&format!("\"{derived}\"")), "{derived} is stored");
+    }
+}
+
+/// A committed schema-1 report loads as schema 2 with the figures it stored: its derived values
+/// agree with what schema 2 computes, and it compares against a schema-2 report.
+#[test]
+fn a_committed_schema_1_report_loads_and_keeps_its_figures() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../reports/amd-epyc-2cpu/2026-11-28-444462113e0e.json");
+    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(raw["schema"], 1, "the committed report is schema 1");
+    let report = Report::load(&path).unwrap();
+    assert_eq!(report.schema, report::SCHEMA);
+    assert_eq!(report.rows.len(), raw["rows"].as_array().unwrap().len());
+    for (row, old) in report.rows.iter().zip(raw["rows"].as_array().unwrap()) {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        assert!(close(row.gflops(), old["gflops"].as_f64().unwrap()), "{old}");
+        assert!(
+            close(row.percent(), old["roofline"]["percent"].as_f64().unwrap()),
+            "{old}"
+        );
+        assert_eq!(row.isa.name(), old["isa"].as_str().unwrap());
+        assert_eq!(row.verdict.name(), old["verdict"].as_str().unwrap());
+        if let Some(speedup) = old["speedup_vs_scalar"].as_f64() {
+            assert!(close(report.speedup_vs_scalar(row).unwrap(), speedup), "{old}");
+        }
+        if let Some(peer) = old["peer"]["speedup"].as_f64() {
+            assert!(close(row.peer_speedup().unwrap(), peer), "{old}");
+        }
+        if let Some(rate) = old["tokens_per_s"].as_f64() {
+            assert!((row.tokens_per_s().unwrap() - rate).abs() <= 1e-6 * rate, "{old}");
+        }
+    }
+    // It saves as schema 2 and loads back equal, as a new report does.
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.json");
+    report.save(&new).unwrap();
+    assert_eq!(Report::load(&new).unwrap(), report);
 }
 
 #[test]

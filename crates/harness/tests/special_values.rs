@@ -2,28 +2,31 @@
 //! every ISA level: special values propagate to exactly the outputs that depend on them, and are never
 //! silently replaced.
 
-use tkbench_harness::opcheck::{Draw, keys_as};
-use tkbench_kernels::attention::{AttentionDims, KeyLayout};
+use tkbench_harness::ops::attention::{gpt2_scale, keys_as};
+use tkbench_harness::ops::layernorm::EPS;
+use tkbench_harness::ops::{Attention, Draw, Embedding, Gelu, LayerNorm, Matmul, Op, Softmax};
+use tkbench_kernels::attention::{AttentionDims, AttentionFn, KeyLayout};
 use tkbench_kernels::embedding::EmbeddingDims;
 use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::softmax::SoftmaxDims;
-use tkbench_kernels::{Isa, Kernel, Op, Variant, variants_of};
+use tkbench_kernels::{Isa, Variant};
 
-/// Every (variant, level) of `op`, with a label for messages.
-fn runs(op: Op) -> Vec<(&'static Variant, Isa, String)> {
-    variants_of(op)
+/// Every (variant, level) of `O`, with a label for messages.
+fn runs<O: Op>() -> Vec<(&'static Variant<O::Kernel>, Isa, String)> {
+    O::variants()
+        .iter()
         .flat_map(|v| {
             v.levels()
                 .into_iter()
-                .map(move |isa| (v, isa, format!("{} {} at {isa}", op.name(), v.name)))
+                .map(move |isa| (v, isa, format!("{} {} at {isa}", O::NAME, v.name)))
         })
         .collect()
 }
 
 /// Every run of attention, once with keys in rows and once with keys in blocks (the label says which).
-fn attention_runs() -> Vec<(&'static Variant, Isa, String, KeyLayout)> {
-    runs(Op::Attention)
+fn attention_runs() -> Vec<(&'static Variant<AttentionFn>, Isa, String, KeyLayout)> {
+    runs::<Attention>()
         .into_iter()
         .flat_map(|(variant, isa, label)| {
             [KeyLayout::Rows, KeyLayout::Blocks]
@@ -45,10 +48,8 @@ fn written_finite(x: f32) -> bool {
 fn softmax_special_values() {
     let (rows, cols) = (3, 37);
     let dims = SoftmaxDims { rows, cols };
-    for (variant, isa, label) in runs(Op::Softmax) {
-        let Kernel::Softmax(f) = variant.kernel else {
-            unreachable!()
-        };
+    for (variant, isa, label) in runs::<Softmax>() {
+        let f = variant.kernel;
         for poison in [f32::NAN, f32::INFINITY] {
             let mut x = Draw::new(1, 3.0).uniform("x", rows * cols);
             x[cols + 5] = poison;
@@ -106,14 +107,12 @@ fn layernorm_special_values() {
     let dims = LayerNormDims {
         rows,
         channels,
-        eps: 1e-5,
+        eps: EPS,
     };
     let gamma = Draw::new(3, 1.0).values("g", channels, 1.0, 0.5);
     let beta = Draw::new(3, 1.0).values("b", channels, 0.0, 0.5);
-    for (variant, isa, label) in runs(Op::LayerNorm) {
-        let Kernel::LayerNorm(f) = variant.kernel else {
-            unreachable!()
-        };
+    for (variant, isa, label) in runs::<LayerNorm>() {
+        let f = variant.kernel;
         for poison in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut x = Draw::new(4, 2.0).uniform("x", rows * channels);
             x[channels + 44] = poison;
@@ -156,10 +155,8 @@ fn gelu_special_values() {
         20.0,
         -20.0,
     ];
-    for (variant, isa, label) in runs(Op::Gelu) {
-        let Kernel::Gelu(f) = variant.kernel else {
-            unreachable!()
-        };
+    for (variant, isa, label) in runs::<Gelu>() {
+        let f = variant.kernel;
         let mut out = [0.5f32; 8];
         f(&x, &mut out, isa);
         assert!(out[0].is_nan(), "{label}: NaN → NaN");
@@ -180,12 +177,10 @@ fn gelu_special_values() {
 fn attention_special_values() {
     let (heads, hs, pos0, t) = (2, 20, 3, 6);
     let (c, s) = (heads * hs, pos0 + t);
-    let rows = AttentionDims::new(t, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
+    let rows = AttentionDims::new(t, pos0, heads, hs, gpt2_scale(hs));
     let draw = Draw::new(5, 1.0);
     for (variant, isa, label, layout) in attention_runs() {
-        let Kernel::Attention(f) = variant.kernel else {
-            unreachable!()
-        };
+        let f = variant.kernel;
         let dims = rows.with_key_layout(layout);
         // NaN in query 2, head 1: exactly that query's head-1 outputs are NaN.
         let (mut q, k, v) = (
@@ -228,13 +223,11 @@ fn attention_special_values_for_one_query() {
     // block of keys short).
     let (heads, hs, pos0) = (5, 32, 70);
     let (c, s) = (heads * hs, pos0 + 1);
-    let rows = AttentionDims::new(1, pos0, heads, hs, 1.0 / (hs as f32).sqrt());
+    let rows = AttentionDims::new(1, pos0, heads, hs, gpt2_scale(hs));
     let draw = Draw::new(8, 1.0);
     for (variant, isa, label, layout) in attention_runs() {
         let whole = rows.with_key_layout(layout);
-        let Kernel::Attention(f) = variant.kernel else {
-            unreachable!()
-        };
+        let f = variant.kernel;
         // Where the NaN goes, and which outputs it must reach: head 3 (all of it) through q, head 1
         // through key 40, channel 4 · HS + 9 through value 66.
         for (what, nan) in [("q", 3 * hs..4 * hs), ("k", hs..2 * hs), ("v", 4 * hs + 9..4 * hs + 10)] {
@@ -292,10 +285,8 @@ fn embedding_special_values() {
     };
     let ids = [1u32, 3, 1, 0];
     let draw = Draw::new(6, 1.0);
-    for (variant, isa, label) in runs(Op::Embedding) {
-        let Kernel::Embedding(f) = variant.kernel else {
-            unreachable!()
-        };
+    for (variant, isa, label) in runs::<Embedding>() {
+        let f = variant.kernel;
         let (mut wte, wpe) = (draw.uniform("wte", 6 * 19), draw.uniform("wpe", 8 * 19));
         wte[19 + 17] = f32::NAN; // token 1, channel 17
         let mut out = vec![UNWRITTEN; 4 * 19];
@@ -312,10 +303,8 @@ fn embedding_special_values() {
 fn matmul_special_values() {
     let dims = MatmulDims::new(5, 33, 40);
     let draw = Draw::new(7, 1.0);
-    for (variant, isa, label) in runs(Op::Matmul) {
-        let Kernel::Matmul(f) = variant.kernel else {
-            unreachable!()
-        };
+    for (variant, isa, label) in runs::<Matmul>() {
+        let f = variant.kernel;
         let (mut a, b, bias) = (
             draw.uniform("a", 5 * 33),
             draw.uniform("b", 33 * 40),

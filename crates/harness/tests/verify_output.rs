@@ -1,8 +1,8 @@
 //! Snapshot tests pinning the verification table and its JSON: the format users read and scripts
 //! parse. The rows are fixed here, so the snapshots do not depend on the machine.
 
-use tkbench_harness::metrics::LogitMetrics;
-use tkbench_harness::verify::{Row, render_json, render_table};
+use tkbench_harness::check::metrics::LogitMetrics;
+use tkbench_harness::check::verify::{Row, render_json, render_table};
 
 fn rows() -> Vec<Row> {
     let metrics = |max_rel: f64| LogitMetrics {

@@ -126,6 +126,18 @@ pub fn prefetch<S: Simd, T>(s: S, data: &[T]) {
     let _ = (s, data);
 }
 
+impl std::str::FromStr for Isa {
+    type Err = String;
+
+    /// Parses a level's name, naming the levels when it is none of them.
+    fn from_str(name: &str) -> Result<Isa, String> {
+        Isa::from_name(name).ok_or_else(|| {
+            let names: Vec<_> = Isa::ALL.iter().map(|l| l.name()).collect();
+            format!("no level named `{name}`; levels are {}", names.join(", "))
+        })
+    }
+}
+
 impl std::fmt::Display for Isa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

@@ -4,7 +4,8 @@
 //! Every variant of an op has the same signature: slices plus a small dims struct, and the ISA level
 //! to run at. Kernels assert their contract at entry (lengths, ids in range) and never allocate more
 //! than a tile of scratch. One module per op (its `mod.rs` states the maths, the shapes and the
-//! special-value contract), one file per variant, one line per variant in [`registry`].
+//! special-value contract, the entry-point type, and lists the variants in `VARIANTS`, one line per
+//! variant file), one file per variant; [`registry`] says what a listed variant is.
 //!
 //! This crate depends on neither `tkbench-reference` nor `tkbench-harness`.
 
@@ -22,7 +23,7 @@ pub mod softmax;
 pub mod vmath;
 
 pub use isa::Isa;
-pub use registry::{IsaSupport, Kernel, Kind, Op, Variant, fastest, find, variants, variants_of};
+pub use registry::{IsaSupport, Kind, Variant};
 
 /// Whether a slice of `len` floats holds `rows` rows of `width` floats whose starts lie `stride`
 /// floats apart (stride ≥ width): exactly rows · width floats for whole rows (stride = width), at

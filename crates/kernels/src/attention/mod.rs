@@ -20,6 +20,23 @@ pub mod blocked;
 pub mod scalar;
 pub mod simd;
 
+use crate::Isa;
+use crate::registry::Variant;
+
+/// attention(dims, q [Tq, C], k [S, C] or in blocks, v [S, C], out [Tq, C], isa).
+pub type AttentionFn = fn(&AttentionDims, &[f32], &[f32], &[f32], &mut [f32], Isa);
+
+/// Every variant of attention, one line per variant file.
+pub static VARIANTS: &[Variant<AttentionFn>] = &[
+    crate::variant!(attention, scalar, Scalar, Plain),
+    crate::variant!(attention, simd, Simd, Dispatch),
+    crate::variant!(attention, blocked, Blocked, Dispatch),
+];
+
+/// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the
+/// `fastest` kernel set takes.
+pub const FASTEST: &str = "blocked";
+
 /// Keys in one block of [`KeyLayout::Blocks`]: one vector at AVX-512, whole vectors at every level.
 pub const KEY_BLOCK: usize = 16;
 

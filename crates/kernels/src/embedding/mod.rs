@@ -12,6 +12,23 @@ pub mod blocked;
 pub mod scalar;
 pub mod simd;
 
+use crate::Isa;
+use crate::registry::Variant;
+
+/// embedding(dims, ids [T], wte [V, C], wpe [P, C], out [T, C], isa).
+pub type EmbeddingFn = fn(&EmbeddingDims, &[u32], &[f32], &[f32], &mut [f32], Isa);
+
+/// Every variant of embedding, one line per variant file.
+pub static VARIANTS: &[Variant<EmbeddingFn>] = &[
+    crate::variant!(embedding, scalar, Scalar, Plain),
+    crate::variant!(embedding, simd, Simd, Dispatch),
+    crate::variant!(embedding, blocked, Blocked, Dispatch),
+];
+
+/// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the
+/// `fastest` kernel set takes.
+pub const FASTEST: &str = "simd";
+
 /// The sizes of one embedding call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbeddingDims {

@@ -19,7 +19,9 @@ pub(crate) fn add_rows<S: Simd>(s: S, a: &[f32], b: &[f32], out: &mut [f32]) {
     }
 }
 
-/// All rows of a call in one dispatch: one per row cost about 5 % at 1024 rows of 768.
+/// All rows of a call in one dispatch: a dispatch per row adds its fixed cost to every row, which
+/// shows once the rows are aligned (PERFORMANCE.md, "Buffers on cache lines, and one dispatch per
+/// call").
 struct Rows<'a> {
     dims: EmbeddingDims,
     ids: &'a [u32],

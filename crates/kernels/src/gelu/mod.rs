@@ -10,6 +10,22 @@
 pub mod scalar;
 pub mod simd;
 
+use crate::Isa;
+use crate::registry::Variant;
+
+/// gelu(x [N], out [N], isa).
+pub type GeluFn = fn(&[f32], &mut [f32], Isa);
+
+/// Every variant of gelu, one line per variant file.
+pub static VARIANTS: &[Variant<GeluFn>] = &[
+    crate::variant!(gelu, scalar, Scalar, Plain),
+    crate::variant!(gelu, simd, Simd, Dispatch),
+];
+
+/// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the
+/// `fastest` kernel set takes.
+pub const FASTEST: &str = "simd";
+
 /// Asserts the contract: input and output lengths match.
 pub fn check(x: &[f32], out: &[f32]) {
     assert_eq!(

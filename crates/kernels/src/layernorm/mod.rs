@@ -12,6 +12,23 @@ pub mod blocked;
 pub mod scalar;
 pub mod simd;
 
+use crate::Isa;
+use crate::registry::Variant;
+
+/// layernorm(dims, x [R, C], gamma [C], beta [C], out [R, C], isa).
+pub type LayerNormFn = fn(&LayerNormDims, &[f32], &[f32], &[f32], &mut [f32], Isa);
+
+/// Every variant of layernorm, one line per variant file.
+pub static VARIANTS: &[Variant<LayerNormFn>] = &[
+    crate::variant!(layernorm, scalar, Scalar, Plain),
+    crate::variant!(layernorm, simd, Simd, Dispatch),
+    crate::variant!(layernorm, blocked, Blocked, Dispatch),
+];
+
+/// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the
+/// `fastest` kernel set takes.
+pub const FASTEST: &str = "simd";
+
 /// The sizes of one LayerNorm call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerNormDims {

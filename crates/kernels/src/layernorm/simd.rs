@@ -10,7 +10,9 @@ use crate::Isa;
 const ACCUMULATORS: usize = 4;
 const _: () = assert!(ACCUMULATORS == 4, "sum_map adds exactly four accumulators at the end");
 
-/// All rows of a call, in one dispatch: a dispatch per row cost about 12 % at 1024 rows of 768.
+/// All rows of a call, in one dispatch: a dispatch per row adds its fixed cost to every row, which
+/// shows once the rows are aligned (PERFORMANCE.md, "Buffers on cache lines, and one dispatch per
+/// call").
 struct Rows<'a> {
     x: &'a [f32],
     gamma: &'a [f32],

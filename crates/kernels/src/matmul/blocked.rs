@@ -19,11 +19,12 @@ const MC_SLIVERS: usize = 12;
 /// Columns of a packed b panel.
 const NC: usize = 1024;
 /// Below this many rows of a, b is streamed row by row instead of packed: packing a KC × NC panel of b
-/// pays off only when several rows reuse it (on the LM head of a decode step, 1 × 768 × 50257,
-/// packing took 20.0 ms where streaming took 7.4 ms, and 4–5 ms reading 8 rows of b per pass). The
-/// streamed path sums in exactly the
-/// micro-kernel's order (per KC slice from zero, p ascending, then added to c), so every element is
-/// bit-identical whichever path computes it: splitting rows across threads cannot change a result.
+/// pays off only when several rows reuse it, and for a single row (the LM head of a decode step,
+/// 1 × 768 × 50257) the packing pass costs more than streaming b once (PERFORMANCE.md, "Decode: the
+/// blocked matmul on one row" and "Decode: eight rows of b per pass"). The streamed path sums in
+/// exactly the micro-kernel's order (per KC slice from zero, p ascending, then added to c), so every
+/// element is bit-identical whichever path computes it: splitting rows across threads cannot change
+/// a result.
 const SMALL_M: usize = 4;
 /// Vectors per micro-tile row.
 const NR_VECTORS: usize = 2;
@@ -67,7 +68,8 @@ fn pack_b<S: Simd>(b: &[f32], ldb: usize, pc: usize, kc: usize, jc: usize, nc: u
             let row = &b[(pc + p) * ldb + jc + cols..][..valid];
             if valid == nr {
                 // Whole vectors with a constant count: a library copy call per row of the sliver
-                // cost about 4 % at 768³.
+                // showed in the profile at 768³ (PERFORMANCE.md, "Matmul: packing without library
+                // calls or strided stores").
                 let (src, _) = S::as_simd_f32s(row);
                 let (dst, _) = S::as_mut_simd_f32s(out_row);
                 dst[..NR_VECTORS].copy_from_slice(&src[..NR_VECTORS]);

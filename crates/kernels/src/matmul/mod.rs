@@ -17,6 +17,24 @@ pub mod matrixmultiply;
 pub mod scalar;
 pub mod simd;
 
+use crate::Isa;
+use crate::registry::Variant;
+
+/// matmul(dims, a [M, K], b [K, N], bias [N], c [M, N], isa).
+pub type MatmulFn = fn(&MatmulDims, &[f32], &[f32], Option<&[f32]>, &mut [f32], Isa);
+
+/// Every variant of matmul, one line per variant file.
+pub static VARIANTS: &[Variant<MatmulFn>] = &[
+    crate::variant!(matmul, scalar, Scalar, Plain),
+    crate::variant!(matmul, simd, Simd, Dispatch),
+    crate::variant!(matmul, blocked, Blocked, Dispatch),
+    crate::variant!(matmul, matrixmultiply, Library, Library),
+];
+
+/// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the
+/// `fastest` kernel set takes.
+pub const FASTEST: &str = "blocked";
+
 /// The sizes of one matmul call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MatmulDims {

@@ -12,6 +12,23 @@ pub mod blocked;
 pub mod scalar;
 pub mod simd;
 
+use crate::Isa;
+use crate::registry::Variant;
+
+/// softmax(dims, x [R, N], out [R, N], isa).
+pub type SoftmaxFn = fn(&SoftmaxDims, &[f32], &mut [f32], Isa);
+
+/// Every variant of softmax, one line per variant file.
+pub static VARIANTS: &[Variant<SoftmaxFn>] = &[
+    crate::variant!(softmax, scalar, Scalar, Plain),
+    crate::variant!(softmax, simd, Simd, Dispatch),
+    crate::variant!(softmax, blocked, Blocked, Dispatch),
+];
+
+/// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the
+/// `fastest` kernel set takes.
+pub const FASTEST: &str = "simd";
+
 /// The sizes of one softmax call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SoftmaxDims {

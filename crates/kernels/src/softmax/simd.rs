@@ -1,8 +1,8 @@
 //! Softmax with pulp: a vector max, a vector exp whose values are stored and summed, and a vector
 //! scale by 1 / sum, row after row. The max of the next row is taken in the exp pass of this one:
 //! the next row's first read from memory overlaps this row's writes, where three separate passes
-//! left the memory system either reading or writing (in one process, alternating: 1.2–1.5× faster
-//! on 64 × 50257, 12288 × 1024 and 1536 × 128; the results are the same bits).
+//! left the memory system either reading or writing (PERFORMANCE.md, "Softmax: the next row's max
+//! in this row's exp pass"); the results are the same bits.
 //!
 //! The exp pass also prefetches the lines of x and out that the passes after it will take from
 //! memory: on small pages the hardware prefetchers stop at every 4 KiB, where each row of 1024
@@ -51,7 +51,8 @@ fn rotation<S: Simd>(out: usize, y: usize, len: usize) -> usize {
 }
 
 /// How far ahead of the next row's start the exp pass prefetches x, in floats: 16 KiB, four rows of
-/// 1024 floats. From 4 to 32 KiB ran within 4 % of each other on 12288 × 1024 and 64 × 50257.
+/// 1024 floats, the middle of a range (4 to 32 KiB) over which the distance barely changes the time
+/// (PERFORMANCE.md, "Softmax: prefetch across 4 KiB pages, and a leaner exp").
 const X_AHEAD: usize = 4096;
 
 /// The streams of one exp pass: out = exp(x − m), summed into acc (vector i into acc[i mod 4]); when
@@ -133,9 +134,11 @@ impl WithSimd for Rows<'_> {
             let x_ahead = self.x.get((i + 1) * n + X_AHEAD..).unwrap_or_default();
             let out_ahead = &*out_rows;
             if next.is_some() {
-                // A load at the same address modulo 4 KiB as a pending store waits for it (rows of
-                // 1024 floats, 4 KiB apart, ran 1.4x slower than unfused): the next row is read
-                // rotated by c vectors so that its loads sit 2 KiB away from this row's stores.
+                // A load at the same address modulo 4 KiB as a pending store waits for it, and rows
+                // of 1024 floats sit 4 KiB apart, so unrotated each load of the next row would wait
+                // on a store to this one (PERFORMANCE.md, "Softmax: the next row's max in this row's
+                // exp pass"): the next row is read rotated by c vectors so that its loads sit 2 KiB
+                // away from this row's stores.
                 let c = rotation::<S>(out.as_ptr() as usize, y.as_ptr() as usize, done);
                 let (out_a, out_b) = out[..done].split_at_mut(done - c);
                 let (x_a, x_b) = x[..done].split_at(done - c);

@@ -8,18 +8,16 @@ use std::time::Instant;
 
 use ndarray::ArrayView2;
 use serde::Serialize;
-use tkbench_kernels::{Isa, IsaSupport, Kind, Op, Variant};
+use tkbench_kernels::{Isa, IsaSupport, Kind};
 use tkbench_reference::{Checkpoint, Gpt2};
 
-use crate::golden::{Case, GoldenError};
-use crate::kernels::KernelSet;
-use crate::metrics::{LogitMetrics, logit_metrics, max_rel};
+use crate::check::golden::{Case, GoldenError};
+use crate::check::metrics::{LogitMetrics, logit_metrics, max_rel};
 use crate::model::{KernelModel, Weights};
+use crate::registry::{KernelSet, Registry};
 
 /// What one row runs.
-// A plan holds a few dozen subjects, built once: boxing the kernel set would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Subject {
     /// The reference model in float64.
     ReferenceF64,
@@ -32,8 +30,8 @@ pub enum Subject {
 /// Which rows to run.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// Only rows that substitute a variant of this op (and the fastest set).
-    pub op: Option<Op>,
+    /// Only rows that substitute a variant of the op of this name (and the fastest set).
+    pub op: Option<String>,
     /// Only rows whose substituted variant has this name (`scalar` keeps the all-scalar set,
     /// `fastest` the fastest set, `reference` the reference model).
     pub variant: Option<String>,
@@ -43,8 +41,8 @@ pub struct Filter {
     pub kernels: Option<KernelSet>,
 }
 
-/// The rows of the plan for `variants` (the registry, or a test's list), filtered.
-pub fn plan(variants: &[Variant], filter: &Filter) -> Vec<Subject> {
+/// The rows of the plan for the variants of `registry`, filtered.
+pub fn plan(registry: &Registry, filter: &Filter) -> Vec<Subject> {
     let levels = |dispatches: bool| -> Vec<Isa> {
         match (dispatches, filter.isa) {
             (false, _) => vec![Isa::Scalar],
@@ -52,10 +50,10 @@ pub fn plan(variants: &[Variant], filter: &Filter) -> Vec<Subject> {
             (true, None) => Isa::available(),
         }
     };
-    if let Some(set) = filter.kernels {
+    if let Some(set) = &filter.kernels {
         return levels(set.dispatches())
             .into_iter()
-            .map(|isa| Subject::Kernels(set, isa))
+            .map(|isa| Subject::Kernels(set.clone(), isa))
             .collect();
     }
     let wants_name = |name: &str| filter.variant.as_deref().is_none_or(|v| v == name);
@@ -65,20 +63,20 @@ pub fn plan(variants: &[Variant], filter: &Filter) -> Vec<Subject> {
         rows.push(Subject::ReferenceF32);
     }
     if filter.op.is_none() && wants_name("scalar") {
-        rows.push(Subject::Kernels(KernelSet::scalar(), Isa::Scalar));
+        rows.push(Subject::Kernels(KernelSet::scalar(registry), Isa::Scalar));
     }
-    for v in variants.iter().filter(|v| v.kind != Kind::Scalar) {
-        if filter.op.is_some_and(|op| op != v.op()) || !wants_name(v.name) {
+    for v in registry.entries().filter(|v| v.kind != Kind::Scalar) {
+        if filter.op.as_deref().is_some_and(|op| op != v.op) || !wants_name(v.name) {
             continue;
         }
-        let set = KernelSet::scalar().with(*v);
+        let set = KernelSet::scalar(registry).with(v);
         for isa in levels(v.isa == IsaSupport::Dispatch) {
-            rows.push(Subject::Kernels(set, isa));
+            rows.push(Subject::Kernels(set.clone(), isa));
         }
     }
     if wants_name("fastest") {
         for isa in levels(true) {
-            rows.push(Subject::Kernels(KernelSet::fastest(), isa));
+            rows.push(Subject::Kernels(KernelSet::fastest(registry), isa));
         }
     }
     rows
@@ -129,7 +127,7 @@ pub fn first_out_of_budget(hidden: &[f64], bound: f64) -> Option<usize> {
 fn run_kernels(
     case: &Case,
     weights: &Weights<'_>,
-    set: KernelSet,
+    set: &KernelSet,
     isa: Isa,
     threads: usize,
 ) -> Result<(LogitMetrics, Vec<f64>), GoldenError> {
@@ -159,11 +157,12 @@ pub fn verify_case(
     threads: usize,
     mut progress: impl FnMut(&Row),
 ) -> Result<Vec<Row>, GoldenError> {
+    let registry = Registry::builtin();
     let weights = Weights::new(checkpoint);
     let tol = &case.manifest.tolerances;
     let n_layer = checkpoint.config().n_layer;
     let mut rows = Vec::with_capacity(subjects.len());
-    for &subject in subjects {
+    for subject in subjects {
         let start = Instant::now();
         let (kernels, isa, bound, rationale, (metrics, hidden)) = match subject {
             Subject::ReferenceF64 | Subject::ReferenceF32 => {
@@ -198,7 +197,7 @@ pub fn verify_case(
             Subject::Kernels(set, isa) => {
                 let label = if set.dispatches() {
                     isa.name().to_owned()
-                } else if Op::ALL.iter().any(|&op| set.get(op).isa == IsaSupport::Library) {
+                } else if set.has_library() {
                     "library".to_owned()
                 } else {
                     "none".to_owned()
@@ -209,7 +208,7 @@ pub fn verify_case(
                     label,
                     t.value,
                     t.rationale.clone(),
-                    run_kernels(case, &weights, set, isa, threads)?,
+                    run_kernels(case, &weights, set, *isa, threads)?,
                 )
             }
         };
@@ -226,7 +225,9 @@ pub fn verify_case(
         let diagnosis = if pass {
             None
         } else {
-            Some(diagnose(case, &weights, subject, &hidden, bound, n_layer, threads)?)
+            Some(diagnose(
+                case, &weights, &registry, subject, &hidden, bound, n_layer, threads,
+            )?)
         };
         let row = Row {
             case: case.name().to_owned(),
@@ -249,10 +250,12 @@ pub fn verify_case(
 
 /// Names the first hidden state out of budget and, for a kernel set, the op whose return to its scalar
 /// variant brings that hidden state back within budget.
+#[allow(clippy::too_many_arguments)]
 fn diagnose(
     case: &Case,
     weights: &Weights<'_>,
-    subject: Subject,
+    registry: &Registry,
+    subject: &Subject,
     hidden: &[f64],
     bound: f64,
     n_layer: usize,
@@ -269,21 +272,16 @@ fn diagnose(
         hidden[first]
     );
     if let Subject::Kernels(set, isa) = subject {
-        let suspects: Vec<Op> = Op::ALL
-            .iter()
-            .copied()
-            .filter(|&op| set.get(op).kind != Kind::Scalar)
-            .collect();
-        for op in suspects {
-            let scalar = *KernelSet::scalar().get(op);
-            let (_, reverted) = run_kernels(case, weights, set.with(scalar), isa, threads)?;
+        let scalar = KernelSet::scalar(registry);
+        let suspects = set.entries().iter().filter(|e| e.kind != Kind::Scalar);
+        for suspect in suspects {
+            let op = suspect.op;
+            let reverted_set = set.clone().with(scalar.get(op));
+            let (_, reverted) = run_kernels(case, weights, &reverted_set, *isa, threads)?;
             if reverted[first] <= bound {
                 text += &format!(
-                    "; with {} back to scalar it is {:.3e}: the {} variant `{}` is at fault",
-                    op.name(),
-                    reverted[first],
-                    op.name(),
-                    set.get(op).name
+                    "; with {op} back to scalar it is {:.3e}: the {op} variant `{}` is at fault",
+                    reverted[first], suspect.name
                 );
                 return Ok(text);
             }

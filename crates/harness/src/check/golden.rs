@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tkbench_reference::{Checkpoint, Config, Gpt2, synthetic};
 
-use crate::metrics::{MaxRel, max_rel};
+use crate::check::metrics::{MaxRel, max_rel};
 
 /// The manifest schema this crate reads and the oracle script writes.
 pub const SCHEMA: u32 = 1;

@@ -33,6 +33,13 @@ pub struct Machine {
     pub machine_id: String,
     /// The CPU brand string.
     pub cpu: String,
+    /// The CPU vendor (`GenuineIntel`, `AuthenticAMD`, ...); empty where unknown.
+    #[serde(default)]
+    pub vendor: String,
+    /// The hypervisor the CPU reports running under (`KVM`, ...); empty on bare metal or where
+    /// unknown. A guest's caches and bandwidths are what the host gives it.
+    #[serde(default)]
+    pub hypervisor: String,
     /// Logical CPUs available to this process.
     pub logical_cpus: usize,
     /// ISA levels tkbench can run here.
@@ -153,7 +160,93 @@ fn slug(text: &str) -> String {
     out.trim_matches('-').to_owned()
 }
 
+/// What the CPUID instruction says of this CPU.
+#[derive(Debug, Default)]
+struct Cpuid {
+    brand: Option<String>,
+    vendor: String,
+    hypervisor: String,
+    /// SIMD flags under the names Linux's /proc/cpuinfo gives them.
+    flags: Vec<String>,
+    caches: Vec<Cache>,
+}
+
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+fn cpuid() -> Cpuid {
+    use raw_cpuid::{CacheType, CpuId, Hypervisor};
+    let id = CpuId::new();
+    let mut flags = Vec::new();
+    let mut flag = |has: bool, name: &str| {
+        if has {
+            flags.push(name.to_owned());
+        }
+    };
+    if let Some(f) = id.get_feature_info() {
+        flag(f.has_sse42(), "sse4_2");
+        flag(f.has_avx(), "avx");
+        flag(f.has_fma(), "fma");
+    }
+    if let Some(f) = id.get_extended_feature_info() {
+        flag(f.has_avx2(), "avx2");
+        flag(f.has_avx512f(), "avx512f");
+        flag(f.has_avx512bw(), "avx512bw");
+        flag(f.has_avx512cd(), "avx512cd");
+        flag(f.has_avx512dq(), "avx512dq");
+        flag(f.has_avx512vl(), "avx512vl");
+    }
+    let caches = id
+        .get_cache_parameters()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let kind = match c.cache_type() {
+                CacheType::Data => "Data",
+                CacheType::Instruction => "Instruction",
+                CacheType::Unified => "Unified",
+                _ => return None,
+            };
+            let bytes = c.associativity() * c.physical_line_partitions() * c.coherency_line_size() * c.sets();
+            Some(Cache {
+                level: u32::from(c.level()),
+                kind: kind.to_owned(),
+                bytes: bytes as u64,
+            })
+        })
+        .collect();
+    let hypervisor = id.get_hypervisor_info().map(|h| match h.identify() {
+        Hypervisor::KVM => "KVM".to_owned(),
+        Hypervisor::Xen => "Xen".to_owned(),
+        Hypervisor::VMware => "VMware".to_owned(),
+        Hypervisor::HyperV => "Hyper-V".to_owned(),
+        Hypervisor::QEMU => "QEMU".to_owned(),
+        other => format!("{other:?}"),
+    });
+    Cpuid {
+        brand: id.get_processor_brand_string().map(|b| b.as_str().trim().to_owned()),
+        vendor: id.get_vendor_info().map(|v| v.as_str().to_owned()).unwrap_or_default(),
+        hypervisor: hypervisor.unwrap_or_default(),
+        flags,
+        caches,
+    }
+}
+
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+fn cpuid() -> Cpuid {
+    Cpuid::default()
+}
+
+/// The cache hierarchy: CPUID's, or where it gives none, what Linux's sysfs lists for CPU 0.
 fn caches() -> Vec<Cache> {
+    let from_cpuid = cpuid().caches;
+    if from_cpuid.is_empty() {
+        sysfs_caches()
+    } else {
+        from_cpuid
+    }
+}
+
+/// The caches Linux's sysfs lists for CPU 0.
+fn sysfs_caches() -> Vec<Cache> {
     let mut caches = Vec::new();
     for index in 0..8 {
         let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
@@ -191,7 +284,12 @@ pub fn machine() -> Machine {
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_owned())
     };
-    let cpu = field("model name")
+    let id = cpuid();
+    let cpu = id
+        .brand
+        .clone()
+        .filter(|b| !b.is_empty())
+        .or_else(|| field("model name"))
         .or_else(|| command_output("sysctl", &["-n", "machdep.cpu.brand_string"]))
         .unwrap_or_else(|| "unknown CPU".into());
     let simd_flags = [
@@ -208,12 +306,15 @@ pub fn machine() -> Machine {
         "asimd",
         "sve",
     ];
+    // CPUID's flags where it has them; the kernel's list adds what it knows beyond (bf16, and the
+    // flags of other architectures).
     let flags = field("flags").or_else(|| field("Features")).unwrap_or_default();
-    let cpu_flags = flags
-        .split_whitespace()
-        .filter(|f| simd_flags.contains(f))
-        .map(str::to_owned)
-        .collect();
+    let mut cpu_flags = id.flags.clone();
+    for f in flags.split_whitespace().filter(|f| simd_flags.contains(f)) {
+        if !cpu_flags.iter().any(|have| have == f) {
+            cpu_flags.push(f.to_owned());
+        }
+    }
     let logical_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut target_features = Vec::new();
     macro_rules! feature {
@@ -226,6 +327,8 @@ pub fn machine() -> Machine {
     Machine {
         machine_id: format!("{}-{logical_cpus}cpu", slug(&cpu)),
         cpu,
+        vendor: id.vendor,
+        hypervisor: id.hypervisor,
         logical_cpus,
         isa_levels: Isa::available().iter().map(|l| l.name().to_owned()).collect(),
         cpu_flags,
@@ -345,9 +448,13 @@ impl WithSimd for Triad<'_> {
     }
 }
 
+/// The share of a cache level the probe's triad fills: enough to measure the level, with room left for
+/// the stack and the code. The roofline takes a row to fit a level when its bytes fit the cache.
+pub const WORKING_SET_FRACTION: f64 = 0.6;
+
 /// Floats between the starts of a triad's arrays modulo 4 KiB: arrays that start on the same offset
 /// of a page (as huge-page buffers all do) make each store look like a conflict to the loads of the
-/// same element (4K aliasing), which halved the bandwidth of a triad in a test here.
+/// same element (4K aliasing), which cuts a triad's bandwidth (PERFORMANCE.md).
 const TRIAD_SKEW: usize = 1024 / 4;
 
 /// The triad bandwidth of `threads` threads on arrays of `elements` floats asked for on `pages`, and
@@ -413,11 +520,13 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             .find(|c| c.level == level && c.kind != "Instruction")
             .map_or(default, |c| c.bytes)
     };
-    // Three arrays filling about 60 % of L1, L2 or (shared) L3; and three of 128 MiB in all, beyond
-    // any last-level cache. Passes are sized to about 100 MB of traffic per thread (at least two).
-    let l1_elements = (cache_bytes(1, 32 * 1024) as usize * 6 / 10) / 12;
-    let l2_elements = (cache_bytes(2, 512 * 1024) as usize * 6 / 10) / 12;
-    let l3_total = (cache_bytes(3, 8 << 20) as usize * 6 / 10) / 12;
+    // Three arrays filling WORKING_SET_FRACTION of L1, L2 or (shared) L3; and three of 128 MiB in
+    // all, beyond any last-level cache. Passes are sized to about 100 MB of traffic per thread (at
+    // least two).
+    let working_set = |bytes: u64| (bytes as f64 * WORKING_SET_FRACTION) as usize / 12;
+    let l1_elements = working_set(cache_bytes(1, 32 * 1024));
+    let l2_elements = working_set(cache_bytes(2, 512 * 1024));
+    let l3_total = working_set(cache_bytes(3, 8 << 20));
     let dram_total = 32 << 20;
     let traffic = if quick { 30e6 } else { 150e6 };
     let mut bandwidth = Vec::new();

@@ -1,0 +1,9 @@
+//! Measurement: the machine probe (identity, FMA peaks, bandwidths), the work of a call, the timed
+//! calls the criterion benches run, the versioned report schema with its roofline, and its Markdown
+//! and SVG renderings.
+
+pub mod bench;
+pub mod probe;
+pub mod report;
+pub mod svg;
+pub mod work;

@@ -1,0 +1,757 @@
+//! Performance reports: the versioned JSON schema (the source of truth), reading criterion's
+//! estimates back, the roofline of each row, and the Markdown and SVG renderings. Units are written
+//! into the schema: times in nanoseconds, GB = 1e9 bytes, GFLOP = 1e9 FLOPs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::probe::{Limits, Machine, WORKING_SET_FRACTION};
+use crate::measure::work::Work;
+
+/// The report schema this crate writes. It also reads schema 1, converting it on load.
+pub const SCHEMA: u32 = 2;
+
+/// Errors reading reports or criterion output, naming the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not valid JSON, or not a report.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+/// A median time and its 95 % confidence interval, in nanoseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Time {
+    /// Median.
+    pub median: f64,
+    /// Lower bound of the 95 % confidence interval of the median.
+    pub lower: f64,
+    /// Upper bound.
+    pub upper: f64,
+}
+
+impl Time {
+    /// Whether two intervals overlap (a difference within noise).
+    pub fn overlaps(&self, other: &Time) -> bool {
+        self.lower <= other.upper && other.lower <= self.upper
+    }
+}
+
+/// What bounds a row's time from below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Limit {
+    /// The FMA peak.
+    Compute,
+    /// The L1 bandwidth.
+    L1,
+    /// The L2 bandwidth.
+    L2,
+    /// The L3 bandwidth.
+    L3,
+    /// The DRAM bandwidth.
+    Dram,
+}
+
+impl Limit {
+    /// The name used in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Compute => "compute",
+            Limit::L1 => "l1",
+            Limit::L2 => "l2",
+            Limit::L3 => "l3",
+            Limit::Dram => "dram",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Limit> {
+        [Limit::Compute, Limit::L1, Limit::L2, Limit::L3, Limit::Dram]
+            .into_iter()
+            .find(|l| l.name() == name)
+    }
+}
+
+/// The roofline bound of a row.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Roofline {
+    /// The shortest possible time: max(FLOPs / peak, bytes / bandwidth), in nanoseconds.
+    pub bound_ns: f64,
+    /// What binds.
+    pub limit: Limit,
+}
+
+/// Whether a row times one op call or a model forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// One op call.
+    Op,
+    /// A forward pass of the kernel-driven model.
+    Model,
+}
+
+/// The ISA level a row ran at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Plain Rust, no SIMD of its own.
+    None,
+    /// A library's own choice.
+    Library,
+    /// pulp's scalar level.
+    Scalar,
+    /// x86-v3.
+    Avx2,
+    /// x86-v4.
+    Avx512,
+    /// aarch64 NEON.
+    Neon,
+}
+
+impl Level {
+    /// The name used in tables, as the variants' level labels read.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::Library => "library",
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+            Level::Neon => "neon",
+        }
+    }
+
+    /// The level of a label (`none`, `library`, or an ISA level's name).
+    pub fn from_name(name: &str) -> Option<Level> {
+        [
+            Level::None,
+            Level::Library,
+            Level::Scalar,
+            Level::Avx2,
+            Level::Avx512,
+            Level::Neon,
+        ]
+        .into_iter()
+        .find(|l| l.name() == name)
+    }
+}
+
+/// A row's verdict: its variant's op-level sweep at this level and its model-level verify rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Both passed.
+    Pass,
+    /// Either failed.
+    Fail,
+    /// No verify row covers it.
+    Unverified,
+}
+
+impl Verdict {
+    /// The name used in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Unverified => "unverified",
+        }
+    }
+}
+
+/// Whether a report's benches ran in full or quick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every shape, full measurement times.
+    Full,
+    /// Fewer shapes, shorter measurements.
+    Quick,
+}
+
+/// The same work timed with PyTorch.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Peer {
+    /// PyTorch's median time, nanoseconds.
+    pub median_ns: f64,
+    /// The 95 % confidence interval of that median, nanoseconds (absent in schema 1 reports).
+    pub interval_ns: Option<(f64, f64)>,
+}
+
+/// One measured row. Only what was measured or counted is stored; rates, percentages and speedups
+/// are computed from it ([`Row::gflops`], [`Row::percent`], [`Report::speedup_vs_scalar`], ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    /// An op call or the model.
+    pub kind: Kind,
+    /// The op name, or `prefill` / `decode` for the model.
+    pub op: String,
+    /// The shape, as `cargo xtask opcheck --shape` takes it (or the cache for the model).
+    pub shape: String,
+    /// The variant (or kernel set).
+    pub variant: String,
+    /// The ISA level that ran.
+    pub isa: Level,
+    /// Threads.
+    pub threads: usize,
+    /// The median time and its confidence interval.
+    pub time_ns: Time,
+    /// FLOPs and bytes of one call.
+    pub work: Work,
+    /// Tokens of one call (model rows).
+    pub tokens: Option<usize>,
+    /// The roofline bound.
+    pub roofline: Roofline,
+    /// The verdict of the same variant at the same level from the same run.
+    pub verdict: Verdict,
+    /// The largest error over its bound in the op-level sweep (below 1 passes).
+    pub max_error_ratio: Option<f64>,
+    /// PyTorch on the same shape and thread count, when it was timed.
+    pub peer: Option<Peer>,
+}
+
+impl Row {
+    /// FLOPs / time, 1e9 per second.
+    pub fn gflops(&self) -> f64 {
+        self.work.flops / self.time_ns.median
+    }
+
+    /// Bytes / time, 1e9 per second.
+    pub fn gb_per_s(&self) -> f64 {
+        self.work.bytes / self.time_ns.median
+    }
+
+    /// Tokens per second, for model rows.
+    pub fn tokens_per_s(&self) -> Option<f64> {
+        self.tokens.map(|t| t as f64 / self.time_ns.median * 1e9)
+    }
+
+    /// The roofline bound over the measured time, in percent (above 100 when the data stayed in a
+    /// faster cache level between iterations than its size suggests).
+    pub fn percent(&self) -> f64 {
+        100.0 * self.roofline.bound_ns / self.time_ns.median
+    }
+
+    /// PyTorch's time over ours: above 1 means tkbench is faster.
+    pub fn peer_speedup(&self) -> Option<f64> {
+        self.peer.map(|p| p.median_ns / self.time_ns.median)
+    }
+}
+
+/// Whether and how PyTorch was timed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerInfo {
+    /// Whether a PyTorch was available.
+    pub available: bool,
+    /// The Python used, its torch version, or why there is no peer column.
+    pub note: String,
+}
+
+/// A report: one machine, one commit, one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// [`SCHEMA`] (schema 1 reports are converted when loaded).
+    pub schema: u32,
+    /// The units of every number.
+    pub units: BTreeMap<String, String>,
+    /// Full or quick.
+    pub mode: Mode,
+    /// The machine and the build.
+    pub machine: Machine,
+    /// The measured limits.
+    pub limits: Limits,
+    /// Model-level verification: rows run and rows failed.
+    pub verify: VerifySummary,
+    /// The PyTorch peer column.
+    pub peer: PeerInfo,
+    /// The rows.
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// `full` or `quick`.
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Full => "full",
+            Mode::Quick => "quick",
+        }
+    }
+
+    /// The scalar variant's time over this row's, same op and shape (none when scalar was not timed).
+    pub fn speedup_vs_scalar(&self, row: &Row) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.kind == row.kind && r.variant == "scalar" && r.op == row.op && r.shape == row.shape)
+            .map(|s| s.time_ns.median / row.time_ns.median)
+    }
+}
+
+/// What `verify` said before the benches ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerifySummary {
+    /// Rows run.
+    pub rows: usize,
+    /// Rows failed, as `case kernels isa`.
+    pub failed: Vec<String>,
+}
+
+/// The units block written into every report.
+pub fn units() -> BTreeMap<String, String> {
+    [
+        (
+            "time_ns",
+            "nanoseconds; median of criterion's samples with its 95 % confidence interval",
+        ),
+        ("work.flops", "floating-point operations of one call; an FMA is 2"),
+        (
+            "work.bytes",
+            "compulsory bytes read and written by one call (GB = 1e9 bytes)",
+        ),
+        (
+            "roofline.bound_ns",
+            "nanoseconds; the shortest time the measured limits allow",
+        ),
+        (
+            "peer.median_ns",
+            "nanoseconds; PyTorch's median, with the 95 % confidence interval of it",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl Report {
+    /// Reads and checks a report file: valid JSON, a known schema, every field present.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let bad = |message: String| ReportError::Format {
+            path: path.to_owned(),
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON ({e}); is it a tkbench report?")))?;
+        match value.get("schema").and_then(serde_json::Value::as_u64) {
+            Some(s) if s == u64::from(SCHEMA) => {
+                serde_json::from_value(value).map_err(|e| bad(format!("malformed report: {e}")))
+            }
+            Some(1) => {
+                let old: v1::Report =
+                    serde_json::from_value(value).map_err(|e| bad(format!("malformed schema 1 report: {e}")))?;
+                old.upgrade().map_err(|e| bad(format!("schema 1 report: {e}")))
+            }
+            Some(s) => Err(bad(format!(
+                "report schema {s} is not known; this tkbench reads schemas 1 and {SCHEMA}"
+            ))),
+            None => Err(bad("no `schema` field: not a tkbench report".into())),
+        }
+    }
+
+    /// Writes the report as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("a report serialises");
+        write(path, &text)
+    }
+}
+
+/// Writes `text` to `path`, creating the directory.
+pub fn write(path: &Path, text: &str) -> Result<()> {
+    let io = |source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(path, text).map_err(io)
+}
+
+/// One benchmark read back from criterion's output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// criterion's group id.
+    pub group: String,
+    /// criterion's function id.
+    pub function: String,
+    /// The median and its interval.
+    pub time: Time,
+}
+
+/// Reads every `*/new/benchmark.json` and `estimates.json` pair under criterion's output directory.
+pub fn read_criterion(root: &Path) -> Result<Vec<Measured>> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| ReportError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "new") && path.join("benchmark.json").is_file() {
+                    found.push(read_one(&path)?);
+                } else {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.group, &a.function).cmp(&(&b.group, &b.function)));
+    Ok(found)
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ReportError::Format {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn read_one(dir: &Path) -> Result<Measured> {
+    let bench = read_json(&dir.join("benchmark.json"))?;
+    let estimates = read_json(&dir.join("estimates.json"))?;
+    let missing = |path: PathBuf, what: &str| ReportError::Format {
+        path,
+        message: format!("no `{what}`"),
+    };
+    let text = |key: &str| {
+        bench[key]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| missing(dir.join("benchmark.json"), key))
+    };
+    let median = &estimates["median"];
+    let number =
+        |v: &serde_json::Value, what: &str| v.as_f64().ok_or_else(|| missing(dir.join("estimates.json"), what));
+    Ok(Measured {
+        group: text("group_id")?,
+        function: text("function_id")?,
+        time: Time {
+            median: number(&median["point_estimate"], "median.point_estimate")?,
+            lower: number(
+                &median["confidence_interval"]["lower_bound"],
+                "median.confidence_interval",
+            )?,
+            upper: number(
+                &median["confidence_interval"]["upper_bound"],
+                "median.confidence_interval",
+            )?,
+        },
+    })
+}
+
+/// The roofline bound of `flops` and `bytes` on `threads` threads with the limits measured: the
+/// bandwidth is that of the smallest cache level whose measured working set (per thread) holds the
+/// bytes, else DRAM's.
+pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
+    let peak = limits.peak_gflops(threads);
+    // The probe's working sets fill a fraction of each cache; a row fits a level when its bytes fit
+    // the cache.
+    let fits = |b: &&crate::measure::probe::Bandwidth| {
+        b.threads == threads && work.bytes <= (b.working_set_bytes * threads as u64) as f64 / WORKING_SET_FRACTION
+    };
+    let level = [Limit::L1, Limit::L2, Limit::L3]
+        .into_iter()
+        .find(|level| {
+            limits
+                .bandwidth
+                .iter()
+                .filter(|b| b.level == level.name())
+                .any(|b| fits(&b))
+        })
+        .unwrap_or(Limit::Dram);
+    let bw = limits.gb_per_s(level.name(), threads).unwrap_or(f64::NAN);
+    let compute_ns = work.flops / peak;
+    let memory_ns = work.bytes / bw;
+    if compute_ns >= memory_ns {
+        Roofline {
+            bound_ns: compute_ns,
+            limit: Limit::Compute,
+        }
+    } else {
+        Roofline {
+            bound_ns: memory_ns,
+            limit: level,
+        }
+    }
+}
+
+fn format_time(ns: f64) -> String {
+    match ns {
+        n if n >= 1e9 => format!("{:.3} s", n / 1e9),
+        n if n >= 1e6 => format!("{:.3} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
+        n => format!("{n:.0} ns"),
+    }
+}
+
+/// Renders a report as Markdown.
+pub fn render_markdown(report: &Report) -> String {
+    let m = &report.machine;
+    let mut out = format!("# tkbench report: {}\n\n", m.machine_id);
+    out += &format!(
+        "- CPU: {} ({} logical CPUs; ISA levels {})\n",
+        m.cpu,
+        m.logical_cpus,
+        m.isa_levels.join(", ")
+    );
+    if !m.vendor.is_empty() || !m.hypervisor.is_empty() {
+        out += &format!(
+            "- vendor: {}; hypervisor: {}\n",
+            if m.vendor.is_empty() { "unknown" } else { &m.vendor },
+            if m.hypervisor.is_empty() {
+                "none reported"
+            } else {
+                &m.hypervisor
+            }
+        );
+    }
+    let caches: Vec<String> = m
+        .caches
+        .iter()
+        .map(|c| format!("L{} {} {} KiB", c.level, c.kind, c.bytes / 1024))
+        .collect();
+    out += &format!("- caches: {}\n", caches.join(", "));
+    if !m.transparent_huge_pages.is_empty() {
+        out += &format!("- transparent huge pages: {}\n", m.transparent_huge_pages);
+    }
+    out += &format!(
+        "- build: {}, target features {}, commit {}, {}\n",
+        m.rustc,
+        m.target_features.join(","),
+        m.commit,
+        m.date
+    );
+    out += &format!(
+        "- mode: {}; verify: {} rows, {} failed\n",
+        report.mode_name(),
+        report.verify.rows,
+        report.verify.failed.len()
+    );
+    out += &format!("- PyTorch peer: {}\n\n", report.peer.note);
+    out += "## Measured limits\n\n| what | threads | value |\n|---|---|---|\n";
+    for p in &report.limits.fma {
+        out += &format!("| FMA peak, {} | {} | {:.1} GFLOP/s |\n", p.isa, p.threads, p.gflops);
+    }
+    for b in &report.limits.bandwidth {
+        out += &format!(
+            "| triad bandwidth, {} ({} KiB per thread{}) | {} | {:.1} GB/s |\n",
+            b.level,
+            b.working_set_bytes / 1024,
+            if b.huge_pages { ", huge pages" } else { "" },
+            b.threads,
+            b.gb_per_s
+        );
+    }
+    let mut ops: Vec<&str> = report.rows.iter().map(|r| r.op.as_str()).collect();
+    ops.dedup();
+    let peer_text = |r: &Row| match (r.peer, r.peer_speedup()) {
+        (
+            Some(Peer {
+                interval_ns: Some((lo, hi)),
+                ..
+            }),
+            Some(s),
+        ) => {
+            // The speedup's range from the two intervals, slowest against fastest.
+            format!("{s:.2} ({:.2}–{:.2})", lo / r.time_ns.upper, hi / r.time_ns.lower)
+        }
+        (_, Some(s)) => format!("{s:.2}"),
+        _ => "—".into(),
+    };
+    for op in ops {
+        out += &format!(
+            "\n## {op}\n\n| shape | variant | isa | threads | time (95 % CI) | GFLOP/s | GB/s | × scalar | % roofline (limit) | × PyTorch | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        );
+        for r in report.rows.iter().filter(|r| r.op == op) {
+            let speedup = report.speedup_vs_scalar(r).map_or("—".into(), |s| format!("{s:.1}"));
+            let peer = peer_text(r);
+            let verdict = match r.max_error_ratio {
+                Some(e) => format!("{} (err/bound {e:.2})", r.verdict.name()),
+                None => r.verdict.name().to_owned(),
+            };
+            out += &format!(
+                "| {} | {} | {} | {} | {} ({}–{}) | {:.1} | {:.1} | {speedup} | {:.0} % ({}) | {peer} | {verdict} |\n",
+                r.shape,
+                r.variant,
+                r.isa.name(),
+                r.threads,
+                format_time(r.time_ns.median),
+                format_time(r.time_ns.lower),
+                format_time(r.time_ns.upper),
+                r.gflops(),
+                r.gb_per_s(),
+                r.percent(),
+                r.roofline.limit.name(),
+            );
+        }
+    }
+    out
+}
+
+/// Schema 1, read for comparison with reports written before schema 2: rows stored their derived
+/// values too, and their kinds, levels, verdicts and limits as strings.
+mod v1 {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::{Kind, Level, Limit, Mode, Peer, PeerInfo, Roofline, Time, Verdict, VerifySummary};
+    use crate::measure::probe::{Limits, Machine};
+    use crate::measure::work::Work;
+
+    #[derive(Deserialize)]
+    pub struct Report {
+        units: BTreeMap<String, String>,
+        mode: String,
+        machine: Machine,
+        limits: Limits,
+        verify: VerifySummary,
+        peer: PeerInfo,
+        rows: Vec<Row>,
+    }
+
+    #[derive(Deserialize)]
+    struct Row {
+        kind: String,
+        op: String,
+        shape: String,
+        variant: String,
+        isa: String,
+        threads: usize,
+        time_ns: Time,
+        flops: f64,
+        bytes: f64,
+        tokens_per_s: Option<f64>,
+        roofline: OldRoofline,
+        verdict: String,
+        max_error_ratio: Option<f64>,
+        peer: Option<OldPeer>,
+    }
+
+    #[derive(Deserialize)]
+    struct OldRoofline {
+        bound_ns: f64,
+        limit: String,
+    }
+
+    #[derive(Deserialize)]
+    struct OldPeer {
+        torch_ns: f64,
+    }
+
+    impl Report {
+        /// The same report in schema 2; the rates it stored are dropped, as schema 2 derives them.
+        pub fn upgrade(self) -> Result<super::Report, String> {
+            let rows = self
+                .rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| r.upgrade().map_err(|e| format!("row {i}: {e}")))
+                .collect::<Result<_, _>>()?;
+            Ok(super::Report {
+                schema: super::SCHEMA,
+                units: self.units,
+                mode: match self.mode.as_str() {
+                    "quick" => Mode::Quick,
+                    _ => Mode::Full,
+                },
+                machine: self.machine,
+                limits: self.limits,
+                verify: self.verify,
+                peer: self.peer,
+                rows,
+            })
+        }
+    }
+
+    impl Row {
+        fn upgrade(self) -> Result<super::Row, String> {
+            let kind = match self.kind.as_str() {
+                "op" => Kind::Op,
+                "model" => Kind::Model,
+                other => return Err(format!("kind `{other}` is neither op nor model")),
+            };
+            let isa = Level::from_name(&self.isa).ok_or_else(|| format!("isa `{}` is not a level", self.isa))?;
+            let limit = Limit::from_name(&self.roofline.limit)
+                .ok_or_else(|| format!("limit `{}` is not a limit", self.roofline.limit))?;
+            let verdict = match self.verdict.as_str() {
+                "pass" => Verdict::Pass,
+                "fail" => Verdict::Fail,
+                _ => Verdict::Unverified,
+            };
+            // Schema 1 stored tokens per second; the tokens of a call are that rate times its time.
+            let tokens = self
+                .tokens_per_s
+                .map(|rate| (rate * self.time_ns.median / 1e9).round() as usize);
+            Ok(super::Row {
+                kind,
+                op: self.op,
+                shape: self.shape,
+                variant: self.variant,
+                isa,
+                threads: self.threads,
+                time_ns: self.time_ns,
+                work: Work {
+                    flops: self.flops,
+                    bytes: self.bytes,
+                },
+                tokens,
+                roofline: Roofline {
+                    bound_ns: self.roofline.bound_ns,
+                    limit,
+                },
+                verdict,
+                max_error_ratio: self.max_error_ratio,
+                peer: self.peer.map(|p| Peer {
+                    median_ns: p.torch_ns,
+                    interval_ns: None,
+                }),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Time;
+
+    #[test]
+    fn intervals_overlap_only_when_they_share_a_point() {
+        let t = |lower, upper| Time {
+            median: (lower + upper) / 2.0,
+            lower,
+            upper,
+        };
+        assert!(t(1.0, 2.0).overlaps(&t(1.5, 3.0)) && t(1.5, 3.0).overlaps(&t(1.0, 2.0)));
+        assert!(t(1.0, 2.0).overlaps(&t(2.0, 3.0)), "touching ends overlap");
+        assert!(t(1.0, 4.0).overlaps(&t(2.0, 3.0)), "one inside the other");
+        assert!(!t(1.0, 2.0).overlaps(&t(2.5, 3.0)) && !t(2.5, 3.0).overlaps(&t(1.0, 2.0)));
+    }
+}

@@ -1,0 +1,282 @@
+//! The attention op: causal multi-head attention of queries at positions pos0 .. over the keys they
+//! see (maths, contract, key layouts and variants in `tkbench_kernels::attention`).
+
+use std::ops::Range;
+
+use ndarray::ArrayView2;
+use tkbench_kernels::attention::{self, AttentionDims, AttentionFn, KeyLayout};
+use tkbench_kernels::{Isa, Variant};
+use tkbench_reference::ops;
+
+use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts};
+use crate::aligned::AlignedVec;
+use crate::check::tolerance::Rule;
+use crate::measure::work::{F32, Unit, Work};
+use crate::model::threads::{By, Split, attention_blocks, row_blocks};
+
+/// Causal multi-head attention.
+#[derive(Debug, Clone, Copy)]
+pub struct Attention;
+
+/// The input slices of an attention call.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionArgs<'a> {
+    /// q [Tq, C].
+    pub q: &'a [f32],
+    /// k [S, C], or in blocks as the shape's key layout says.
+    pub k: &'a [f32],
+    /// v [S, C].
+    pub v: &'a [f32],
+}
+
+/// q, k and v, drawn; k also in rows, for the reference.
+pub struct AttentionInputs {
+    q: AlignedVec,
+    /// k in the shape's key layout.
+    k: AlignedVec,
+    /// k [S, C].
+    k_rows: AlignedVec,
+    v: AlignedVec,
+}
+
+/// The keys `rows` ([S, C], rows C apart) laid out as the attention call `dims` takes them
+/// (`dims.key_layout`, S = `dims.keys()`), every float of the result that holds no key NaN.
+pub fn keys_as(dims: &AttentionDims, rows: &[f32]) -> Vec<f32> {
+    let mut k = vec![f32::NAN; dims.key_floats()];
+    for (j, key) in rows.chunks_exact(dims.channels()).enumerate() {
+        dims.store_key(&mut k, j, key);
+    }
+    k
+}
+
+/// GPT-2's attention scale, 1/√HS: the scale of every check and bench.
+pub fn gpt2_scale(head_size: usize) -> f32 {
+    1.0 / (head_size as f32).sqrt()
+}
+
+impl Op for Attention {
+    const NAME: &'static str = "attention";
+    const FIELDS: &'static [&'static str] = &["queries", "pos0", "heads", "head_size"];
+    const RULE: Rule = Rule::PlainF32 { k: 4.0, ulps: 16.0 };
+    const RATIONALE: &'static str = "dot products, a softmax and a weighted sum, online or not (the FlashAttention rule): 4x the plain f32 error, floor 16 ulps";
+    const UNIT: Unit = Unit::Flops;
+
+    type Kernel = AttentionFn;
+    type Shape = AttentionDims;
+    type Args<'a> = AttentionArgs<'a>;
+    type Inputs = AttentionInputs;
+
+    fn variants() -> &'static [Variant<AttentionFn>] {
+        attention::VARIANTS
+    }
+
+    fn fastest() -> &'static str {
+        attention::FASTEST
+    }
+
+    fn values(s: &AttentionDims) -> Vec<usize> {
+        vec![s.queries, s.pos0, s.heads, s.head_size]
+    }
+
+    /// GPT-2's scale, rows C apart, keys in rows.
+    fn shape(v: &[usize]) -> Result<AttentionDims, String> {
+        let (queries, pos0, heads, head_size) = (v[0], v[1], v[2], v[3]);
+        if heads == 0 || head_size == 0 {
+            return Err("heads and head_size must be positive".into());
+        }
+        Ok(AttentionDims::new(
+            queries,
+            pos0,
+            heads,
+            head_size,
+            gpt2_scale(head_size),
+        ))
+    }
+
+    fn output(s: &AttentionDims) -> (usize, usize) {
+        (s.queries, s.channels())
+    }
+
+    fn draw(s: &AttentionDims, draw: &Draw) -> AttentionInputs {
+        let (c, keys) = (s.channels(), s.keys());
+        let k_rows: AlignedVec = draw.uniform("k", keys * c).into();
+        let k = match s.key_layout {
+            KeyLayout::Rows => k_rows.clone(),
+            KeyLayout::Blocks => keys_as(s, &k_rows).into(),
+        };
+        AttentionInputs {
+            q: draw.uniform("q", s.queries * c).into(),
+            k,
+            k_rows,
+            v: draw.uniform("v", keys * c).into(),
+        }
+    }
+
+    fn args<'a>(_: &AttentionDims, x: &'a AttentionInputs) -> AttentionArgs<'a> {
+        AttentionArgs {
+            q: &x.q,
+            k: &x.k,
+            v: &x.v,
+        }
+    }
+
+    /// Queries at equal work (query i sees pos0 + i + 1 keys, so equal query counts would give the
+    /// last thread three times the first one's work in a prefill); a single query (a decode step)
+    /// by heads, each thread reading its heads' columns of the cache.
+    fn split(s: &AttentionDims, threads: usize) -> Split {
+        if s.queries == 1 {
+            Split {
+                blocks: row_blocks(s.heads, threads),
+                by: By::Heads,
+                width: s.head_size,
+            }
+        } else {
+            Split {
+                blocks: attention_blocks(s.queries, s.pos0, threads),
+                by: By::Rows,
+                width: s.channels(),
+            }
+        }
+    }
+
+    /// A block of queries keeps its positions and sees the keys up to its last query's; a block of
+    /// heads takes q, k, v and out from its first head's column on, rows still `stride` apart.
+    fn call(
+        f: AttentionFn,
+        isa: Isa,
+        s: &AttentionDims,
+        x: AttentionArgs<'_>,
+        by: By,
+        r: Range<usize>,
+        out: &mut [f32],
+    ) {
+        match by {
+            By::Rows => {
+                let c = s.channels();
+                let dims = s.rows(r.clone());
+                f(
+                    &dims,
+                    &x.q[r.start * c..r.end * c],
+                    &x.k[..dims.key_floats()],
+                    &x.v[..dims.keys() * c],
+                    out,
+                    isa,
+                )
+            }
+            By::Heads => {
+                let (dims, col) = s.heads(r);
+                f(
+                    &dims,
+                    &x.q[col..],
+                    &x.k[dims.key_index(0, col)..],
+                    &x.v[col..],
+                    out,
+                    isa,
+                )
+            }
+            By::Columns => unreachable!("attention is not split by columns"),
+        }
+    }
+
+    fn reference(s: &AttentionDims, x: &AttentionInputs) -> Reference {
+        let (c, keys) = (s.channels(), s.keys());
+        let q = ArrayView2::from_shape((s.queries, c), &x.q[..]).expect("q is [Tq, C]");
+        let k = ArrayView2::from_shape((keys, c), &x.k_rows[..]).expect("k is [S, C]");
+        let v = ArrayView2::from_shape((keys, c), &x.v[..]).expect("v is [S, C]");
+        let up = |a: ArrayView2<f32>| a.mapv(f64::from);
+        Reference {
+            f64: ops::causal_attention(&up(q).view(), &up(k).view(), &up(v).view(), s.heads, f64::from(s.scale))
+                .into_iter()
+                .collect(),
+            f32: ops::causal_attention(&q, &k, &v, s.heads, s.scale)
+                .into_iter()
+                .collect(),
+            ..Reference::default()
+        }
+    }
+
+    /// Per visible query-key pair and head channel: a multiply-add for q · k and one for p · v. q
+    /// read, out written, k and v read once.
+    fn work(s: &AttentionDims) -> Work {
+        let c = s.channels() as f64;
+        let pairs: f64 = (0..s.queries).map(|i| (s.pos0 + i + 1) as f64).sum();
+        let keys = s.keys() as f64;
+        Work {
+            flops: 4.0 * c * pairs,
+            bytes: (2.0 * s.queries as f64 * c + 2.0 * keys * c) * F32,
+        }
+    }
+
+    /// Head sizes around the vector widths, query counts and offsets around the tiles (a decode step
+    /// on 1, 2 and 71 keys among them), no queries, and GPT-2 small's heads after a cache.
+    fn sweep() -> Vec<AttentionDims> {
+        let dims = |queries, pos0, heads, head_size| {
+            AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size))
+        };
+        let mut shapes: Vec<AttentionDims> = [1, 8, 15, 24, 64, 66].into_iter().map(|hs| dims(7, 0, 2, hs)).collect();
+        for (queries, pos0) in [
+            (1, 0),
+            (1, 1),
+            (1, 70),
+            (2, 63),
+            (17, 0),
+            (33, 31),
+            (65, 64),
+            (70, 0),
+            (100, 29),
+        ] {
+            shapes.push(dims(queries, pos0, 3, 24));
+        }
+        shapes.push(dims(0, 5, 2, 8));
+        shapes.push(dims(40, 90, 12, 64));
+        shapes
+    }
+
+    /// Query groups, key tiles and transposed-pack runs cut at odd places; five heads, since a
+    /// one-query call takes heads in groups of four, the last one short.
+    fn split_shapes() -> Vec<AttentionDims> {
+        [
+            (0, 2, 8),
+            (0, 2, 64),
+            (70, 2, 15),
+            (70, 2, 24),
+            (130, 2, 64),
+            (66, 5, 16),
+        ]
+        .into_iter()
+        .map(|(pos0, heads, hs)| AttentionDims::new(9, pos0, heads, hs, gpt2_scale(hs)))
+        .collect()
+    }
+
+    /// GPT-2 small's heads: a decode step after 512 tokens, prefills from 0.
+    fn bench_shapes(quick: bool) -> Vec<AttentionDims> {
+        let (nh, hs) = (GPT2_SMALL.n_head, GPT2_SMALL.head_size());
+        bench_token_counts(quick)
+            .into_iter()
+            .map(|t| AttentionDims::new(t, if t == 1 { 512 } else { 0 }, nh, hs, gpt2_scale(hs)))
+            .collect()
+    }
+
+    /// SDPA, causal for a prefill; a decode step sees every cached key.
+    fn peer(s: &AttentionDims) -> Result<PeerCode, String> {
+        let (nh, hs, tq, keys) = (s.heads, s.head_size, s.queries, s.keys());
+        let setup =
+            format!("q = rand(1, {nh}, {tq}, {hs})\nk = rand(1, {nh}, {keys}, {hs})\nv = rand(1, {nh}, {keys}, {hs})");
+        let stmt = match (s.pos0, tq) {
+            (0, _) => "F.scaled_dot_product_attention(q, k, v, is_causal=True)",
+            (_, 1) => "F.scaled_dot_product_attention(q, k, v)",
+            _ => return Err("attention with pos0 > 0 and more than one query is not timed".into()),
+        };
+        Ok(PeerCode {
+            setup,
+            stmt: stmt.into(),
+        })
+    }
+
+    /// Small shapes around the vector widths and tiles.
+    fn random_case(pick: &mut dyn FnMut(usize) -> usize) -> (AttentionDims, f32) {
+        let (queries, pos0, heads, head_size) = (1 + pick(39), pick(80), 1 + pick(3), 1 + pick(69));
+        let shape = AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size));
+        (shape, super::random_magnitude(pick, &[1.0]))
+    }
+}

@@ -1,0 +1,197 @@
+//! The embedding op: token rows of wte plus position rows of wpe (maths, contract and variants in
+//! `tkbench_kernels::embedding`).
+
+use std::ops::Range;
+
+use ndarray::ArrayView2;
+use tkbench_kernels::embedding::{self, EmbeddingDims, EmbeddingFn};
+use tkbench_kernels::{Isa, Variant};
+use tkbench_reference::ops;
+
+use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use crate::aligned::AlignedVec;
+use crate::check::tolerance::Rule;
+use crate::measure::work::{F32, Unit, Work};
+use crate::model::threads::By;
+
+/// Token plus position embedding.
+#[derive(Debug, Clone, Copy)]
+pub struct Embedding;
+
+/// The input slices of an embedding call.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddingArgs<'a> {
+    /// ids [T].
+    pub ids: &'a [u32],
+    /// wte [V, C].
+    pub wte: &'a [f32],
+    /// wpe [P, C].
+    pub wpe: &'a [f32],
+}
+
+/// ids, wte and wpe, drawn.
+pub struct EmbeddingInputs {
+    ids: Vec<u32>,
+    wte: AlignedVec,
+    wpe: AlignedVec,
+}
+
+impl Op for Embedding {
+    const NAME: &'static str = "embedding";
+    const FIELDS: &'static [&'static str] = &["tokens", "channels", "vocab", "positions", "pos0"];
+    const RULE: Rule = Rule::CorrectlyRounded;
+    const RATIONALE: &'static str =
+        "each output is one f32 addition of two table entries, correctly rounded in every variant";
+    const UNIT: Unit = Unit::Bytes;
+
+    type Kernel = EmbeddingFn;
+    type Shape = EmbeddingDims;
+    type Args<'a> = EmbeddingArgs<'a>;
+    type Inputs = EmbeddingInputs;
+
+    fn variants() -> &'static [Variant<EmbeddingFn>] {
+        embedding::VARIANTS
+    }
+
+    fn fastest() -> &'static str {
+        embedding::FASTEST
+    }
+
+    fn values(s: &EmbeddingDims) -> Vec<usize> {
+        vec![s.tokens, s.channels, s.vocab, s.positions, s.pos0]
+    }
+
+    fn shape(v: &[usize]) -> Result<EmbeddingDims, String> {
+        let s = EmbeddingDims {
+            tokens: v[0],
+            channels: v[1],
+            vocab: v[2],
+            positions: v[3],
+            pos0: v[4],
+        };
+        if s.vocab == 0 {
+            return Err("vocab must be positive".into());
+        }
+        if s.pos0 + s.tokens > s.positions {
+            return Err(format!(
+                "pos0 + tokens = {} exceeds positions = {}",
+                s.pos0 + s.tokens,
+                s.positions
+            ));
+        }
+        Ok(s)
+    }
+
+    fn output(s: &EmbeddingDims) -> (usize, usize) {
+        (s.tokens, s.channels)
+    }
+
+    fn draw(s: &EmbeddingDims, draw: &Draw) -> EmbeddingInputs {
+        EmbeddingInputs {
+            ids: draw.ids("ids", s.tokens, s.vocab),
+            wte: draw.uniform("wte", s.vocab * s.channels).into(),
+            wpe: draw.uniform("wpe", s.positions * s.channels).into(),
+        }
+    }
+
+    fn args<'a>(_: &EmbeddingDims, x: &'a EmbeddingInputs) -> EmbeddingArgs<'a> {
+        EmbeddingArgs {
+            ids: &x.ids,
+            wte: &x.wte,
+            wpe: &x.wpe,
+        }
+    }
+
+    /// A block of tokens keeps its positions.
+    fn call(
+        f: EmbeddingFn,
+        isa: Isa,
+        s: &EmbeddingDims,
+        a: EmbeddingArgs<'_>,
+        by: By,
+        r: Range<usize>,
+        out: &mut [f32],
+    ) {
+        debug_assert_eq!(by, By::Rows);
+        f(&s.rows(r.clone()), &a.ids[r], a.wte, a.wpe, out, isa)
+    }
+
+    fn reference(s: &EmbeddingDims, x: &EmbeddingInputs) -> Reference {
+        let c = s.channels;
+        let wte = ArrayView2::from_shape((s.vocab, c), &x.wte[..]).expect("wte is [V, C]");
+        let wpe = ArrayView2::from_shape((s.positions, c), &x.wpe[..]).expect("wpe is [P, C]");
+        Reference {
+            f64: ops::embedding(&wte.mapv(f64::from).view(), &wpe.mapv(f64::from).view(), &x.ids, s.pos0)
+                .into_iter()
+                .collect(),
+            f32: ops::embedding(&wte, &wpe, &x.ids, s.pos0).into_iter().collect(),
+            ..Reference::default()
+        }
+    }
+
+    /// One add per element; two table rows read and one row written per token, plus the ids.
+    fn work(s: &EmbeddingDims) -> Work {
+        let (t, c) = (s.tokens as f64, s.channels as f64);
+        Work {
+            flops: t * c,
+            bytes: 3.0 * t * c * F32 + t * F32,
+        }
+    }
+
+    /// Five tokens at every sweep width and at 768, no tokens, a decode step at the last position
+    /// of a vocabulary-sized table, and a block of tokens after a cache.
+    fn sweep() -> Vec<EmbeddingDims> {
+        let dims = |tokens, channels, vocab, positions, pos0| EmbeddingDims {
+            tokens,
+            channels,
+            vocab,
+            positions,
+            pos0,
+        };
+        let mut shapes: Vec<EmbeddingDims> = sweep_widths()
+            .into_iter()
+            .chain([768])
+            .map(|c| dims(5, c, 50, 40, 0))
+            .collect();
+        shapes.extend([dims(0, 8, 3, 4, 0), dims(1, 33, 50257, 40, 39), dims(37, 65, 97, 64, 7)]);
+        shapes
+    }
+
+    /// GPT-2 small's tables; a decode step at position 512, prefills from 0.
+    fn bench_shapes(quick: bool) -> Vec<EmbeddingDims> {
+        bench_token_counts(quick)
+            .into_iter()
+            .map(|t| EmbeddingDims {
+                tokens: t,
+                channels: GPT2_SMALL.n_embd,
+                vocab: GPT2_SMALL.vocab_size,
+                positions: GPT2_SMALL.n_positions,
+                pos0: if t == 1 { 512 } else { 0 },
+            })
+            .collect()
+    }
+
+    fn peer(s: &EmbeddingDims) -> Result<PeerCode, String> {
+        let (t, c, v, p, p0) = (s.tokens, s.channels, s.vocab, s.positions, s.pos0);
+        Ok(PeerCode {
+            setup: format!(
+                "wte = rand({v}, {c})\nwpe = rand({p}, {c})\nids = torch.randint(0, {v}, ({t},), generator=g)\n\
+                 out = torch.empty({t}, {c})\npos = wpe[{p0}:{end}]",
+                end = p0 + t
+            ),
+            stmt: "torch.add(torch.index_select(wte, 0, ids), pos, out=out)".into(),
+        })
+    }
+
+    /// Small shapes around the vector widths and tiles.
+    fn random_case(pick: &mut dyn FnMut(usize) -> usize) -> (EmbeddingDims, f32) {
+        let shape = EmbeddingDims {
+            tokens: pick(20),
+            channels: 1 + pick(199),
+            vocab: 31,
+            positions: 30,
+            pos0: pick(10),
+        };
+        (shape, super::random_magnitude(pick, &[1.0, 30.0, 1e4]))
+    }
+}

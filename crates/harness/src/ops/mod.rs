@@ -1,0 +1,281 @@
+//! Op definitions: everything the harness knows about an op, written once per op. A definition
+//! module names the op's kernels (the entry-point type and the `VARIANTS` table of its kernels
+//! folder), its shape vocabulary and how inputs are drawn, how a call (or a thread's block of one)
+//! is made, the float64 and plain-float32 reference, the bound rule and its rationale, the work in
+//! FLOPs and bytes, the sweep and bench shapes, and what the PyTorch peer runs. The checker, the
+//! kernel-driven model, the benches and the reports are generic over [`Op`]; [`OPS`] lists the ops.
+//!
+//! Adding an op: its kernels folder (`mod.rs` with `VARIANTS`, one file per variant), one definition
+//! module here, one line in [`OPS`], and its use in the model where the model needs it.
+
+pub mod attention;
+pub mod embedding;
+pub mod gelu;
+pub mod layernorm;
+pub mod matmul;
+pub mod softmax;
+
+use std::fmt;
+use std::ops::Range;
+
+use tkbench_kernels::{Isa, Variant};
+use tkbench_reference::synthetic;
+
+use crate::check::tolerance::Rule;
+use crate::measure::work::{Unit, Work};
+use crate::model::threads::{By, Split, row_blocks};
+
+pub use attention::Attention;
+pub use embedding::Embedding;
+pub use gelu::Gelu;
+pub use layernorm::LayerNorm;
+pub use matmul::Matmul;
+pub use softmax::Softmax;
+
+pub use self::erased::{AnyOp, PeerCode};
+
+mod erased;
+
+/// Every op, in the order of listings and reports: the registry of ops, one line each.
+pub static OPS: &[&dyn AnyOp] = &[&Embedding, &LayerNorm, &Softmax, &Attention, &Matmul, &Gelu];
+
+/// The op named `name`, or an error listing the ops.
+pub fn op_named(name: &str) -> Result<&'static dyn AnyOp, String> {
+    OPS.iter().copied().find(|op| op.name() == name).ok_or_else(|| {
+        format!(
+            "no op named `{name}`; ops are {}",
+            OPS.iter().map(|op| op.name()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// One op, defined once. Implemented by a unit type per op in this module's children.
+pub trait Op: Send + Sync + 'static {
+    /// The op's name: its kernels folder, its `--op` value, its rows in reports.
+    const NAME: &'static str;
+    /// The field names of its shapes, in order (`name=value,...` on the command line).
+    const FIELDS: &'static [&'static str];
+    /// How its error bound is derived.
+    const RULE: Rule;
+    /// Why that bound.
+    const RATIONALE: &'static str;
+    /// Whether its throughput is stated in FLOPs (bound by arithmetic) or bytes (bound by memory).
+    const UNIT: Unit;
+    /// Whether a cache-blocked variant means something for it: an elementwise op has no reuse to
+    /// block for, and needs only scalar and simd variants.
+    const BLOCKS: bool = true;
+
+    /// The entry-point type of its variants.
+    type Kernel: Copy + Send + Sync + 'static;
+    /// One call's sizes.
+    type Shape: Copy + PartialEq + fmt::Debug + Send + Sync + 'static;
+    /// The input slices of a call, borrowed from drawn inputs or from the model's buffers.
+    type Args<'a>: Copy + Send + Sync;
+    /// Inputs drawn for a check or a bench, owned.
+    type Inputs: Send + Sync + 'static;
+
+    /// The op's registered variants (its kernels folder's `VARIANTS`).
+    fn variants() -> &'static [Variant<Self::Kernel>];
+    /// The name of its fastest variant (its kernels folder's `FASTEST`).
+    fn fastest() -> &'static str;
+
+    /// The values of a shape's fields, in [`Op::FIELDS`] order.
+    fn values(shape: &Self::Shape) -> Vec<usize>;
+    /// The shape with these field values, or why it is not a valid call.
+    fn shape(values: &[usize]) -> Result<Self::Shape, String>;
+    /// The output as (rows, floats per row): what threads split by default.
+    fn output(shape: &Self::Shape) -> (usize, usize);
+
+    /// Seeded inputs of `shape`: never all zeros.
+    fn draw(shape: &Self::Shape, draw: &Draw) -> Self::Inputs;
+    /// The input slices of a whole call on `inputs`.
+    fn args<'a>(shape: &Self::Shape, inputs: &'a Self::Inputs) -> Self::Args<'a>;
+    /// How `threads` threads split a call: blocks of output rows unless the op says otherwise.
+    fn split(shape: &Self::Shape, threads: usize) -> Split {
+        let (rows, width) = Self::output(shape);
+        Split {
+            blocks: row_blocks(rows, threads),
+            by: By::Rows,
+            width,
+        }
+    }
+    /// Calls `kernel` at `isa` for the block `block` of `shape` (counted as `by` says: all rows for a
+    /// whole call), writing `out`, which holds that block's output. The one call path of the checker,
+    /// the model and the benches.
+    fn call(
+        kernel: Self::Kernel,
+        isa: Isa,
+        shape: &Self::Shape,
+        args: Self::Args<'_>,
+        by: By,
+        block: Range<usize>,
+        out: &mut [f32],
+    );
+
+    /// The float64 reference and the plain float32 code (the reference ops in f32) on `inputs`.
+    fn reference(shape: &Self::Shape, inputs: &Self::Inputs) -> Reference;
+    /// FLOPs and bytes of one call.
+    fn work(shape: &Self::Shape) -> Work;
+    /// The edge-case shapes every variant is checked on.
+    fn sweep() -> Vec<Self::Shape>;
+    /// The shapes whose output rows are computed together and then one at a time, to show that a
+    /// row's bits do not depend on the block it is in: by default the sweep's shapes of 2 to 64
+    /// output rows; an op whose kernels take other paths at other sizes names its own.
+    fn split_shapes() -> Vec<Self::Shape> {
+        Self::sweep()
+            .into_iter()
+            .filter(|shape| (2..=64).contains(&Self::output(shape).0))
+            .collect()
+    }
+    /// The shapes the benches time (fewer when `quick`).
+    fn bench_shapes(quick: bool) -> Vec<Self::Shape>;
+    /// The PyTorch code that does the same call, or why the peer does not time this shape.
+    fn peer(shape: &Self::Shape) -> Result<PeerCode, String>;
+    /// A random small shape and input magnitude for the property tests; `pick(n)` is below n.
+    fn random_case(pick: &mut dyn FnMut(usize) -> usize) -> (Self::Shape, f32);
+}
+
+/// Input magnitudes of the property tests: ordinary, large and very large values, or small ones.
+pub(crate) fn random_magnitude(pick: &mut dyn FnMut(usize) -> usize, choices: &[f32]) -> f32 {
+    match pick(choices.len() + 1) {
+        i if i < choices.len() => choices[i],
+        _ => 0.01 + 3.0 * pick(1000) as f32 / 1000.0,
+    }
+}
+
+/// The floats of `O`'s output for `shape`.
+pub fn output_len<O: Op>(shape: &O::Shape) -> usize {
+    let (rows, width) = O::output(shape);
+    rows * width
+}
+
+/// A shape as `name=value,...`, the form `--shape` takes and reports print.
+pub fn shape_text<O: Op>(shape: &O::Shape) -> String {
+    O::FIELDS
+        .iter()
+        .zip(O::values(shape))
+        .map(|(name, v)| format!("{name}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses `name=value,...` (every field of `O`, in any order) into a valid shape.
+pub fn parse_shape<O: Op>(text: &str) -> Result<O::Shape, String> {
+    let fields = O::FIELDS;
+    let mut values = vec![None; fields.len()];
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`{item}` is not name=value"))?;
+        let slot = fields
+            .iter()
+            .position(|f| *f == name.trim())
+            .ok_or_else(|| format!("`{name}` is not a field of {} (fields: {})", O::NAME, fields.join(", ")))?;
+        let value: usize = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}: `{value}` is not a size"))?;
+        values[slot] = Some(value);
+    }
+    let values: Vec<usize> = fields
+        .iter()
+        .zip(&values)
+        .map(|(f, v)| v.ok_or_else(|| format!("field `{f}` is missing (fields: {})", fields.join(", "))))
+        .collect::<Result<_, _>>()?;
+    O::shape(&values)
+}
+
+/// What a check compares a variant's output with.
+#[derive(Debug, Clone, Default)]
+pub struct Reference {
+    /// The float64 reference, flat.
+    pub f64: Vec<f64>,
+    /// The plain float32 code on the same inputs, flat.
+    pub f32: Vec<f32>,
+    /// Per-element bound factors for [`Rule::DotProduct`] (Σ|a||b| + |bias|), else empty.
+    pub magnitudes: Vec<f64>,
+    /// Terms of each dot product (K + 1 with the bias) for [`Rule::DotProduct`], else 0.
+    pub terms: usize,
+}
+
+/// Seeded inputs: counter-based streams, one per named tensor, never all zeros.
+pub struct Draw {
+    seed: u64,
+    magnitude: f32,
+}
+
+impl Draw {
+    /// Inputs for `seed` with values in (−magnitude, magnitude).
+    pub fn new(seed: u64, magnitude: f32) -> Self {
+        Self { seed, magnitude }
+    }
+
+    /// `n` values of the stream `name`, uniform in (offset − width, offset + width).
+    pub fn values(&self, name: &str, n: usize, offset: f32, width: f32) -> Vec<f32> {
+        let key = self.seed ^ synthetic::fnv1a64(name.as_bytes());
+        (0..n as u64)
+            .map(|i| offset + width * synthetic::symmetric_uniform(key, i) as f32)
+            .collect()
+    }
+
+    /// `n` values of the stream `name`, uniform in (−magnitude, magnitude).
+    pub fn uniform(&self, name: &str, n: usize) -> Vec<f32> {
+        self.values(name, n, 0.0, self.magnitude)
+    }
+
+    /// `n` ids below `bound`.
+    pub fn ids(&self, name: &str, n: usize, bound: usize) -> Vec<u32> {
+        let key = self.seed ^ synthetic::fnv1a64(name.as_bytes());
+        (0..n as u64)
+            .map(|i| (synthetic::draw(key, i) % bound as u64) as u32)
+            .collect()
+    }
+}
+
+/// The lengths every sweep runs around: 1..=17, and one below and above 32, 64 and 128, so that
+/// every SIMD width (4, 8, 16 lanes), its tails and several whole vectors are met.
+pub(crate) fn sweep_widths() -> Vec<usize> {
+    let mut widths: Vec<usize> = (1..=17).collect();
+    widths.extend([31, 33, 63, 65, 127, 129]);
+    widths
+}
+
+/// GPT-2 small, whose sizes the bench shapes take.
+pub(crate) const GPT2_SMALL: tkbench_reference::Config = tkbench_reference::Config::gpt2_small();
+
+/// The token counts benched: a decode step (T = 1) and prefills of 128, 512 and 1024.
+pub(crate) fn bench_token_counts(quick: bool) -> Vec<usize> {
+    if quick { vec![1, 128] } else { vec![1, 128, 512, 1024] }
+}
+
+#[cfg(test)]
+mod tests {
+    use tkbench_kernels::attention::AttentionDims;
+
+    use super::{Attention, Matmul, Op};
+    use crate::ops::matmul::MatmulShape;
+
+    #[test]
+    fn matmul_768_cubed_is_2_k_m_n() {
+        let w = Matmul::work(&MatmulShape::new(768, 768, 768, false));
+        assert_eq!(w.flops, 2.0 * 768f64.powi(3));
+        assert_eq!(w.bytes, 3.0 * 768.0 * 768.0 * 4.0);
+    }
+
+    #[test]
+    fn causal_attention_counts_visible_pairs_only() {
+        // T = 4 from position 0: 1 + 2 + 3 + 4 = 10 pairs; one decode step after 3: 4 pairs.
+        let prefill = Attention::work(&AttentionDims::new(4, 0, 2, 8, 1.0));
+        assert_eq!(prefill.flops, 4.0 * 16.0 * 10.0);
+        let decode = Attention::work(&AttentionDims::new(1, 3, 2, 8, 1.0));
+        assert_eq!(decode.flops, 4.0 * 16.0 * 4.0);
+    }
+
+    #[test]
+    fn gpt2_small_prefill_is_dominated_by_the_matmuls() {
+        let config = tkbench_reference::Config::gpt2_small();
+        // About 2 FLOPs per parameter per token: 2 · (85M block weights + 38.6M LM head) ≈ 247 MFLOP.
+        let w = crate::model::model_work(&config, 1, 0);
+        assert!((w.flops / 1e6 - 247.0).abs() < 3.0, "{}", w.flops / 1e6);
+    }
+}

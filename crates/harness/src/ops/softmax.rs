@@ -1,0 +1,142 @@
+//! The softmax op: rows of x [R, N] to probabilities, as attention scores and next-token
+//! distributions need them (maths, contract and variants in `tkbench_kernels::softmax`).
+
+use std::ops::Range;
+
+use ndarray::ArrayView2;
+use tkbench_kernels::softmax::{self, SoftmaxDims, SoftmaxFn};
+use tkbench_kernels::{Isa, Variant};
+use tkbench_reference::ops;
+
+use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use crate::aligned::AlignedVec;
+use crate::check::tolerance::Rule;
+use crate::measure::work::{F32, Unit, Work};
+use crate::model::threads::By;
+
+/// Softmax over rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Softmax;
+
+/// x [R, N].
+pub struct SoftmaxInputs {
+    /// The rows.
+    pub x: AlignedVec,
+}
+
+impl Op for Softmax {
+    const NAME: &'static str = "softmax";
+    const FIELDS: &'static [&'static str] = &["rows", "cols"];
+    const RULE: Rule = Rule::PlainF32 { k: 4.0, ulps: 16.0 };
+    const RATIONALE: &'static str =
+        "a vector exp of a few ulps and an N-term sum in another order: 4x the plain f32 error, floor 16 ulps";
+    const UNIT: Unit = Unit::Bytes;
+
+    type Kernel = SoftmaxFn;
+    type Shape = SoftmaxDims;
+    /// x [R, N].
+    type Args<'a> = &'a [f32];
+    type Inputs = SoftmaxInputs;
+
+    fn variants() -> &'static [Variant<SoftmaxFn>] {
+        softmax::VARIANTS
+    }
+
+    fn fastest() -> &'static str {
+        softmax::FASTEST
+    }
+
+    fn values(s: &SoftmaxDims) -> Vec<usize> {
+        vec![s.rows, s.cols]
+    }
+
+    fn shape(v: &[usize]) -> Result<SoftmaxDims, String> {
+        Ok(SoftmaxDims { rows: v[0], cols: v[1] })
+    }
+
+    fn output(s: &SoftmaxDims) -> (usize, usize) {
+        (s.rows, s.cols)
+    }
+
+    fn draw(s: &SoftmaxDims, draw: &Draw) -> SoftmaxInputs {
+        SoftmaxInputs {
+            x: draw.uniform("x", s.rows * s.cols).into(),
+        }
+    }
+
+    fn args<'a>(_: &SoftmaxDims, x: &'a SoftmaxInputs) -> &'a [f32] {
+        &x.x
+    }
+
+    fn call(f: SoftmaxFn, isa: Isa, s: &SoftmaxDims, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {
+        debug_assert_eq!(by, By::Rows);
+        let cols = s.cols;
+        f(
+            &SoftmaxDims { rows: r.len(), cols },
+            &x[r.start * cols..r.end * cols],
+            out,
+            isa,
+        )
+    }
+
+    fn reference(s: &SoftmaxDims, x: &SoftmaxInputs) -> Reference {
+        let xv = ArrayView2::from_shape((s.rows, s.cols), &x.x[..]).expect("x is [R, N]");
+        Reference {
+            f64: ops::softmax_rows(&xv.mapv(f64::from).view()).into_iter().collect(),
+            f32: ops::softmax_rows(&xv).into_iter().collect(),
+            ..Reference::default()
+        }
+    }
+
+    /// Per element: max, subtract, exp, add, scale; x read and out written once.
+    fn work(s: &SoftmaxDims) -> Work {
+        let n = (s.rows * s.cols) as f64;
+        Work {
+            flops: 5.0 * n,
+            bytes: 2.0 * n * F32,
+        }
+    }
+
+    /// Three rows of every sweep width and of 1024, empty rows and no rows, and two vocabulary rows.
+    fn sweep() -> Vec<SoftmaxDims> {
+        let mut shapes: Vec<SoftmaxDims> = sweep_widths()
+            .into_iter()
+            .chain([1024])
+            .map(|cols| SoftmaxDims { rows: 3, cols })
+            .collect();
+        shapes.push(SoftmaxDims { rows: 4, cols: 0 });
+        shapes.push(SoftmaxDims { rows: 0, cols: 5 });
+        shapes.push(SoftmaxDims { rows: 2, cols: 50257 });
+        shapes
+    }
+
+    /// Attention score rows (NH · T rows of T) and vocabulary rows (one, and a batch of 64).
+    fn bench_shapes(quick: bool) -> Vec<SoftmaxDims> {
+        let (nh, v) = (GPT2_SMALL.n_head, GPT2_SMALL.vocab_size);
+        let mut shapes: Vec<SoftmaxDims> = bench_token_counts(quick)
+            .into_iter()
+            .filter(|&t| t > 1)
+            .map(|t| SoftmaxDims { rows: nh * t, cols: t })
+            .collect();
+        shapes.push(SoftmaxDims { rows: 1, cols: v });
+        shapes.push(SoftmaxDims { rows: 64, cols: v });
+        shapes
+    }
+
+    fn peer(s: &SoftmaxDims) -> Result<PeerCode, String> {
+        let (r, n) = (s.rows, s.cols);
+        Ok(PeerCode {
+            setup: format!("x = rand({r}, {n}) * 4\nout = torch.empty({r}, {n})"),
+            stmt: "torch.ops.aten._softmax.out(x, -1, False, out=out)".into(),
+        })
+    }
+
+    /// Small shapes around the vector widths and tiles.
+    fn random_case(pick: &mut dyn FnMut(usize) -> usize) -> (SoftmaxDims, f32) {
+        let shape = SoftmaxDims {
+            rows: 1 + pick(3),
+            cols: 1 + pick(399),
+        };
+        (shape, super::random_magnitude(pick, &[1.0, 30.0, 1e4]))
+    }
+}
