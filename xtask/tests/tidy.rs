@@ -1,4 +1,5 @@
-//! Tidy checks, run as ordinary tests: every Rust file opens with a `//!` line saying what it is.
+//! Tidy checks, run as ordinary tests: every Rust file opens with a `//!` line saying what it is,
+//! README.md's command table matches the CLI, and every committed report is cited.
 
 use std::path::{Path, PathBuf};
 
@@ -113,4 +114,45 @@ fn readme_command_table_matches_the_cli() {
             );
         }
     }
+}
+
+/// The report id of a file under `reports/`: the 12 hex digits of `<date>-<id>[-<chart>].<ext>`.
+fn report_id(name: &str) -> Option<&str> {
+    let stem = name.split('.').next()?;
+    let id = stem
+        .split('-')
+        .find(|part| part.len() == 12 && part.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))?;
+    Some(id)
+}
+
+#[test]
+fn every_committed_report_is_cited_by_the_docs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let docs = ["README.md", "PERFORMANCE.md"]
+        .map(|doc| std::fs::read_to_string(root.join(doc)).unwrap())
+        .join("\n");
+    let mut uncited = Vec::new();
+    let mut seen = 0;
+    for cpu in std::fs::read_dir(root.join("reports")).unwrap() {
+        let cpu = cpu.unwrap().path();
+        if !cpu.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&cpu).unwrap() {
+            let file = file.unwrap().path();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(id) = report_id(&name) else {
+                continue;
+            };
+            seen += 1;
+            if !docs.contains(id) {
+                uncited.push(file.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(seen > 0, "no reports found under reports/");
+    assert!(
+        uncited.is_empty(),
+        "reports/ keeps only the reports README.md or PERFORMANCE.md cite; uncited: {uncited:#?}"
+    );
 }

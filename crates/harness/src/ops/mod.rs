@@ -6,14 +6,7 @@
 //! kernel-driven model, the benches and the reports are generic over [`Op`]; [`OPS`] lists the ops.
 //!
 //! Adding an op: its kernels folder (`mod.rs` with `VARIANTS`, one file per variant), one definition
-//! module here, one line in [`OPS`], and its use in the model where the model needs it.
-
-pub mod attention;
-pub mod embedding;
-pub mod gelu;
-pub mod layernorm;
-pub mod matmul;
-pub mod softmax;
+//! module here, one line in the `ops!` list below, and its use in the model where the model needs it.
 
 use std::fmt;
 use std::ops::Range;
@@ -25,19 +18,32 @@ use crate::check::tolerance::Rule;
 use crate::measure::work::{Unit, Work};
 use crate::model::threads::{By, Split, row_blocks};
 
-pub use attention::Attention;
-pub use embedding::Embedding;
-pub use gelu::Gelu;
-pub use layernorm::LayerNorm;
-pub use matmul::Matmul;
-pub use softmax::Softmax;
-
 pub use self::erased::{AnyOp, PeerCode};
 
 mod erased;
 
-/// Every op, in the order of listings and reports: the registry of ops, one line each.
-pub static OPS: &[&dyn AnyOp] = &[&Embedding, &LayerNorm, &Softmax, &Attention, &Matmul, &Gelu];
+/// Declares each op's definition module, re-exports its type, and lists it in [`OPS`].
+macro_rules! ops {
+    ($($module:ident::$op:ident),* $(,)?) => {
+        $(
+            pub mod $module;
+            pub use $module::$op;
+        )*
+
+        /// Every op, in the order of listings and reports.
+        pub static OPS: &[&dyn AnyOp] = &[$(&$op),*];
+    };
+}
+
+// The registry of ops, one line each, in the order of listings and reports.
+ops! {
+    embedding::Embedding,
+    layernorm::LayerNorm,
+    softmax::Softmax,
+    attention::Attention,
+    matmul::Matmul,
+    gelu::Gelu,
+}
 
 /// The op named `name`, or an error listing the ops.
 pub fn op_named(name: &str) -> Result<&'static dyn AnyOp, String> {
