@@ -30,9 +30,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check every implementation against the golden logits; exit 1 if any is out of tolerance.
+    /// The gate: every implementation against the golden logits, every variant against the reference ops; exit 1 on any failure.
     Verify(verify::Args),
-    /// Check kernel variants op by op against the float64 reference ops; exit 1 on any failure.
+    /// The op level of the gate for one op, variant, level or case; exit 1 on any failure.
     Opcheck(opcheck::Args),
     /// List the registered kernel variants.
     List(list::Args),

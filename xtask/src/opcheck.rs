@@ -1,11 +1,12 @@
-//! `cargo xtask opcheck`: every selected kernel variant, at every selected ISA level, against the
-//! float64 reference op, on the edge-case sweep or on one shape; failures print a replay command.
+//! `cargo xtask opcheck`: the op level of the gate for one op, variant, level or case: every selected
+//! kernel variant, at every selected ISA level, against the float64 reference op with the integrity
+//! checks, on the sweep and the split shapes or on one shape; failures print a replay command.
 
 use anyhow::{Result, bail};
-use tkbench_harness::check::metrics::sticky_max;
+use tkbench_harness::check::gate::{DEFAULT_SEED, Gate, Selection, render_header, render_row, run_gate};
 use tkbench_harness::ops::AnyOp;
 use tkbench_harness::registry::Registry;
-use tkbench_kernels::{Isa, IsaSupport};
+use tkbench_kernels::Isa;
 
 use crate::Outcome;
 
@@ -25,96 +26,74 @@ pub struct Args {
     #[arg(long)]
     shape: Option<String>,
     /// The input seed (the sweep gives each shape seed + its index).
-    #[arg(long, default_value_t = 0x5EED)]
+    #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
     /// Inputs are uniform in (−magnitude, magnitude).
     #[arg(long, default_value_t = 1.0)]
     magnitude: f32,
 }
 
-/// Runs `cargo xtask opcheck`.
-pub fn run(args: Args) -> Result<Outcome> {
-    let registry = Registry::builtin();
-    let selected: Vec<_> = registry
-        .entries()
-        .filter(|v| args.op.is_none_or(|op| v.op == op.name()))
-        .filter(|v| args.variant.as_ref().is_none_or(|name| v.name == name))
-        .collect();
-    if selected.is_empty() {
-        bail!("no registered variant matches (see `cargo xtask list`)");
-    }
-    if !(args.magnitude.is_finite() && args.magnitude > 0.0) {
-        bail!("--magnitude must be a positive number");
-    }
-    let one_shape = match &args.shape {
-        Some(text) => {
-            let Some(op) = args.op else {
+/// The gate's selection from the arguments of `opcheck` (or of `verify`'s op level).
+pub fn selection(
+    op: Option<&'static dyn AnyOp>,
+    variant: Option<String>,
+    isa: Option<Isa>,
+    args: Option<&Args>,
+) -> Result<Selection> {
+    let mut selection = Selection {
+        op: op.map(|op| op.name()),
+        variant,
+        isa,
+        ..Selection::default()
+    };
+    if let Some(args) = args {
+        if !(args.magnitude.is_finite() && args.magnitude > 0.0) {
+            bail!("--magnitude must be a positive number");
+        }
+        selection.seed = args.seed;
+        selection.magnitude = args.magnitude;
+        if let Some(text) = &args.shape {
+            let Some(op) = op else {
                 bail!("--shape needs --op (shapes differ per op)")
             };
-            Some(op.parse_shape(text).map_err(|e| anyhow::anyhow!("--shape: {e}"))?)
-        }
-        None => None,
-    };
-
-    println!(
-        "{:<10} {:<15} {:<8} {:>6}  {:>11}  {:>9}  verdict",
-        "op", "variant", "isa", "cases", "max |err|", "err/bound"
-    );
-    let mut failures = Vec::new();
-    for variant in selected {
-        let op = registry
-            .ops()
-            .iter()
-            .find(|op| op.name() == variant.op)
-            .expect("every entry's op is an op");
-        let levels = match (args.isa, variant.isa) {
-            (Some(isa), IsaSupport::Dispatch) => vec![isa],
-            (_, support) => support.levels(),
-        };
-        let shapes = match &one_shape {
-            Some(shape) => vec![shape.clone()],
-            None => op.sweep(),
-        };
-        for level in levels {
-            let mut worst = 0.0f64;
-            let mut worst_ratio = 0.0f64;
-            let mut failed = 0;
-            for (i, shape) in shapes.iter().enumerate() {
-                let result = op
-                    .check(variant, level, shape, args.seed + i as u64, args.magnitude)
-                    .map_err(|e| anyhow::anyhow!("{} {shape}: {e}", op.name()))?;
-                worst = sticky_max(worst, result.max_abs_err);
-                worst_ratio = sticky_max(worst_ratio, result.error_ratio());
-                if !result.pass {
-                    failed += 1;
-                    failures.push(result.to_string());
-                }
-            }
-            let verdict = if failed == 0 {
-                "pass".to_owned()
-            } else {
-                format!("FAIL ({failed})")
-            };
-            println!(
-                "{:<10} {:<15} {:<8} {:>6}  {:>11.3e}  {:>9.3}  {verdict}",
-                variant.op,
-                variant.name,
-                variant.isa.label(level),
-                shapes.len(),
-                worst,
-                worst_ratio
-            );
+            selection.shape = Some(op.parse_shape(text).map_err(|e| anyhow::anyhow!("--shape: {e}"))?);
         }
     }
-    if let Some(op) = args.op {
+    Ok(selection)
+}
+
+/// Runs the op level of the gate on `selection`, printing its table, its mistrusted and failing cases.
+pub fn run_and_print(selection: &Selection) -> Result<Gate> {
+    let registry = Registry::builtin();
+    println!("{}", render_header());
+    let gate = run_gate(&registry, selection, |row| println!("{}", render_row(row))).map_err(anyhow::Error::msg)?;
+    if let Some(op) = selection
+        .op
+        .and_then(|name| registry.ops().iter().find(|op| op.name() == name))
+    {
         println!("\nbound for {}: {}", op.name(), op.rationale());
     }
-    if failures.is_empty() {
-        return Ok(Outcome::Pass);
+    if !gate.mistrusted.is_empty() {
+        println!(
+            "\n{} mistrusted case(s): within bound, but a trivial output would have been too, so they prove nothing:",
+            gate.mistrusted.len()
+        );
+        for case in &gate.mistrusted {
+            println!("{case}");
+        }
     }
-    println!("\n{} failing case(s):", failures.len());
-    for failure in &failures {
-        println!("{failure}");
+    if !gate.failures.is_empty() {
+        println!("\n{} failing case(s):", gate.failures.len());
+        for failure in &gate.failures {
+            println!("{failure}");
+        }
     }
-    Ok(Outcome::Fail)
+    Ok(gate)
+}
+
+/// Runs `cargo xtask opcheck`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let selection = selection(args.op, args.variant.clone(), args.isa, Some(&args))?;
+    let gate = run_and_print(&selection)?;
+    Ok(if gate.pass() { Outcome::Pass } else { Outcome::Fail })
 }

@@ -1,13 +1,16 @@
-//! `cargo xtask verify`: every implementation against the golden logits of every case: the reference
-//! model (float64 and float32), the all-scalar kernel set, each kernel variant substituted alone and the
-//! fastest set, each at every ISA level the CPU has. Exit 1 when any row fails.
+//! `cargo xtask verify`: the gate. Its model level runs every implementation against the golden logits
+//! of every case: the reference model (float64 and float32), the all-scalar kernel set, each kernel
+//! variant substituted alone and the fastest set, each at every ISA level the CPU has. Its op level is
+//! `opcheck`'s: every variant at every level against the float64 reference ops, with the integrity
+//! and split checks. Exit 1 when any row of either fails.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use tkbench_harness::check::gate::{Gate, run_gate};
 use tkbench_harness::check::golden::{Case, workspace_golden_dir};
-use tkbench_harness::check::verify::{Filter, plan, render_json, render_table, verify_case};
+use tkbench_harness::check::verify::{Filter, Row, plan, render_table, verify_case};
 use tkbench_harness::ops::AnyOp;
 use tkbench_harness::registry::{KernelSet, Registry};
 use tkbench_kernels::Isa;
@@ -36,13 +39,64 @@ pub struct Args {
     /// Threads for the kernel-driven model [default: all cores].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Print the rows as JSON instead of a table.
+    /// Run only one level of the gate [default: both; `--case` and `--kernels` imply `model`].
+    #[arg(long, value_enum)]
+    part: Option<Part>,
+    /// Print the rows as JSON (`{"model": [...], "ops": {...}}`) instead of tables.
     #[arg(long)]
     json: bool,
 }
 
+/// A level of the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Whole models against the golden cases.
+    Model,
+    /// Each variant against the float64 reference ops.
+    Ops,
+}
+
 /// Runs `cargo xtask verify`.
 pub fn run(args: Args) -> Result<Outcome> {
+    let model_only = !args.cases.is_empty() || args.kernels.is_some();
+    if model_only && args.part == Some(Part::Ops) {
+        bail!("--part ops checks ops, not golden cases: --case and --kernels belong to --part model");
+    }
+    let run_model = args.part != Some(Part::Ops);
+    let run_ops = args.part != Some(Part::Model) && !model_only;
+    let start = Instant::now();
+    let rows = if run_model { verify_model(&args)? } else { Vec::new() };
+    let gate = if run_ops {
+        let selection = crate::opcheck::selection(args.op, args.variant.clone(), args.isa, None)?;
+        let ops_start = Instant::now();
+        eprintln!("verify: op level");
+        let gate = if args.json {
+            run_gate(&Registry::builtin(), &selection, |_| {}).map_err(anyhow::Error::msg)?
+        } else {
+            println!();
+            crate::opcheck::run_and_print(&selection)?
+        };
+        eprintln!(
+            "verify: op level, {} variant-level rows in {:.1}s, {} failing",
+            gate.rows.len(),
+            ops_start.elapsed().as_secs_f64(),
+            gate.rows.iter().filter(|r| !r.pass()).count()
+        );
+        Some(gate)
+    } else {
+        None
+    };
+    if args.json {
+        let json = serde_json::json!({ "model": rows, "ops": gate });
+        println!("{}", serde_json::to_string_pretty(&json).expect("rows serialise"));
+    }
+    eprintln!("verify: done in {:.1}s", start.elapsed().as_secs_f64());
+    let pass = rows.iter().all(|r| r.pass) && gate.as_ref().is_none_or(Gate::pass);
+    Ok(if pass { Outcome::Pass } else { Outcome::Fail })
+}
+
+/// The model level: every selected row on every selected case, the table printed unless `--json`.
+fn verify_model(args: &Args) -> Result<Vec<Row>> {
     let golden = workspace_golden_dir();
     let names = selected(listed_cases(&golden)?, &args.cases)?;
     let filter = Filter {
@@ -78,15 +132,13 @@ pub fn run(args: Args) -> Result<Outcome> {
         eprintln!(" {:.1}s, {failed} failing", case_start.elapsed().as_secs_f64());
         rows.extend(case_rows);
     }
-    if args.json {
-        println!("{}", render_json(&rows));
-    } else {
+    if !args.json {
         print!("{}", render_table(&rows));
     }
-    eprintln!("verify: {} rows in {:.1}s", rows.len(), start.elapsed().as_secs_f64());
-    Ok(if rows.iter().all(|r| r.pass) {
-        Outcome::Pass
-    } else {
-        Outcome::Fail
-    })
+    eprintln!(
+        "verify: model level, {} rows in {:.1}s",
+        rows.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(rows)
 }

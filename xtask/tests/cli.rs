@@ -339,8 +339,9 @@ fn opcheck_replays_one_case_and_refuses_bad_arguments() {
 fn verify_filters_and_prints_json() {
     let run = xtask(&["verify", "--case", "tiny", "--op", "softmax", "--json"]);
     assert!(run.status.success(), "{}", stderr(&run));
-    let rows: serde_json::Value = serde_json::from_slice(&run.stdout).expect("verify --json prints JSON");
-    let rows = rows.as_array().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).expect("verify --json prints JSON");
+    assert!(json["ops"].is_null(), "--case runs the model level only: {json}");
+    let rows = json["model"].as_array().unwrap();
     assert!(!rows.is_empty());
     for row in rows {
         let kernels = row["kernels"].as_str().unwrap();
@@ -538,4 +539,33 @@ fn a_schema_1_report_compares_against_a_schema_2_report() {
         "the same run must read as noise: {stdout}"
     );
     assert!(stdout.contains("0 only in A, 0 only in B"), "{stdout}");
+}
+
+#[test]
+fn verify_runs_the_op_level_of_the_gate_and_refuses_case_with_part_ops() {
+    let run = xtask(&["verify", "--part", "ops", "--op", "gelu", "--isa", "scalar"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("mistrusted") && stdout.contains("splits"), "{stdout}");
+    assert!(stdout.contains("gelu       simd            scalar"), "{stdout}");
+    assert!(
+        !stdout.contains("rows pass"),
+        "--part ops runs no golden case: {stdout}"
+    );
+
+    let run = xtask(&["verify", "--part", "ops", "--op", "softmax", "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).expect("verify --json prints JSON");
+    assert_eq!(json["model"].as_array().map(Vec::len), Some(0), "{json}");
+    let rows = json["ops"]["rows"].as_array().expect("the op level's rows");
+    assert!(rows.iter().all(|r| r["op"] == "softmax"), "{json}");
+    assert!(
+        rows.iter().any(|r| r["mistrusted"].as_u64() > Some(0)),
+        "rows=3,cols=1 is mistrusted: {json}"
+    );
+
+    assert_input_error(
+        &["verify", "--part", "ops", "--case", "tiny"],
+        &["--part ops", "--case"],
+    );
 }

@@ -1,6 +1,8 @@
 //! Verification: the golden-case format and its loading, error metrics, the op checker with its
-//! bound rules, and the model-level verify of every kernel set against the golden logits.
+//! bound rules, the op-level gate over every variant, and the model-level verify of every kernel set
+//! against the golden logits.
 
+pub mod gate;
 pub mod golden;
 pub mod metrics;
 pub mod opcheck;

@@ -1,7 +1,11 @@
 //! The op checker: runs any variant, at any ISA level, on seeded random inputs (never zeros) with its
-//! output poisoned with NaN, and compares every element with the float64 reference of its op's
-//! definition under the op's bound rule. A failure names op, variant, ISA, shape, seed, the worst
-//! element and a command that replays exactly that case.
+//! output poisoned with NaN and framed by guards, and compares every element with the float64
+//! reference of its op's definition under the op's bound rule. The same case also checks what a kernel
+//! that games the check would break: a second call into a re-poisoned output gives the same bits,
+//! fresh inputs written into the same buffers give fresh results, the guards and the inputs are left
+//! untouched; and a case whose bound a trivial output (zeros, a constant, a copy of an input) would
+//! also meet is reported as mistrusted, not passed. A failure names op, variant, ISA, shape, seed, the
+//! worst element and a command that replays exactly that case.
 
 use std::fmt;
 
@@ -10,7 +14,7 @@ use tkbench_kernels::{Isa, Variant};
 use crate::check::metrics::sticky_max;
 use crate::check::tolerance::{F32_UNIT_ROUNDOFF, Rule};
 use crate::model::threads::{By, Split, call_whole};
-use crate::ops::{Draw, Op, Reference, output_len, shape_text};
+use crate::ops::{Buffer, Draw, Op, Reference, output_len, shape_text};
 
 /// The result of checking one variant at one level on one shape and seed.
 #[derive(Debug, Clone)]
@@ -36,8 +40,25 @@ pub struct Check {
     pub worst: Option<Worst>,
     /// The plain float32 implementation's largest error on the same input.
     pub plain_f32_err: f64,
-    /// Whether every element is within its bound.
+    /// What the case found besides the values: a second call that differs, stale results on fresh
+    /// inputs, a guard or an input written. Empty when the kernel behaved.
+    pub integrity: Vec<String>,
+    /// The trivial output that would also meet every bound of this case, if one does: the case then
+    /// proves nothing and is reported as mistrusted, not passed.
+    pub mistrusted: Option<String>,
+    /// Whether every element is within its bound and the integrity checks found nothing.
     pub pass: bool,
+}
+
+/// A case's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within bound, nothing found, and no trivial output would have passed.
+    Pass,
+    /// Within bound and nothing found, but a trivial output would have passed too.
+    Mistrusted,
+    /// Out of bound, or an integrity check found something.
+    Fail,
 }
 
 /// The worst element of a check.
@@ -69,6 +90,15 @@ impl Worst {
 }
 
 impl Check {
+    /// The case's verdict.
+    pub fn verdict(&self) -> Verdict {
+        match (self.pass, &self.mistrusted) {
+            (false, _) => Verdict::Fail,
+            (true, Some(_)) => Verdict::Mistrusted,
+            (true, None) => Verdict::Pass,
+        }
+    }
+
     /// The worst element's err / bound ([`Worst::ratio`]); 0 for an empty output.
     pub fn error_ratio(&self) -> f64 {
         self.worst.map_or(0.0, |w| w.ratio())
@@ -85,7 +115,11 @@ impl Check {
 
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.pass { "pass" } else { "FAIL" };
+        let verdict = match self.verdict() {
+            Verdict::Pass => "pass",
+            Verdict::Mistrusted => "mistrusted",
+            Verdict::Fail => "FAIL",
+        };
         write!(
             f,
             "{verdict}: {} {} at {} ({}), shape {}, seed {}, magnitude {}: max |err| {:.3e}, plain f32 {:.3e}",
@@ -105,6 +139,12 @@ impl fmt::Display for Check {
                 "; worst at flat index {}: out {} vs f64 {} (err {:.3e}, bound {:.3e})",
                 w.index, w.out, w.reference, w.err, w.bound
             )?;
+        }
+        for finding in &self.integrity {
+            write!(f, "\n  {finding}")?;
+        }
+        if let Some(trivial) = &self.mistrusted {
+            write!(f, "\n  {trivial} would also meet every bound of this case")?;
         }
         if !self.pass {
             write!(f, "\n  replay: {}", self.replay())?;
@@ -133,9 +173,48 @@ pub fn run<O: Op>(kernel: O::Kernel, isa: Isa, shape: &O::Shape, draw: &Draw) ->
     }
 }
 
-/// Checks `variant` of `O` at `isa` on `shape` with inputs of `seed` and `magnitude`.
-pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, seed: u64, magnitude: f32) -> Check {
-    let Run { out, reference } = run::<O>(variant.kernel, isa, shape, &Draw::new(seed, magnitude));
+/// Floats of guard before and after the output of every checked call.
+const GUARD: usize = 16;
+
+/// The guards' bits: a NaN of its own payload, so that a write of any value, the poison included,
+/// shows.
+const GUARD_VALUE: f32 = f32::from_bits(0x7fc0_0bad);
+
+/// Salt of the seed of the fresh inputs written over a case's inputs.
+const FRESH_SALT: u64 = 0xF2E5_4000_0000_0001;
+
+/// How many times its bound the result on fresh inputs may be off: enough for the rounding of any
+/// draw, far below the error of a result that belongs to other inputs.
+const FRESH_SLACK: f64 = 16.0;
+
+/// Calls `kernel` on the whole of `shape` into an output poisoned with `poison` and framed by
+/// guards. Returns the output and, if a guard was written, where.
+fn guarded_call<O: Op>(
+    kernel: O::Kernel,
+    isa: Isa,
+    shape: &O::Shape,
+    args: O::Args<'_>,
+    poison: f32,
+) -> (Vec<f32>, Option<String>) {
+    let len = output_len::<O>(shape);
+    let mut buf = vec![GUARD_VALUE; len + 2 * GUARD];
+    buf[GUARD..GUARD + len].fill(poison);
+    call_whole::<O>(kernel, isa, shape, args, &mut buf[GUARD..GUARD + len]);
+    let guard_hit = (0..GUARD)
+        .map(|i| (i, -(GUARD as isize) + i as isize))
+        .chain((0..GUARD).map(|i| (GUARD + len + i, (len + i) as isize)))
+        .find(|&(at, _)| buf[at].to_bits() != GUARD_VALUE.to_bits())
+        .map(|(at, offset)| {
+            format!(
+                "guard: the float at offset {offset} of the {len}-float output was written ({})",
+                buf[at]
+            )
+        });
+    (buf[GUARD..GUARD + len].to_vec(), guard_hit)
+}
+
+/// The per-element bounds of `O` on `reference`, and the plain float32 code's largest error.
+fn element_bounds<O: Op>(reference: &Reference) -> (Vec<f64>, f64) {
     let u = F32_UNIT_ROUNDOFF;
     let plain_f32_err = reference
         .f32
@@ -151,19 +230,22 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
         }
         Rule::PlainF32 { k, ulps } => k * plain_f32_err + ulps * u * scale,
     };
-    // Elements ranked by err / bound, NaN above everything: the reported element is the worst one,
-    // not the first one out of bound.
+    ((0..reference.f64.len()).map(bound).collect(), plain_f32_err)
+}
+
+/// `out` against `reference` under `bounds`: the largest error, the worst element by err / bound
+/// (NaN above everything: the worst one, not the first one out of bound), and whether every element
+/// is within its bound.
+fn compare(out: &[f32], reference: &[f64], bounds: &[f64]) -> (f64, Option<Worst>, bool) {
     let rank = |w: &Worst| {
         let ratio = w.ratio();
         (ratio.is_nan(), if ratio.is_nan() { 0.0 } else { ratio })
     };
     let mut max_abs_err = 0.0f64;
-    // The worst element so far, and its rank.
     let mut worst: Option<(Worst, (bool, f64))> = None;
     let mut pass = true;
-    for (i, (&o, &r)) in out.iter().zip(&reference.f64).enumerate() {
+    for (i, ((&o, &r), &b)) in out.iter().zip(reference).zip(bounds).enumerate() {
         let err = (f64::from(o) - r).abs();
-        let b = bound(i);
         pass &= err <= b; // false for NaN
         max_abs_err = sticky_max(max_abs_err, err);
         let here = Worst {
@@ -178,6 +260,129 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
             worst = Some((here, here_rank));
         }
     }
+    (max_abs_err, worst.map(|(w, _)| w), pass)
+}
+
+/// One draw of a case, for the trivial-output test: the reference, its bounds, and the inputs.
+struct Drawn<'a> {
+    reference: &'a [f64],
+    bounds: &'a [f64],
+    inputs: Vec<(&'static str, Buffer<'a>)>,
+}
+
+/// The trivial output that meets every bound of a case on both of its draws (the case's inputs and
+/// fresh ones), if one does: all zeros, one constant (halfway between the extremes of both
+/// references), or a copy of an input as long as the output. A single draw would not do: on a
+/// one-element output the right answer is a constant. `None` for an empty output.
+fn trivial_pass(draws: &[Drawn<'_>]) -> Option<String> {
+    if draws.iter().any(|d| d.reference.is_empty()) {
+        return None;
+    }
+    let meets = |d: &Drawn<'_>, value: &dyn Fn(usize) -> f32| {
+        d.reference
+            .iter()
+            .zip(d.bounds)
+            .enumerate()
+            .all(|(i, (&r, &b))| (f64::from(value(i)) - r).abs() <= b)
+    };
+    if draws.iter().all(|d| meets(d, &|_| 0.0)) {
+        return Some("an output of zeros".into());
+    }
+    let finite = draws.iter().flat_map(|d| d.reference).filter(|r| r.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+        (lo.min(r), hi.max(r))
+    });
+    if lo <= hi {
+        let c = (0.5 * (lo + hi)) as f32;
+        if draws.iter().all(|d| meets(d, &|_| c)) {
+            return Some(format!("the constant output {c}"));
+        }
+    }
+    let names = draws[0].inputs.iter().map(|(name, _)| *name);
+    names.enumerate().find_map(|(j, name)| {
+        let copies = draws.iter().all(|d| {
+            let x = d.inputs[j].1.floats().filter(|x| x.len() == d.reference.len());
+            x.is_some_and(|x| meets(d, &|i| x[i]))
+        });
+        copies.then(|| format!("a copy of the input `{name}`"))
+    })
+}
+
+/// The first element whose bits differ between `a` and `b`, described.
+fn first_difference(a: &[f32], b: &[f32]) -> Option<String> {
+    let i = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits())?;
+    Some(format!("element {i}: {} then {}", a[i], b[i]))
+}
+
+/// Checks `variant` of `O` at `isa` on `shape` with inputs of `seed` and `magnitude`: the values
+/// against the reference, and the integrity checks of the module's summary.
+pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, seed: u64, magnitude: f32) -> Check {
+    let kernel = variant.kernel;
+    let mut x = O::draw(shape, &Draw::new(seed, magnitude));
+    let before: Vec<Vec<u32>> = O::buffers(&mut x).iter().map(|(_, b)| b.bits()).collect();
+    let reference = O::reference(shape, &x);
+    let (bounds, plain_f32_err) = element_bounds::<O>(&reference);
+    let mut integrity = Vec::new();
+
+    let (out, guard_hit) = guarded_call::<O>(kernel, isa, shape, O::args(shape, &x), f32::NAN);
+    integrity.extend(guard_hit);
+    let (max_abs_err, worst, within) = compare(&out, &reference.f64, &bounds);
+    for ((name, buffer), bits) in O::buffers(&mut x).iter().zip(&before) {
+        if let Some(i) = buffer.bits().iter().zip(bits).position(|(a, b)| a != b) {
+            integrity.push(format!("inputs: the call wrote element {i} of its input `{name}`"));
+        }
+    }
+
+    let (again, _) = guarded_call::<O>(kernel, isa, shape, O::args(shape, &x), BLOCK_POISON);
+    if let Some(difference) = first_difference(&out, &again) {
+        integrity.push(format!(
+            "repeat: a second call on the same inputs into a re-poisoned output differs at {difference}"
+        ));
+    }
+
+    // Fresh values written over the case's inputs, at the same addresses, must give the bits that
+    // the same values give in buffers of their own: a kernel that keys anything on an address fails.
+    // The in-place call comes straight after the calls on the old values, so that a kernel that
+    // remembers only its last call is caught.
+    let mut fresh = O::draw(shape, &Draw::new(seed ^ FRESH_SALT, magnitude));
+    for ((_, to), (_, from)) in O::buffers(&mut x).iter_mut().zip(O::buffers(&mut fresh).iter()) {
+        to.copy_from(from);
+    }
+    let (in_place, _) = guarded_call::<O>(kernel, isa, shape, O::args(shape, &x), BLOCK_POISON);
+    let (fresh_out, _) = guarded_call::<O>(kernel, isa, shape, O::args(shape, &fresh), f32::NAN);
+    if let Some(difference) = first_difference(&fresh_out, &in_place) {
+        integrity.push(format!(
+            "fresh: new inputs written into the case's buffers give other bits than in buffers of their own, at {difference}"
+        ));
+    }
+
+    // The fresh values' results must also follow them. This tests that results track their inputs
+    // (a result kept from another call is off by the size of the values), not accuracy, which is the
+    // case's own check at its seed: the bounds are widened by FRESH_SLACK.
+    let fresh_reference = O::reference(shape, &fresh);
+    let (fresh_bounds, _) = element_bounds::<O>(&fresh_reference);
+    let slack: Vec<f64> = fresh_bounds.iter().map(|b| FRESH_SLACK * b).collect();
+    let (_, fresh_worst, fresh_within) = compare(&fresh_out, &fresh_reference.f64, &slack);
+    if !fresh_within && let Some(w) = fresh_worst {
+        integrity.push(format!(
+            "fresh: the result does not follow new inputs: element {} is {} vs f64 {} ({FRESH_SLACK}x the bound is {:.3e})",
+            w.index, w.out, w.reference, w.bound
+        ));
+    }
+    let mut original = O::draw(shape, &Draw::new(seed, magnitude));
+    let mistrusted = trivial_pass(&[
+        Drawn {
+            reference: &reference.f64,
+            bounds: &bounds,
+            inputs: O::buffers(&mut original),
+        },
+        Drawn {
+            reference: &fresh_reference.f64,
+            bounds: &fresh_bounds,
+            inputs: O::buffers(&mut fresh),
+        },
+    ]);
+
     Check {
         op: O::NAME,
         variant: variant.name.to_owned(),
@@ -187,9 +392,11 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
         seed,
         magnitude,
         max_abs_err,
-        worst: worst.map(|(w, _)| w),
+        worst,
         plain_f32_err,
-        pass,
+        pass: within && integrity.is_empty(),
+        integrity,
+        mistrusted,
     }
 }
 

@@ -8,7 +8,7 @@ use tkbench_kernels::attention::{self, AttentionDims, AttentionFn, KeyLayout};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -118,6 +118,10 @@ impl Op for Attention {
             k: &x.k,
             v: &x.v,
         }
+    }
+
+    fn buffers(x: &mut AttentionInputs) -> Vec<(&'static str, Buffer<'_>)> {
+        vec![("q", Buffer::F32(&mut x.q)), ("k", Buffer::F32(&mut x.k)), ("k_rows", Buffer::F32(&mut x.k_rows)), ("v", Buffer::F32(&mut x.v))]
     }
 
     /// Queries at equal work (query i sees pos0 + i + 1 keys, so equal query counts would give the

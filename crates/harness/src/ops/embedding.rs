@@ -8,7 +8,7 @@ use tkbench_kernels::embedding::{self, EmbeddingDims, EmbeddingFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -100,6 +100,10 @@ impl Op for Embedding {
             wte: &x.wte,
             wpe: &x.wpe,
         }
+    }
+
+    fn buffers(x: &mut EmbeddingInputs) -> Vec<(&'static str, Buffer<'_>)> {
+        vec![("ids", Buffer::Ids(&mut x.ids)), ("wte", Buffer::F32(&mut x.wte)), ("wpe", Buffer::F32(&mut x.wpe))]
     }
 
     /// A block of tokens keeps its positions.

@@ -7,7 +7,7 @@ use tkbench_kernels::gelu::{self, GeluFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -73,6 +73,10 @@ impl Op for Gelu {
 
     fn args<'a>(_: &GeluShape, x: &'a GeluInputs) -> &'a [f32] {
         &x.x
+    }
+
+    fn buffers(x: &mut GeluInputs) -> Vec<(&'static str, Buffer<'_>)> {
+        vec![("x", Buffer::F32(&mut x.x))]
     }
 
     fn call(f: GeluFn, isa: Isa, _: &GeluShape, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {

@@ -8,7 +8,7 @@ use tkbench_kernels::layernorm::{self, LayerNormDims, LayerNormFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -91,6 +91,10 @@ impl Op for LayerNorm {
             gamma: &x.gamma,
             beta: &x.beta,
         }
+    }
+
+    fn buffers(x: &mut LayerNormInputs) -> Vec<(&'static str, Buffer<'_>)> {
+        vec![("x", Buffer::F32(&mut x.x)), ("gamma", Buffer::F32(&mut x.gamma)), ("beta", Buffer::F32(&mut x.beta))]
     }
 
     fn call(

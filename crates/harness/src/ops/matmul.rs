@@ -8,7 +8,7 @@ use tkbench_kernels::matmul::{self, MatmulDims, MatmulFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -110,6 +110,10 @@ impl Op for Matmul {
             b: &x.b,
             bias: s.bias.then_some(&x.bias[..]),
         }
+    }
+
+    fn buffers(x: &mut MatmulInputs) -> Vec<(&'static str, Buffer<'_>)> {
+        vec![("a", Buffer::F32(&mut x.a)), ("b", Buffer::F32(&mut x.b)), ("bias", Buffer::F32(&mut x.bias))]
     }
 
     /// Rows for several rows of a; for one row (a decode step) there are no rows to share, and the

@@ -96,6 +96,9 @@ pub trait Op: Send + Sync + 'static {
     fn draw(shape: &Self::Shape, draw: &Draw) -> Self::Inputs;
     /// The input slices of a whole call on `inputs`.
     fn args<'a>(shape: &Self::Shape, inputs: &'a Self::Inputs) -> Self::Args<'a>;
+    /// Every buffer of `inputs`, named, in a fixed order: the checks rewrite inputs in place through
+    /// them (fresh values at the same addresses) and compare them before and after a call.
+    fn buffers(inputs: &mut Self::Inputs) -> Vec<(&'static str, Buffer<'_>)>;
     /// How `threads` threads split a call: blocks of output rows unless the op says otherwise.
     fn split(shape: &Self::Shape, threads: usize) -> Split {
         let (rows, width) = Self::output(shape);
@@ -189,6 +192,41 @@ pub fn parse_shape<O: Op>(text: &str) -> Result<O::Shape, String> {
         .map(|(f, v)| v.ok_or_else(|| format!("field `{f}` is missing (fields: {})", fields.join(", "))))
         .collect::<Result<_, _>>()?;
     O::shape(&values)
+}
+
+/// One input buffer of a call, writable.
+pub enum Buffer<'a> {
+    /// Floats.
+    F32(&'a mut [f32]),
+    /// Token ids.
+    Ids(&'a mut [u32]),
+}
+
+impl Buffer<'_> {
+    /// The buffer's bits, to compare with after a call.
+    pub fn bits(&self) -> Vec<u32> {
+        match self {
+            Buffer::F32(x) => x.iter().map(|v| v.to_bits()).collect(),
+            Buffer::Ids(x) => x.to_vec(),
+        }
+    }
+
+    /// The floats, if the buffer holds floats.
+    pub fn floats(&self) -> Option<&[f32]> {
+        match self {
+            Buffer::F32(x) => Some(x),
+            Buffer::Ids(_) => None,
+        }
+    }
+
+    /// Overwrites this buffer with `other`'s values (of the same kind and length) in place.
+    pub fn copy_from(&mut self, other: &Buffer<'_>) {
+        match (self, other) {
+            (Buffer::F32(a), Buffer::F32(b)) => a.copy_from_slice(b),
+            (Buffer::Ids(a), Buffer::Ids(b)) => a.copy_from_slice(b),
+            _ => panic!("buffers of one op's inputs keep their kinds"),
+        }
+    }
 }
 
 /// What a check compares a variant's output with.

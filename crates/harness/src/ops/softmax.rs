@@ -8,7 +8,7 @@ use tkbench_kernels::softmax::{self, SoftmaxDims, SoftmaxFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -66,6 +66,10 @@ impl Op for Softmax {
 
     fn args<'a>(_: &SoftmaxDims, x: &'a SoftmaxInputs) -> &'a [f32] {
         &x.x
+    }
+
+    fn buffers(x: &mut SoftmaxInputs) -> Vec<(&'static str, Buffer<'_>)> {
+        vec![("x", Buffer::F32(&mut x.x))]
     }
 
     fn call(f: SoftmaxFn, isa: Isa, s: &SoftmaxDims, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {

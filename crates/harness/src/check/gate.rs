@@ -1,0 +1,226 @@
+//! The op-level gate: every selected variant at every level it runs at, on its op's sweep (the values
+//! and the integrity checks of [`crate::check::opcheck::check`]) and on its op's split shapes (each
+//! block of rows, columns or heads against the whole call, bit for bit), summarised per variant and
+//! level, with a replay command for every failing case.
+
+use std::time::Instant;
+
+use tkbench_kernels::{Isa, IsaSupport};
+
+use crate::check::metrics::sticky_max;
+use crate::check::opcheck::Verdict;
+use crate::ops::AnyOp;
+use crate::registry::{Entry, Registry};
+
+/// Which variants, levels and cases the gate runs.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Only this op.
+    pub op: Option<&'static str>,
+    /// Only variants of this name.
+    pub variant: Option<String>,
+    /// Only this level, for variants that dispatch (the others run at their one level).
+    pub isa: Option<Isa>,
+    /// One shape (canonical text of the selected op) instead of the sweep and the split shapes.
+    pub shape: Option<String>,
+    /// The seed of the first case; case i of a list of shapes takes `seed + i`.
+    pub seed: u64,
+    /// Inputs are uniform in (−magnitude, magnitude) for the value checks.
+    pub magnitude: f32,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            op: None,
+            variant: None,
+            isa: None,
+            shape: None,
+            seed: DEFAULT_SEED,
+            magnitude: 1.0,
+        }
+    }
+}
+
+/// The seed the gate starts from unless told otherwise.
+pub const DEFAULT_SEED: u64 = 0x5EED;
+
+/// One variant at one level, summarised.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GateRow {
+    /// The op's name.
+    pub op: &'static str,
+    /// The variant's name.
+    pub variant: &'static str,
+    /// The level, as listings print it (`none` for a plain variant).
+    pub isa: String,
+    /// Value cases run.
+    pub cases: usize,
+    /// The largest |out − ref| over them.
+    pub max_abs_err: f64,
+    /// The largest err / bound over them.
+    pub worst_ratio: f64,
+    /// Value cases failed (out of bound or an integrity finding).
+    pub failed: usize,
+    /// Value cases within bound that a trivial output would have passed too.
+    pub mistrusted: usize,
+    /// Split shapes run.
+    pub splits: usize,
+    /// Split shapes with a block whose bits differ from the whole call's.
+    pub splits_failed: usize,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+}
+
+impl GateRow {
+    /// Whether nothing failed.
+    pub fn pass(&self) -> bool {
+        self.failed == 0 && self.splits_failed == 0
+    }
+
+    /// The row's verdict column: `pass`, or what failed.
+    pub fn verdict(&self) -> String {
+        match (self.failed, self.splits_failed) {
+            (0, 0) => "pass".into(),
+            (v, 0) => format!("FAIL ({v} case(s))"),
+            (0, s) => format!("FAIL ({s} split(s))"),
+            (v, s) => format!("FAIL ({v} case(s), {s} split(s))"),
+        }
+    }
+}
+
+/// What the gate found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Gate {
+    /// One row per variant and level.
+    pub rows: Vec<GateRow>,
+    /// Every failing case, described, with its replay command.
+    pub failures: Vec<String>,
+    /// Every mistrusted case, described.
+    pub mistrusted: Vec<String>,
+}
+
+impl Gate {
+    /// Whether every row passes.
+    pub fn pass(&self) -> bool {
+        self.rows.iter().all(GateRow::pass)
+    }
+}
+
+/// The replay command of one case.
+fn replay(op: &str, variant: &str, isa: Isa, shape: &str, seed: u64, magnitude: f32) -> String {
+    format!(
+        "cargo xtask opcheck --op {op} --variant {variant} --isa {isa} --shape {shape} --seed {seed} --magnitude {magnitude}"
+    )
+}
+
+/// Runs the gate on the variants of `registry` that `selection` picks, calling `progress` after each
+/// row. An error names what in the selection is invalid.
+pub fn run_gate(
+    registry: &Registry,
+    selection: &Selection,
+    mut progress: impl FnMut(&GateRow),
+) -> Result<Gate, String> {
+    let entries: Vec<&Entry> = registry
+        .entries()
+        .filter(|e| selection.op.is_none_or(|op| e.op == op))
+        .filter(|e| selection.variant.as_deref().is_none_or(|v| e.name == v))
+        .collect();
+    if entries.is_empty() {
+        return Err("no registered variant matches (see `cargo xtask list`)".into());
+    }
+    let mut gate = Gate::default();
+    for entry in entries {
+        let op: &dyn AnyOp = registry
+            .ops()
+            .iter()
+            .copied()
+            .find(|op| op.name() == entry.op)
+            .expect("every entry's op is an op");
+        let (sweep, splits) = match &selection.shape {
+            Some(shape) => (vec![shape.clone()], vec![shape.clone()]),
+            None => (op.sweep(), op.split_shapes()),
+        };
+        let levels = match (selection.isa, entry.isa) {
+            (Some(isa), IsaSupport::Dispatch) => vec![isa],
+            (_, support) => support.levels(),
+        };
+        for isa in levels {
+            let start = Instant::now();
+            let mut row = GateRow {
+                op: entry.op,
+                variant: entry.name,
+                isa: entry.isa.label(isa).to_owned(),
+                cases: sweep.len(),
+                max_abs_err: 0.0,
+                worst_ratio: 0.0,
+                failed: 0,
+                mistrusted: 0,
+                splits: splits.len(),
+                splits_failed: 0,
+                seconds: 0.0,
+            };
+            for (i, shape) in sweep.iter().enumerate() {
+                let seed = selection.seed + i as u64;
+                let check = op
+                    .check(entry, isa, shape, seed, selection.magnitude)
+                    .map_err(|e| format!("{} {shape}: {e}", op.name()))?;
+                row.max_abs_err = sticky_max(row.max_abs_err, check.max_abs_err);
+                row.worst_ratio = sticky_max(row.worst_ratio, check.error_ratio());
+                match check.verdict() {
+                    Verdict::Pass => {}
+                    Verdict::Mistrusted => {
+                        row.mistrusted += 1;
+                        gate.mistrusted.push(check.to_string());
+                    }
+                    Verdict::Fail => {
+                        row.failed += 1;
+                        gate.failures.push(check.to_string());
+                    }
+                }
+            }
+            for (i, shape) in splits.iter().enumerate() {
+                let seed = selection.seed + i as u64;
+                let differing = op
+                    .rows_alone(entry, isa, shape, seed)
+                    .map_err(|e| format!("{} {shape}: {e}", op.name()))?;
+                if let Some(first) = differing.first() {
+                    row.splits_failed += 1;
+                    gate.failures.push(format!(
+                        "FAIL: split: a block computed alone differs from the whole call in {} block(s); first: {first}\n  replay: {}",
+                        differing.len(),
+                        replay(op.name(), entry.name, isa, shape, seed, selection.magnitude)
+                    ));
+                }
+            }
+            row.seconds = start.elapsed().as_secs_f64();
+            progress(&row);
+            gate.rows.push(row);
+        }
+    }
+    Ok(gate)
+}
+
+/// The header line of the gate's table.
+pub fn render_header() -> String {
+    format!(
+        "{:<10} {:<15} {:<8} {:>6} {:>11} {:>9} {:>10} {:>6}  verdict",
+        "op", "variant", "isa", "cases", "max |err|", "err/bound", "mistrusted", "splits"
+    )
+}
+
+/// One row of the gate's table.
+pub fn render_row(r: &GateRow) -> String {
+    format!(
+        "{:<10} {:<15} {:<8} {:>6} {:>11.3e} {:>9.3} {:>10} {:>6}  {}",
+        r.op,
+        r.variant,
+        r.isa,
+        r.cases,
+        r.max_abs_err,
+        r.worst_ratio,
+        r.mistrusted,
+        r.splits,
+        r.verdict()
+    )
+}
