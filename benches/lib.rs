@@ -5,8 +5,12 @@
 //!
 //! Environment: `TKBENCH_QUICK=1` times fewer shapes for less time; `TKBENCH_ISA=all` times every
 //! level, `TKBENCH_ISA=<level>` one level, the default the widest; `TKBENCH_OP=<op>` times one op
-//! (`cargo xtask bench` runs the `ops` target once per op), the default every op.
+//! (`cargo xtask bench` runs the `ops` target once per op), the default every op;
+//! `TKBENCH_RECHECK=<file>` appends one line per timed call to that file, `<group>\t<function>\t`
+//! then `ok` or the re-check's failure (the output of the timed calls against the reference), which
+//! `cargo xtask bench` turns into the rows' verdicts. Failures are printed to stderr as well.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,8 +86,26 @@ pub fn bench_ops(c: &mut Criterion) {
                 } else {
                     group.bench_function(&call.function, |b| b.iter(|| (call.run)()));
                 }
+                record_recheck(&bench.group, &call.function, call.recheck());
             }
             group.finish();
         }
     }
+}
+
+/// Records the re-check of one timed call in `TKBENCH_RECHECK`'s file (if set), and prints a failure.
+fn record_recheck(group: &str, function: &str, result: Result<(), String>) {
+    if let Err(why) = &result {
+        eprintln!("RE-CHECK FAILED: {group}/{function}: {why}");
+    }
+    let Some(path) = std::env::var_os("TKBENCH_RECHECK") else {
+        return;
+    };
+    let line = format!("{group}\t{function}\t{}\n", result.err().unwrap_or_else(|| "ok".into()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .unwrap_or_else(|e| panic!("TKBENCH_RECHECK={}: {e}", path.to_string_lossy()));
 }

@@ -9,9 +9,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use tkbench_harness::check::gate::{Selection, run_gate};
 use tkbench_harness::check::golden::{Case, workspace_golden_dir, workspace_root};
-use tkbench_harness::check::metrics::sticky_max;
-use tkbench_harness::check::opcheck::check_sweep;
 use tkbench_harness::check::verify::{Filter, plan, verify_case};
 use tkbench_harness::measure::probe::{Limits, machine, measure_limits};
 use tkbench_harness::measure::report::{
@@ -126,13 +125,44 @@ fn criterion_runs() -> Vec<(&'static str, Option<&'static str>)> {
     runs
 }
 
+/// The file in a criterion run's directory where the benches write the re-check of each timed call.
+const RECHECK_FILE: &str = "recheck.tsv";
+
+/// The re-checks of the timed calls of one criterion run, by (group, function): `None` for a call
+/// whose output after timing was within bound, else why not. A run without the file (the model
+/// target, which the golden cases verify) gives an empty map.
+fn read_rechecks(home: &Path) -> Result<Rechecks> {
+    let path = home.join(RECHECK_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Rechecks::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    text.lines()
+        .map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            match (fields.next(), fields.next(), fields.next()) {
+                (Some(group), Some(function), Some(result)) => Ok((
+                    (group.to_owned(), function.to_owned()),
+                    (result != "ok").then(|| result.to_owned()),
+                )),
+                _ => bail!("{}: `{line}` is not group, function and result", path.display()),
+            }
+        })
+        .collect()
+}
+
+/// Re-check failures by (criterion group, function).
+type Rechecks = HashMap<(String, String), Option<String>>;
+
 /// Runs the criterion bench target `bench` (for the op `op` alone, if given) with its output in
 /// `home`.
 fn run_criterion(home: &Path, bench: &str, op: Option<&str>, quick: bool, isa: Option<&str>) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root())
         .args(["bench", "--package", "tkbench-benches", "--bench", bench, "--quiet"])
-        .env("CRITERION_HOME", home);
+        .env("CRITERION_HOME", home)
+        .env("TKBENCH_RECHECK", home.join(RECHECK_FILE));
     if let Some(op) = op {
         cmd.env("TKBENCH_OP", op);
     }
@@ -242,6 +272,7 @@ fn build_rows(
     measured: &[report::Measured],
     verdicts: &Verdicts,
     op_checks: &OpChecks,
+    rechecks: &Rechecks,
     limits: &Limits,
 ) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
@@ -278,7 +309,16 @@ fn build_rows(
         let op_check = op_checks
             .get(&(op.clone(), variant.clone(), isa_label.clone()))
             .copied();
-        let pass = model_pass.unwrap_or(false) && op_check.is_none_or(|(p, _)| p);
+        let recheck = rechecks.get(&(m.group.clone(), m.function.clone()));
+        if kind == Kind::Op && recheck.is_none() {
+            bail!(
+                "criterion call `{}/{}` has no re-check of its output",
+                m.group,
+                m.function
+            );
+        }
+        let recheck_pass = recheck.is_none_or(Option::is_none);
+        let pass = model_pass.unwrap_or(false) && op_check.is_none_or(|(p, _)| p) && recheck_pass;
         rows.push(Row {
             kind,
             op,
@@ -322,19 +362,18 @@ pub fn run(args: Args) -> Result<Outcome> {
     eprintln!("bench [1/4] verify: every kernel set against the golden cases, and the op-level sweep");
     let (verdicts, verify) = model_verdicts(threads)?;
     let registry = Registry::builtin();
-    let mut op_checks = OpChecks::new();
-    for v in registry.entries() {
-        let op = op_named(v.op).map_err(anyhow::Error::msg)?;
-        for isa in v.isa.levels() {
-            let (mut pass, mut worst) = (true, 0.0f64);
-            for c in check_sweep(op, v, isa, 0x5EED, 1.0) {
-                pass &= c.pass;
-                worst = sticky_max(worst, c.error_ratio());
-            }
-            let key = (v.op.to_owned(), v.name.to_owned(), v.isa.label(isa).to_owned());
-            op_checks.insert(key, (pass, worst));
-        }
+    let gate = run_gate(&registry, &Selection::default(), |_| {}).map_err(anyhow::Error::msg)?;
+    for failure in &gate.failures {
+        eprintln!("  {failure}");
     }
+    let op_checks: OpChecks = gate
+        .rows
+        .iter()
+        .map(|r| {
+            let key = (r.op.to_owned(), r.variant.to_owned(), r.isa.clone());
+            (key, (r.pass(), r.worst_ratio))
+        })
+        .collect();
 
     eprintln!("bench [2/4] probe: FMA peaks and bandwidths on 1 and {threads} threads");
     let limits = measure_limits(threads, args.quick);
@@ -357,7 +396,20 @@ pub fn run(args: Args) -> Result<Outcome> {
         // Each run in its own directory: its estimates are read once, right after it.
         let bench_home = home.join(name);
         run_criterion(&bench_home, bench, op, args.quick, args.isa.as_deref())?;
-        let bench_rows = build_rows(&registry, &read_criterion(&bench_home)?, &verdicts, &op_checks, &limits)?;
+        let rechecks = read_rechecks(&bench_home)?;
+        for ((group, function), why) in &rechecks {
+            if let Some(why) = why {
+                eprintln!("  FAIL: {group}/{function}: the re-check of the timed calls' output: {why}");
+            }
+        }
+        let bench_rows = build_rows(
+            &registry,
+            &read_criterion(&bench_home)?,
+            &verdicts,
+            &op_checks,
+            &rechecks,
+            &limits,
+        )?;
         if let Some(python) = &torch {
             // PyTorch right after our rows of the same shapes, so that both see the host alike.
             eprintln!("  PyTorch: {name}");

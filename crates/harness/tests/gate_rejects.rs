@@ -175,3 +175,47 @@ fn a_correct_variant_passes_every_check_of_the_gate() {
     let gate = run_gate(&registry, &selection, |_| {}).unwrap();
     assert!(gate.pass(), "{:#?}", gate.failures);
 }
+
+/// Calls of the tiring gelu so far.
+static TIRING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A gelu that is right for its first calls, as many as a check makes, and then writes zeros: only
+/// a re-check of what the timed calls left can see it.
+fn gelu_tiring(x: &[f32], out: &mut [f32], isa: Isa) {
+    if TIRING_CALLS.fetch_add(1, Ordering::Relaxed) < 8 {
+        tkbench_kernels::gelu::scalar::gelu(x, out, isa);
+    } else {
+        out.fill(0.0);
+    }
+}
+
+#[test]
+fn a_kernel_that_goes_wrong_in_the_timing_loop_fails_the_bench_re_check() {
+    use tkbench_harness::measure::bench::{BenchPlan, bench_shape};
+    use tkbench_harness::model::threads::Workers;
+
+    let registry = Registry::builtin().with::<Gelu>(wrong::<Gelu>("tiring", gelu_tiring));
+    let plan = BenchPlan {
+        levels: vec![Isa::Scalar],
+        workers: std::sync::Arc::new(Workers::new(1)),
+    };
+    let shape = Gelu::shape(&[3072]).unwrap();
+    let mut bench = bench_shape::<Gelu>(&registry, &shape, &plan);
+    for call in &mut bench.calls {
+        assert!(
+            call.recheck().is_err(),
+            "{}: a call never timed cannot pass",
+            call.function
+        );
+        for _ in 0..20 {
+            (call.run)();
+        }
+    }
+    let recheck = |name: &str| {
+        let call = bench.calls.iter().find(|c| c.function == name).expect(name);
+        call.recheck()
+    };
+    assert_eq!(recheck("scalar"), Ok(()));
+    let why = recheck("tiring").expect_err("the re-check accepted zeros");
+    assert!(why.contains("after timing, element"), "{why}");
+}

@@ -214,7 +214,7 @@ fn guarded_call<O: Op>(
 }
 
 /// The per-element bounds of `O` on `reference`, and the plain float32 code's largest error.
-fn element_bounds<O: Op>(reference: &Reference) -> (Vec<f64>, f64) {
+pub(crate) fn element_bounds<O: Op>(reference: &Reference) -> (Vec<f64>, f64) {
     let u = F32_UNIT_ROUNDOFF;
     let plain_f32_err = reference
         .f32
@@ -236,7 +236,7 @@ fn element_bounds<O: Op>(reference: &Reference) -> (Vec<f64>, f64) {
 /// `out` against `reference` under `bounds`: the largest error, the worst element by err / bound
 /// (NaN above everything: the worst one, not the first one out of bound), and whether every element
 /// is within its bound.
-fn compare(out: &[f32], reference: &[f64], bounds: &[f64]) -> (f64, Option<Worst>, bool) {
+pub(crate) fn compare(out: &[f32], reference: &[f64], bounds: &[f64]) -> (f64, Option<Worst>, bool) {
     let rank = |w: &Worst| {
         let ratio = w.ratio();
         (ratio.is_nan(), if ratio.is_nan() { 0.0 } else { ratio })

@@ -1,7 +1,10 @@
 //! The timed calls of the criterion benches: for one op and shape, every variant of the registry at
 //! the levels asked for, on one thread, and the fastest variant and the library baseline also split
 //! across all threads as the kernel-driven model splits them. The calls go through the op's one call
-//! path; criterion (in `benches/`) times them and does the statistics.
+//! path; criterion (in `benches/`) times them and does the statistics. Once a call's timing ends,
+//! [`BenchCall::recheck`] compares the output its timed calls left (poisoned before the first) with
+//! the float64 reference under the op's bound, so that a kernel that is right in the checker but not
+//! in the timing loop fails its row.
 //!
 //! Benchmark ids are what `cargo xtask bench` reads back from criterion's JSON: the group is
 //! `<op>/<shape>` with the shape as `cargo xtask opcheck --shape` takes it, the function is
@@ -9,11 +12,12 @@
 //! call.
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tkbench_kernels::{Isa, IsaSupport, Kind};
 
 use crate::aligned::AlignedVec;
+use crate::check::opcheck::{compare, element_bounds};
 use crate::measure::work::{Unit, Work};
 use crate::model::threads::{Workers, call_whole, run_blocks};
 use crate::ops::{Draw, Op, output_len, shape_text};
@@ -37,8 +41,54 @@ pub struct BenchCall {
     pub function: String,
     /// Threads the call is split across (run it inside [`Workers::install`] when above 1).
     pub threads: usize,
-    /// One call; its output buffer is its own, made on the first call.
+    /// One call; its output buffer is its own, made poisoned on the first call.
     pub run: Box<dyn FnMut() + Send>,
+    /// The output the timed calls left against the reference: `Err` names the worst element, or
+    /// says that the call never ran.
+    recheck: Box<dyn Fn() -> Result<(), String> + Send>,
+}
+
+impl BenchCall {
+    /// Compares the output of the timed calls with the float64 reference under the op's bound.
+    pub fn recheck(&self) -> Result<(), String> {
+        (self.recheck)()
+    }
+}
+
+/// The output buffer of a timed call, shared with its re-check. The timing loop takes the lock once
+/// per call, always uncontended: far cheaper than the smallest timed call.
+type Output = Arc<Mutex<Option<AlignedVec>>>;
+
+/// The float64 reference of a bench shape and its bounds, computed once, on the first re-check.
+type Expected = Arc<OnceLock<(Vec<f64>, Vec<f64>)>>;
+
+/// The re-check of the output in `out` against `expected`, computed from `inputs` on first use.
+fn recheck_of<O: Op>(
+    shape: O::Shape,
+    inputs: &Arc<O::Inputs>,
+    expected: &Expected,
+    out: &Output,
+) -> Box<dyn Fn() -> Result<(), String> + Send> {
+    let (inputs, expected, out) = (Arc::clone(inputs), Arc::clone(expected), Arc::clone(out));
+    Box::new(move || {
+        let out = out.lock().expect("no timed call panicked");
+        let Some(out) = out.as_ref() else {
+            return Err("the call was never timed".into());
+        };
+        let (reference, bounds) = expected.get_or_init(|| {
+            let reference = O::reference(&shape, &inputs);
+            let (bounds, _) = element_bounds::<O>(&reference);
+            (reference.f64, bounds)
+        });
+        match compare(out, reference, bounds) {
+            (_, _, true) => Ok(()),
+            (_, Some(w), false) => Err(format!(
+                "after timing, element {} is {} vs f64 {} (bound {:.3e})",
+                w.index, w.out, w.reference, w.bound
+            )),
+            (_, None, false) => Err("after timing, the output is out of bound".into()),
+        }
+    })
 }
 
 /// The calls of one op and shape.
@@ -61,6 +111,7 @@ pub fn bench_shape<O: Op>(registry: &Registry, shape: &O::Shape, plan: &BenchPla
     let threads = plan.workers.threads();
     let split = Arc::new(O::split(shape, threads));
     let shape = *shape;
+    let expected = Expected::default();
     let mut calls = Vec::new();
     for variant in registry.variants::<O>() {
         if variant.kind == Kind::Scalar && work.flops > SCALAR_FLOP_CAP {
@@ -76,24 +127,30 @@ pub fn bench_shape<O: Op>(registry: &Registry, shape: &O::Shape, plan: &BenchPla
                 IsaSupport::Dispatch => format!("{}@{}", variant.name, variant.label(isa)),
                 _ => variant.name.to_owned(),
             };
-            let (x, mut out) = (Arc::clone(&inputs), None::<AlignedVec>);
+            let (x, out) = (Arc::clone(&inputs), Output::default());
+            let recheck = recheck_of::<O>(shape, &inputs, &expected, &out);
             calls.push(BenchCall {
                 function: id.clone(),
                 threads: 1,
                 run: Box::new(move || {
-                    let out = out.get_or_insert_with(|| AlignedVec::filled(len, 0.0));
+                    let mut out = out.lock().expect("no timed call panicked");
+                    let out = out.get_or_insert_with(|| AlignedVec::filled(len, f32::NAN));
                     call_whole::<O>(kernel, isa, &shape, O::args(&shape, black_box(&*x)), out)
                 }),
+                recheck,
             });
             let parallel = variant.name == O::fastest() || variant.kind == Kind::Library;
             if threads > 1 && parallel {
-                let (x, mut out) = (Arc::clone(&inputs), None::<AlignedVec>);
+                let (x, out) = (Arc::clone(&inputs), Output::default());
+                let recheck = recheck_of::<O>(shape, &inputs, &expected, &out);
                 let (workers, split) = (Arc::clone(&plan.workers), Arc::clone(&split));
                 calls.push(BenchCall {
                     function: format!("{id} threads={threads}"),
                     threads,
+                    recheck,
                     run: Box::new(move || {
-                        let out = out.get_or_insert_with(|| AlignedVec::filled(len, 0.0));
+                        let mut out = out.lock().expect("no timed call panicked");
+                        let out = out.get_or_insert_with(|| AlignedVec::filled(len, f32::NAN));
                         run_blocks::<O>(
                             &workers,
                             &split,
