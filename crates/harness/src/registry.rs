@@ -7,7 +7,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use tkbench_kernels::{IsaSupport, Kind, Variant};
+use tkbench_kernels::{IsaSupport, Kind, Tile, Variant};
 
 use crate::ops::{AnyOp, OPS, Op, op_named};
 
@@ -24,6 +24,8 @@ pub struct Entry {
     pub isa: IsaSupport,
     /// Its source file under `crates/kernels/src`, empty for one from outside.
     pub file: &'static str,
+    /// The sizes its code branches on.
+    pub tiles: &'static [Tile],
     /// The typed `Variant<O::Kernel>`.
     variant: Arc<dyn Any + Send + Sync>,
 }
@@ -43,6 +45,7 @@ impl Entry {
             kind: variant.kind,
             isa: variant.isa,
             file: variant.file,
+            tiles: variant.tiles,
             variant: Arc::new(variant),
         }
     }

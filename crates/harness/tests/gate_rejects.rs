@@ -10,7 +10,7 @@ use tkbench_harness::check::opcheck::{Verdict, check};
 use tkbench_harness::ops::{Gelu, Op, Softmax};
 use tkbench_harness::registry::Registry;
 use tkbench_kernels::softmax::SoftmaxDims;
-use tkbench_kernels::{Isa, IsaSupport, Kind, Variant};
+use tkbench_kernels::{Isa, IsaSupport, Kind, Tile, Variant};
 
 /// `kernel` as a plain variant of `O` named `name`, from outside the registry.
 fn wrong<O: Op>(name: &'static str, kernel: O::Kernel) -> Variant<O::Kernel> {
@@ -19,6 +19,7 @@ fn wrong<O: Op>(name: &'static str, kernel: O::Kernel) -> Variant<O::Kernel> {
         kind: Kind::Scalar,
         isa: IsaSupport::Plain,
         file: "",
+        tiles: &[],
         kernel,
     }
 }
@@ -218,4 +219,45 @@ fn a_kernel_that_goes_wrong_in_the_timing_loop_fails_the_bench_re_check() {
     assert_eq!(recheck("scalar"), Ok(()));
     let why = recheck("tiring").expect_err("the re-check accepted zeros");
     assert!(why.contains("after timing, element"), "{why}");
+}
+
+/// The chunk a chunked softmax below works in.
+const CHUNK: usize = 128;
+
+/// A softmax that leaves the last element out of the sum when a row ends one past its second chunk:
+/// a tail bug of a later tile, on a length no hand-written sweep lists, which the variant's declared
+/// tile makes the gate meet.
+fn softmax_with_a_second_chunk_tail_bug(d: &SoftmaxDims, x: &[f32], out: &mut [f32], isa: Isa) {
+    tkbench_kernels::softmax::scalar::softmax(d, x, out, isa);
+    if d.cols == 2 * CHUNK + 1 {
+        for row in out.chunks_exact_mut(d.cols) {
+            let dropped = row[d.cols - 1];
+            for o in row.iter_mut() {
+                *o /= 1.0 - dropped;
+            }
+            row[d.cols - 1] = 0.0;
+        }
+    }
+}
+
+#[test]
+fn a_bug_at_a_declared_tile_edge_is_met_by_the_shapes_the_tile_gives() {
+    static TILES: &[Tile] = &[Tile::elements("cols", CHUNK)];
+    let mut variant = wrong::<Softmax>("chunk-tail", softmax_with_a_second_chunk_tail_bug);
+    let untiled = Registry::builtin().with::<Softmax>(variant);
+    let selection = Selection {
+        op: Some(Softmax::NAME),
+        variant: Some("chunk-tail".into()),
+        ..Selection::default()
+    };
+    let gate = run_gate(&untiled, &selection, |_| {}).unwrap();
+    assert!(
+        gate.pass(),
+        "the op's own sweep has no row of 2 * 128 + 1: {:#?}",
+        gate.failures
+    );
+
+    variant.tiles = TILES;
+    let failures = gate_failures::<Softmax>(variant);
+    assert!(failures.iter().any(|f| f.contains("cols=257")), "{failures:#?}");
 }

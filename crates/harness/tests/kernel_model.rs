@@ -156,6 +156,7 @@ fn the_gate_fails_when_a_wrong_variant_is_registered() {
         kind: Kind::Simd,
         isa: IsaSupport::Plain,
         file: "attention/peeking.rs",
+        tiles: &[],
         kernel: peeking_attention as AttentionFn,
     };
     let registry = Registry::builtin().with::<Attention>(wrong);

@@ -20,6 +20,7 @@ fn wrong<O: Op>(kernel: O::Kernel) -> Variant<O::Kernel> {
         kind: Kind::Scalar,
         isa: IsaSupport::Plain,
         file: "",
+        tiles: &[],
         kernel,
     }
 }
@@ -43,8 +44,8 @@ fn assert_rejected<O: Op>(variant: Variant<O::Kernel>, shapes: &[O::Shape], magn
     assert!(failure.contains("seed") && failure.contains("shape"), "{failure}");
 }
 
-/// Attention with knobs for three classic bugs: keys visible past the diagonal, the scale, and the
-/// position of the queries.
+/// Attention (keys in either layout) with knobs for three classic bugs: keys visible past the
+/// diagonal, the scale, and the position of the queries.
 fn attention_with(
     dims: &AttentionDims,
     q: &[f32],
@@ -62,7 +63,7 @@ fn attention_with(
             let scores: Vec<f32> = (0..visible)
                 .map(|j| {
                     (0..hs)
-                        .map(|d| q[i * c + h * hs + d] * k[j * c + h * hs + d])
+                        .map(|d| q[i * c + h * hs + d] * k[dims.key_index(j, h * hs + d)])
                         .sum::<f32>()
                         * scale
                 })

@@ -1,6 +1,7 @@
 //! Tidy checks on the registry of ops and variants: every variant file is registered, every
 //! registered file exists, every op has the variants the design asks for, every op's fastest variant
-//! is registered, and every op's shapes survive their text form.
+//! is registered, every op's shapes survive their text form, and every declared tile's dimension
+//! gives the gate shapes to meet it with.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -96,4 +97,34 @@ fn a_duplicate_variant_name_is_refused() {
     let mut registry = Registry::builtin();
     let err = registry.add::<Softmax>(Softmax::variants()[0]).unwrap_err();
     assert!(err.contains("softmax already has a variant named `scalar`"), "{err}");
+}
+
+#[test]
+fn every_declared_tile_names_a_dimension_its_op_can_straddle() {
+    let registry = Registry::builtin();
+    let mut declared = 0;
+    for entry in registry.entries() {
+        let op = OPS.iter().find(|op| op.name() == entry.op).unwrap();
+        for tile in entry.tiles {
+            declared += 1;
+            let mut alone = entry.clone();
+            alone.tiles = Box::leak(Box::new([*tile]));
+            for isa in entry.isa.levels() {
+                let shapes = op.tile_sweep(&alone, isa);
+                assert!(
+                    !shapes.is_empty(),
+                    "{}={} declares a tile along `{}`, which {} cannot straddle",
+                    entry.op,
+                    entry.name,
+                    tile.dim,
+                    entry.op
+                );
+                for shape in &shapes {
+                    op.parse_shape(shape)
+                        .unwrap_or_else(|e| panic!("{}: {shape}: {e}", entry.op));
+                }
+            }
+        }
+    }
+    assert!(declared >= 10, "only {declared} tiles declared");
 }

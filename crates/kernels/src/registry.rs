@@ -79,6 +79,56 @@ impl IsaSupport {
     }
 }
 
+/// What a [`Tile`]'s size counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileUnit {
+    /// Elements (floats, rows, keys, heads: whatever the dimension counts).
+    Elements,
+    /// Vectors of the level's width: `size` × the level's lanes elements.
+    Vectors,
+}
+
+/// A size a variant's code branches on, along one dimension of its op's calls: a tile, a cache block,
+/// a group or an unrolled run of vectors. The gate meets each at k·size − 1, k·size and k·size + 1,
+/// for k = 1 and 2, at every level, so that the shapes follow the code rather than a hand list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tile {
+    /// The dimension: a field of the op's shapes, or a name its definition gives (attention's `keys`).
+    pub dim: &'static str,
+    /// The size, in `unit`s.
+    pub size: usize,
+    /// What `size` counts.
+    pub unit: TileUnit,
+}
+
+impl Tile {
+    /// A tile of `size` elements along `dim`.
+    pub const fn elements(dim: &'static str, size: usize) -> Self {
+        Tile {
+            dim,
+            size,
+            unit: TileUnit::Elements,
+        }
+    }
+
+    /// A tile of `size` vectors along `dim`.
+    pub const fn vectors(dim: &'static str, size: usize) -> Self {
+        Tile {
+            dim,
+            size,
+            unit: TileUnit::Vectors,
+        }
+    }
+
+    /// The tile's size in elements at `isa`.
+    pub fn at(&self, isa: Isa) -> usize {
+        match self.unit {
+            TileUnit::Elements => self.size,
+            TileUnit::Vectors => self.size * isa.lanes(),
+        }
+    }
+}
+
 /// One registered variant of an op whose entry points have the type `K` (the op's `Kernel`).
 #[derive(Debug, Clone, Copy)]
 pub struct Variant<K> {
@@ -90,6 +140,9 @@ pub struct Variant<K> {
     pub isa: IsaSupport,
     /// Its source file, relative to `crates/kernels/src` (empty for a variant from outside).
     pub file: &'static str,
+    /// The sizes its code branches on (its file's `TILES`, empty for code that branches only on the
+    /// vector width).
+    pub tiles: &'static [Tile],
     /// Its entry point.
     pub kernel: K,
 }
@@ -111,16 +164,24 @@ impl<K> Variant<K> {
     }
 }
 
-/// One line of an op's `VARIANTS` table: `variant!(op_module, variant_file, Kind, IsaSupport)`; the
-/// entry point is the function named like the op in the variant's file.
+/// One line of an op's `VARIANTS` table: `variant!(op_module, variant_file, Kind, IsaSupport)`, with
+/// `, tiles` at the end when the variant's file declares the sizes its code branches on in `TILES`;
+/// the entry point is the function named like the op in the variant's file.
 #[macro_export]
 macro_rules! variant {
     ($module:ident, $name:ident, $kind:ident, $isa:ident) => {
+        $crate::variant!(@ $module, $name, $kind, $isa, &[])
+    };
+    ($module:ident, $name:ident, $kind:ident, $isa:ident, tiles) => {
+        $crate::variant!(@ $module, $name, $kind, $isa, self::$name::TILES)
+    };
+    (@ $module:ident, $name:ident, $kind:ident, $isa:ident, $tiles:expr) => {
         $crate::registry::Variant {
             name: stringify!($name),
             kind: $crate::registry::Kind::$kind,
             isa: $crate::registry::IsaSupport::$isa,
             file: concat!(stringify!($module), "/", stringify!($name), ".rs"),
+            tiles: $tiles,
             kernel: self::$name::$module,
         }
     };

@@ -1,7 +1,8 @@
 //! The op-level gate: every selected variant at every level it runs at, on its op's sweep (the values
 //! and the integrity checks of [`crate::check::opcheck::check`]) and on its op's split shapes (each
-//! block of rows, columns or heads against the whole call, bit for bit), summarised per variant and
-//! level, with a replay command for every failing case.
+//! block of rows, columns or heads against the whole call, bit for bit), both joined by the shapes
+//! that meet the variant's declared tiles at that level; summarised per variant and level, with a
+//! replay command for every failing case.
 
 use std::time::Instant;
 
@@ -137,15 +138,30 @@ pub fn run_gate(
             .copied()
             .find(|op| op.name() == entry.op)
             .expect("every entry's op is an op");
-        let (sweep, splits) = match &selection.shape {
-            Some(shape) => (vec![shape.clone()], vec![shape.clone()]),
-            None => (op.sweep(), op.split_shapes()),
-        };
         let levels = match (selection.isa, entry.isa) {
             (Some(isa), IsaSupport::Dispatch) => vec![isa],
             (_, support) => support.levels(),
         };
         for isa in levels {
+            // The op's sweep and split shapes, and the shapes that meet this variant's tiles at
+            // this level, which are split-checked too.
+            let (sweep, splits) = match &selection.shape {
+                Some(shape) => (vec![shape.clone()], vec![shape.clone()]),
+                None => {
+                    let tiles = op.tile_sweep(entry, isa);
+                    let mut sweep = op.sweep();
+                    sweep.extend(tiles.iter().filter(|s| !sweep.contains(s)).cloned().collect::<Vec<_>>());
+                    let mut splits = op.split_shapes();
+                    splits.extend(
+                        tiles
+                            .iter()
+                            .filter(|s| !splits.contains(s))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    (sweep, splits)
+                }
+            };
             let start = Instant::now();
             let mut row = GateRow {
                 op: entry.op,

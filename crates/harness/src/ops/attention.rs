@@ -56,7 +56,9 @@ pub fn gpt2_scale(head_size: usize) -> f32 {
 
 impl Op for Attention {
     const NAME: &'static str = "attention";
-    const FIELDS: &'static [&'static str] = &["queries", "pos0", "heads", "head_size"];
+    /// `key_blocks=1` holds the keys in blocks (a KV cache's layout), `0` (the default) in rows.
+    const FIELDS: &'static [&'static str] = &["queries", "pos0", "heads", "head_size", "key_blocks"];
+    const DEFAULTS: &'static [(&'static str, usize)] = &[("key_blocks", 0)];
     const RULE: Rule = Rule::PlainF32 { k: 4.0, ulps: 16.0 };
     const RATIONALE: &'static str = "dot products, a softmax and a weighted sum, online or not (the FlashAttention rule): 4x the plain f32 error, floor 16 ulps";
     const UNIT: Unit = Unit::Flops;
@@ -75,22 +77,22 @@ impl Op for Attention {
     }
 
     fn values(s: &AttentionDims) -> Vec<usize> {
-        vec![s.queries, s.pos0, s.heads, s.head_size]
+        let key_blocks = usize::from(s.key_layout == KeyLayout::Blocks);
+        vec![s.queries, s.pos0, s.heads, s.head_size, key_blocks]
     }
 
-    /// GPT-2's scale, rows C apart, keys in rows.
+    /// GPT-2's scale, rows C apart, keys in rows or in blocks.
     fn shape(v: &[usize]) -> Result<AttentionDims, String> {
-        let (queries, pos0, heads, head_size) = (v[0], v[1], v[2], v[3]);
+        let (queries, pos0, heads, head_size, key_blocks) = (v[0], v[1], v[2], v[3], v[4]);
         if heads == 0 || head_size == 0 {
             return Err("heads and head_size must be positive".into());
         }
-        Ok(AttentionDims::new(
-            queries,
-            pos0,
-            heads,
-            head_size,
-            gpt2_scale(head_size),
-        ))
+        let layout = match key_blocks {
+            0 => KeyLayout::Rows,
+            1 => KeyLayout::Blocks,
+            _ => return Err(format!("key_blocks is 0 (keys in rows) or 1 (in blocks), not {key_blocks}")),
+        };
+        Ok(AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size)).with_key_layout(layout))
     }
 
     fn output(s: &AttentionDims) -> (usize, usize) {
@@ -233,7 +235,27 @@ impl Op for Attention {
         }
         shapes.push(dims(0, 5, 2, 8));
         shapes.push(dims(40, 90, 12, 64));
-        shapes
+        both_layouts(shapes)
+    }
+
+    /// Every shape in both key layouts. `keys` gives a decode step over that many keys and a chunk
+    /// of five queries after a cache; `heads` a decode step and a short prefill.
+    fn straddle(dim: &str, value: usize) -> Vec<AttentionDims> {
+        let dims = |queries, pos0, heads, head_size| AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size));
+        let rows = match dim {
+            "queries" => vec![dims(value, 0, 3, 24)],
+            "keys" => {
+                let mut shapes = vec![dims(1, value - 1, 3, 24)];
+                if value > 5 {
+                    shapes.push(dims(5, value - 5, 3, 24));
+                }
+                shapes
+            }
+            "heads" => vec![dims(1, 20, value, 8), dims(3, 0, value, 8)],
+            "head_size" => vec![dims(3, 2, 2, value)],
+            _ => Vec::new(),
+        };
+        both_layouts(rows)
     }
 
     /// Query groups, key tiles and transposed-pack runs cut at odd places; five heads, since a
@@ -283,4 +305,10 @@ impl Op for Attention {
         let shape = AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size));
         (shape, super::random_magnitude(pick, &[1.0]))
     }
+}
+
+/// `shapes` with keys in rows, then the same with keys in blocks.
+fn both_layouts(shapes: Vec<AttentionDims>) -> Vec<AttentionDims> {
+    let blocks: Vec<AttentionDims> = shapes.iter().map(|s| s.with_key_layout(KeyLayout::Blocks)).collect();
+    shapes.into_iter().chain(blocks).collect()
 }

@@ -161,6 +161,21 @@ impl Op for Embedding {
         shapes
     }
 
+    fn straddle(dim: &str, value: usize) -> Vec<EmbeddingDims> {
+        let dims = |tokens, channels, positions, pos0| EmbeddingDims {
+            tokens,
+            channels,
+            vocab: 50,
+            positions,
+            pos0,
+        };
+        match dim {
+            "tokens" => vec![dims(value, 48, value + 8, 3)],
+            "channels" => vec![dims(5, value, 12, 2)],
+            _ => Vec::new(),
+        }
+    }
+
     /// GPT-2 small's tables; a decode step at position 512, prefills from 0.
     fn bench_shapes(quick: bool) -> Vec<EmbeddingDims> {
         bench_token_counts(quick)

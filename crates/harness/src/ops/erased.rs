@@ -3,7 +3,7 @@
 
 use tkbench_kernels::Isa;
 
-use super::{Op, parse_shape, shape_text};
+use super::{Op, parse_shape, shape_text, tile_shapes};
 use crate::check::opcheck::{Check, check, rows_alone};
 use crate::measure::bench::{BenchPlan, ShapeBench, bench_shape};
 use crate::measure::work::{Unit, Work};
@@ -46,6 +46,8 @@ pub trait AnyOp: Send + Sync {
     fn bench_shapes(&self, quick: bool) -> Vec<String>;
     /// Checks the variant `entry` (of this op) at `isa` on the shape `text`.
     fn check(&self, entry: &Entry, isa: Isa, shape: &str, seed: u64, magnitude: f32) -> Result<Check, String>;
+    /// The shapes that meet the declared tiles of the variant `entry` at `isa` ([`tile_shapes`]).
+    fn tile_sweep(&self, entry: &Entry, isa: Isa) -> Vec<String>;
     /// The shapes whose rows are checked alone against the whole call.
     fn split_shapes(&self) -> Vec<String>;
     /// The blocks of `entry` at `isa` on the shape `text` that differ in bits from the whole call
@@ -110,6 +112,10 @@ impl<O: Op> AnyOp for O {
             .typed::<O>()
             .ok_or_else(|| format!("`{}` is not a variant of {}", entry.name, O::NAME))?;
         Ok(check::<O>(variant, isa, &shape, seed, magnitude))
+    }
+
+    fn tile_sweep(&self, entry: &Entry, isa: Isa) -> Vec<String> {
+        tile_shapes::<O>(entry.tiles, isa).iter().map(shape_text::<O>).collect()
     }
 
     fn split_shapes(&self) -> Vec<String> {

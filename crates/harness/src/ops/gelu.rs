@@ -109,6 +109,13 @@ impl Op for Gelu {
             .collect()
     }
 
+    fn straddle(dim: &str, n: usize) -> Vec<GeluShape> {
+        match dim {
+            "n" => vec![GeluShape { n }],
+            _ => Vec::new(),
+        }
+    }
+
     /// The MLP activations of each token count, [T, I].
     fn bench_shapes(quick: bool) -> Vec<GeluShape> {
         bench_token_counts(quick)

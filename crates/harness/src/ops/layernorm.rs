@@ -151,6 +151,14 @@ impl Op for LayerNorm {
         shapes
     }
 
+    fn straddle(dim: &str, value: usize) -> Vec<LayerNormDims> {
+        match dim {
+            "channels" => vec![LayerNormDims { rows: 2, channels: value, eps: EPS }],
+            "rows" => vec![LayerNormDims { rows: value, channels: 40, eps: EPS }],
+            _ => Vec::new(),
+        }
+    }
+
     /// One row per token of each token count, and four sequences of 1024 tokens: a batch-sized
     /// shape whose 25 MB in and out are near the size of a last-level cache.
     fn bench_shapes(quick: bool) -> Vec<LayerNormDims> {

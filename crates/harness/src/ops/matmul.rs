@@ -210,6 +210,16 @@ impl Op for Matmul {
         shapes
     }
 
+    /// Both the packed path (five rows) and the streamed one (one row) for depths and widths.
+    fn straddle(dim: &str, value: usize) -> Vec<MatmulShape> {
+        match dim {
+            "m" => vec![MatmulShape::new(value, 24, 40, true)],
+            "k" => vec![MatmulShape::new(5, value, 33, true), MatmulShape::new(1, value, 33, false)],
+            "n" => vec![MatmulShape::new(5, 20, value, true), MatmulShape::new(1, 20, value, false)],
+            _ => Vec::new(),
+        }
+    }
+
     /// Depths across the streamed path's groups of rows of b and its KC slices, widths with vector
     /// tails.
     fn split_shapes() -> Vec<MatmulShape> {

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use tkbench_kernels::{Isa, Variant};
+use tkbench_kernels::{Isa, Tile, Variant};
 use tkbench_reference::synthetic;
 
 use crate::check::tolerance::Rule;
@@ -61,6 +61,9 @@ pub trait Op: Send + Sync + 'static {
     const NAME: &'static str;
     /// The field names of its shapes, in order (`name=value,...` on the command line).
     const FIELDS: &'static [&'static str];
+    /// Fields that may be left out, with the value they then take; a shape's text leaves them out
+    /// when they have it.
+    const DEFAULTS: &'static [(&'static str, usize)] = &[];
     /// How its error bound is derived.
     const RULE: Rule;
     /// Why that bound.
@@ -127,6 +130,9 @@ pub trait Op: Send + Sync + 'static {
     fn work(shape: &Self::Shape) -> Work;
     /// The edge-case shapes every variant is checked on.
     fn sweep() -> Vec<Self::Shape>;
+    /// Small shapes whose dimension `dim` is `value` (the others small), for the shapes that meet a
+    /// variant's declared [`Tile`]s; empty for a dimension the op does not have.
+    fn straddle(dim: &str, value: usize) -> Vec<Self::Shape>;
     /// The shapes whose output rows are computed together and then one at a time, to show that a
     /// row's bits do not depend on the block it is in: by default the sweep's shapes of 2 to 64
     /// output rows; an op whose kernels take other paths at other sizes names its own.
@@ -158,14 +164,36 @@ pub fn output_len<O: Op>(shape: &O::Shape) -> usize {
     rows * width
 }
 
-/// A shape as `name=value,...`, the form `--shape` takes and reports print.
+/// A shape as `name=value,...`, the form `--shape` takes and reports print (fields at their
+/// default left out).
 pub fn shape_text<O: Op>(shape: &O::Shape) -> String {
     O::FIELDS
         .iter()
         .zip(O::values(shape))
+        .filter(|(name, v)| !O::DEFAULTS.contains(&(**name, *v)))
         .map(|(name, v)| format!("{name}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The shapes that meet a variant's `tiles` at `isa`: for each tile of size s (at that level), every
+/// shape [`Op::straddle`] gives at k·s − 1, k·s and k·s + 1 for k = 1 and 2 (zero left out), without
+/// repeats.
+pub fn tile_shapes<O: Op>(tiles: &[Tile], isa: Isa) -> Vec<O::Shape> {
+    let mut shapes: Vec<O::Shape> = Vec::new();
+    for tile in tiles {
+        let size = tile.at(isa);
+        // Zero is the sweep's business: an empty dimension is an edge case of its own.
+        let values = [size - 1, size, size + 1, 2 * size - 1, 2 * size, 2 * size + 1];
+        for value in values.into_iter().filter(|&v| v > 0) {
+            for shape in O::straddle(tile.dim, value) {
+                if !shapes.contains(&shape) {
+                    shapes.push(shape);
+                }
+            }
+        }
+    }
+    shapes
 }
 
 /// Parses `name=value,...` (every field of `O`, in any order) into a valid shape.
@@ -186,10 +214,14 @@ pub fn parse_shape<O: Op>(text: &str) -> Result<O::Shape, String> {
             .map_err(|_| format!("{name}: `{value}` is not a size"))?;
         values[slot] = Some(value);
     }
+    let default = |f: &str| O::DEFAULTS.iter().find(|(name, _)| *name == f).map(|(_, v)| *v);
     let values: Vec<usize> = fields
         .iter()
         .zip(&values)
-        .map(|(f, v)| v.ok_or_else(|| format!("field `{f}` is missing (fields: {})", fields.join(", "))))
+        .map(|(f, v)| {
+            v.or_else(|| default(f))
+                .ok_or_else(|| format!("field `{f}` is missing (fields: {})", fields.join(", ")))
+        })
         .collect::<Result<_, _>>()?;
     O::shape(&values)
 }

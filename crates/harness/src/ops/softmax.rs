@@ -114,6 +114,14 @@ impl Op for Softmax {
         shapes
     }
 
+    fn straddle(dim: &str, value: usize) -> Vec<SoftmaxDims> {
+        match dim {
+            "cols" => vec![SoftmaxDims { rows: 2, cols: value }],
+            "rows" => vec![SoftmaxDims { rows: value, cols: 9 }],
+            _ => Vec::new(),
+        }
+    }
+
     /// Attention score rows (NH · T rows of T) and vocabulary rows (one, and a batch of 64).
     fn bench_shapes(quick: bool) -> Vec<SoftmaxDims> {
         let (nh, v) = (GPT2_SMALL.n_head, GPT2_SMALL.vocab_size);

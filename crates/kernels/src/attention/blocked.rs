@@ -25,6 +25,7 @@
 use pulp::{Simd, WithSimd};
 
 use super::{AttentionDims, KEY_BLOCK, KeyLayout};
+use crate::registry;
 use crate::{Isa, vmath};
 
 /// Queries per tile.
@@ -528,6 +529,20 @@ mod transpose {
 /// Heads whose scores a decode step takes together, one vector of keys each side by side in a packed
 /// tile: independent multiply-add chains.
 const HEAD_GROUP: usize = 4;
+
+/// The sizes this variant branches on: query tiles and groups, key tiles, pack runs and the cache
+/// layout's key blocks, head groups of a decode step, and the padding of head_size.
+pub const TILES: &[registry::Tile] = &[
+    registry::Tile::elements("queries", Q_TILE),
+    registry::Tile::elements("queries", GROUP),
+    registry::Tile::elements("keys", K_TILE),
+    registry::Tile::elements("keys", PACK_RUN),
+    registry::Tile::elements("keys", KEY_BLOCK),
+    registry::Tile::elements("heads", HEAD_GROUP),
+    registry::Tile::elements("head_size", HS_ALIGN),
+    registry::Tile::vectors("head_size", 1),
+];
+
 // A group's vectors of keys sit side by side in one packed tile row, at up to 16 lanes.
 const _: () = assert!(HEAD_GROUP * 16 <= K_TILE);
 

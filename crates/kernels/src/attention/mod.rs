@@ -30,7 +30,7 @@ pub type AttentionFn = fn(&AttentionDims, &[f32], &[f32], &[f32], &mut [f32], Is
 pub static VARIANTS: &[Variant<AttentionFn>] = &[
     crate::variant!(attention, scalar, Scalar, Plain),
     crate::variant!(attention, simd, Simd, Dispatch),
-    crate::variant!(attention, blocked, Blocked, Dispatch),
+    crate::variant!(attention, blocked, Blocked, Dispatch, tiles),
 ];
 
 /// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the

@@ -6,11 +6,18 @@ use pulp::{Simd, WithSimd};
 use super::EmbeddingDims;
 use super::simd::add_rows;
 use crate::Isa;
+use crate::registry::Tile;
 
 /// Tokens per tile.
 const TOKEN_TILE: usize = 16;
 /// Channels per tile: 16 rows × 256 f32 × 3 streams = 48 KiB, about one L1.
 const CHANNEL_TILE: usize = 256;
+
+/// The sizes this variant branches on: its token and channel tiles.
+pub const TILES: &[Tile] = &[
+    Tile::elements("tokens", TOKEN_TILE),
+    Tile::elements("channels", CHANNEL_TILE),
+];
 
 /// All tiles of a call, in one dispatch.
 struct Tiles<'a> {

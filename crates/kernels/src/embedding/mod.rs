@@ -22,7 +22,7 @@ pub type EmbeddingFn = fn(&EmbeddingDims, &[u32], &[f32], &[f32], &mut [f32], Is
 pub static VARIANTS: &[Variant<EmbeddingFn>] = &[
     crate::variant!(embedding, scalar, Scalar, Plain),
     crate::variant!(embedding, simd, Simd, Dispatch),
-    crate::variant!(embedding, blocked, Blocked, Dispatch),
+    crate::variant!(embedding, blocked, Blocked, Dispatch, tiles),
 ];
 
 /// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the

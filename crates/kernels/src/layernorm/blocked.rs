@@ -6,9 +6,13 @@ use pulp::{Simd, WithSimd};
 
 use super::LayerNormDims;
 use crate::Isa;
+use crate::registry::Tile;
 
 /// Rows per pass.
 const ROWS: usize = 4;
+
+/// The sizes this variant branches on: rows taken together.
+pub const TILES: &[Tile] = &[Tile::elements("rows", ROWS), Tile::vectors("channels", 1)];
 
 struct Block<'a> {
     x: &'a [f32],

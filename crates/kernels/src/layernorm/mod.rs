@@ -21,8 +21,8 @@ pub type LayerNormFn = fn(&LayerNormDims, &[f32], &[f32], &[f32], &mut [f32], Is
 /// Every variant of layernorm, one line per variant file.
 pub static VARIANTS: &[Variant<LayerNormFn>] = &[
     crate::variant!(layernorm, scalar, Scalar, Plain),
-    crate::variant!(layernorm, simd, Simd, Dispatch),
-    crate::variant!(layernorm, blocked, Blocked, Dispatch),
+    crate::variant!(layernorm, simd, Simd, Dispatch, tiles),
+    crate::variant!(layernorm, blocked, Blocked, Dispatch, tiles),
 ];
 
 /// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the

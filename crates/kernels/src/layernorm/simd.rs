@@ -5,10 +5,14 @@ use pulp::{Simd, WithSimd};
 
 use super::LayerNormDims;
 use crate::Isa;
+use crate::registry::Tile;
 
 /// Independent accumulators per reduction, to hide the latency of vector adds.
 const ACCUMULATORS: usize = 4;
 const _: () = assert!(ACCUMULATORS == 4, "sum_map adds exactly four accumulators at the end");
+
+/// The sizes this variant branches on: its runs of accumulator vectors.
+pub const TILES: &[Tile] = &[Tile::vectors("channels", ACCUMULATORS), Tile::vectors("channels", 1)];
 
 /// All rows of a call, in one dispatch: a dispatch per row adds its fixed cost to every row, which
 /// shows once the rows are aligned (PERFORMANCE.md, "Buffers on cache lines, and one dispatch per

@@ -11,6 +11,7 @@ use pulp::{Simd, WithSimd};
 
 use super::MatmulDims;
 use crate::Isa;
+use crate::registry::Tile;
 
 /// Depth of a packed slice of k (192, 256 and 384 tried at 768³: 192 was fastest).
 const KC: usize = 192;
@@ -156,6 +157,19 @@ struct Ends {
 /// and four vectors (256 bytes at AVX-512) of each row of b read together. One and two were slower,
 /// eight slower still (see PERFORMANCE.md).
 const UNROLL: usize = 4;
+
+/// The sizes this variant branches on: the packed blocks (MC at both sliver heights), the streamed
+/// path's row count, groups of rows of b and unrolled vectors, and the micro-tile's width.
+pub const TILES: &[Tile] = &[
+    Tile::elements("k", KC),
+    Tile::elements("n", NC),
+    Tile::elements("m", SMALL_M),
+    Tile::elements("m", MC_SLIVERS * 6),
+    Tile::elements("m", MC_SLIVERS * 12),
+    Tile::elements("k", GROUP),
+    Tile::vectors("n", UNROLL),
+    Tile::vectors("n", NR_VECTORS),
+];
 
 /// acc (or zero) + Σ_r a[r] · b_rows[r] in r order, stored into acc or added into c.
 #[inline(always)]

@@ -27,7 +27,7 @@ pub type MatmulFn = fn(&MatmulDims, &[f32], &[f32], Option<&[f32]>, &mut [f32], 
 pub static VARIANTS: &[Variant<MatmulFn>] = &[
     crate::variant!(matmul, scalar, Scalar, Plain),
     crate::variant!(matmul, simd, Simd, Dispatch),
-    crate::variant!(matmul, blocked, Blocked, Dispatch),
+    crate::variant!(matmul, blocked, Blocked, Dispatch, tiles),
     crate::variant!(matmul, matrixmultiply, Library, Library),
 ];
 

@@ -5,11 +5,15 @@
 use pulp::{Simd, WithSimd};
 
 use super::SoftmaxDims;
+use crate::registry::Tile;
 use crate::{Isa, vmath};
 
 /// Entries per chunk (8 vectors at AVX-512): a chunk's maximum is taken first so that l is rescaled
 /// once per chunk, and its exps are summed apart before joining l.
 const CHUNK_ELEMENTS: usize = 128;
+
+/// The sizes this variant branches on: its chunks of a row, and the vector width.
+pub const TILES: &[Tile] = &[Tile::elements("cols", CHUNK_ELEMENTS), Tile::vectors("cols", 1)];
 
 struct Row<'a> {
     x: &'a [f32],

@@ -21,8 +21,8 @@ pub type SoftmaxFn = fn(&SoftmaxDims, &[f32], &mut [f32], Isa);
 /// Every variant of softmax, one line per variant file.
 pub static VARIANTS: &[Variant<SoftmaxFn>] = &[
     crate::variant!(softmax, scalar, Scalar, Plain),
-    crate::variant!(softmax, simd, Simd, Dispatch),
-    crate::variant!(softmax, blocked, Blocked, Dispatch),
+    crate::variant!(softmax, simd, Simd, Dispatch, tiles),
+    crate::variant!(softmax, blocked, Blocked, Dispatch, tiles),
 ];
 
 /// The fastest variant on long inputs, as the benches measure it (PERFORMANCE.md): the one the

@@ -12,6 +12,7 @@ use pulp::{Simd, WithSimd};
 
 use super::SoftmaxDims;
 use crate::isa::prefetch;
+use crate::registry::Tile;
 use crate::{Isa, vmath};
 
 /// Every row of x [R, cols] into out.
@@ -54,6 +55,9 @@ fn rotation<S: Simd>(out: usize, y: usize, len: usize) -> usize {
 /// 1024 floats, the middle of a range (4 to 32 KiB) over which the distance barely changes the time
 /// (PERFORMANCE.md, "Softmax: prefetch across 4 KiB pages, and a leaner exp").
 const X_AHEAD: usize = 4096;
+
+/// The sizes this variant branches on: how far ahead it prefetches, and the vector width.
+pub const TILES: &[Tile] = &[Tile::elements("cols", X_AHEAD), Tile::vectors("cols", 1)];
 
 /// The streams of one exp pass: out = exp(x − m), summed into acc (vector i into acc[i mod 4]); when
 /// NEXT, the maximum of y (the next row) into next_max; and prefetches of `x_ahead` and `out_ahead`,
