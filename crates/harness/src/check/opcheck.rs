@@ -12,7 +12,7 @@ use std::fmt;
 use tkbench_kernels::{Isa, Variant};
 
 use crate::check::metrics::sticky_max;
-use crate::check::tolerance::{F32_UNIT_ROUNDOFF, Rule};
+use crate::check::tolerance::{F32_UNIT_ROUNDOFF, Rule, SUM_NOISE};
 use crate::model::threads::{By, Split, call_whole};
 use crate::ops::{Buffer, Draw, Op, Reference, output_len, shape_text};
 
@@ -228,7 +228,10 @@ pub(crate) fn element_bounds<O: Op>(reference: &Reference) -> (Vec<f64>, f64) {
             let n = reference.terms as f64;
             n * u / (1.0 - n * u) * reference.magnitudes[i]
         }
-        Rule::PlainF32 { k, ulps } => k * plain_f32_err + ulps * u * scale,
+        Rule::PlainF32 { k, ulps } => {
+            let noise = SUM_NOISE * (reference.terms as f64).sqrt() * u * scale;
+            k * plain_f32_err.max(noise) + ulps * u * scale
+        }
     };
     ((0..reference.f64.len()).map(bound).collect(), plain_f32_err)
 }

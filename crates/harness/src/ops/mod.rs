@@ -270,7 +270,9 @@ pub struct Reference {
     pub f32: Vec<f32>,
     /// Per-element bound factors for [`Rule::DotProduct`] (Σ|a||b| + |bias|), else empty.
     pub magnitudes: Vec<f64>,
-    /// Terms of each dot product (K + 1 with the bias) for [`Rule::DotProduct`], else 0.
+    /// The length of the longest sum behind an output element: the terms of each dot product (K + 1
+    /// with the bias) for [`Rule::DotProduct`], the reduction's length for [`Rule::PlainF32`] (0
+    /// for an elementwise op).
     pub terms: usize,
 }
 
