@@ -7,9 +7,14 @@ save_pretrained, reloads it from disk with eager attention, and runs it in float
 It writes, under OUT/<case>/:
 
   checkpoint/        config.json + model.safetensors, as save_pretrained wrote them
-  outputs.safetensors  logits [T, V] float64, logits_f32 [T, V] float32 (the oracle's own float32 run),
-                     hidden_states.<i> [T, C] float64 for i = 0..n_layer (HF's hidden_states convention)
-  manifest.yaml      provenance, config, tokens, checksums and tolerances
+  outputs.safetensors  logits [R, V] float64 and logits_f32 [R, V] float32 (the oracle's own float32
+                     run) at the case's R logit positions; hidden_states.<i> [H, C] float64 at its H
+                     hidden positions, for i = 0..n_layer (HF's hidden_states convention)
+  manifest.yaml      provenance, config, tokens, steps, positions, checksums and tolerances
+
+The oracle runs each case's whole sequence in one call. tkbench feeds it in the case's `steps`
+(a prefill, then chunks or decode steps through its KV cache); under causal attention both give the
+same values, so the cache paths are checked against a run that has none.
 
 It never writes into golden/ itself: `cargo xtask golden` runs it on a staging directory, checks the
 result, and only then replaces golden/cases/. Nothing is fetched from a model hub.
@@ -17,6 +22,7 @@ result, and only then replaces golden/cases/. Nothing is fetched from a model hu
 
 import argparse
 import hashlib
+import itertools
 import math
 import os
 import platform
@@ -144,6 +150,31 @@ def build_checkpoint(case: dict, ckpt_dir: str) -> None:
     model.save_pretrained(ckpt_dir)
 
 
+def positions_of(case: dict, steps: list) -> tuple:
+    """(logit positions, hidden positions) of a case, ascending.
+
+    Logits: every position, or the `logit_positions` listed plus the last position of every step.
+    Hidden states: every position, or every `hidden_every`-th one plus the logit positions and the
+    first and last position of every step.
+    """
+    t = sum(steps)
+    ends = set()
+    p0 = 0
+    for n in steps:
+        ends |= {p0, p0 + n - 1}
+        p0 += n
+    if "logit_positions" not in case:
+        return list(range(t)), list(range(t))
+    listed = set(case["logit_positions"])
+    bad = sorted(p for p in listed if not 0 <= p < t)
+    if bad:
+        sys.exit(f"{case['name']}: logit_positions {bad} are not below the {t} tokens")
+    logits = sorted(listed | {p0 - 1 for p0 in itertools.accumulate(steps)})
+    every = case.get("hidden_every", 1)
+    hidden = sorted(set(range(0, t, every)) | set(logits) | ends)
+    return logits, hidden
+
+
 def run_oracle(ckpt_dir: str, tokens: list):
     model = transformers.GPT2LMHeadModel.from_pretrained(
         ckpt_dir, dtype=torch.float32, local_files_only=True, attn_implementation="eager"
@@ -171,11 +202,16 @@ def make_case(case: dict, defaults: dict, out_root: str) -> None:
     digest = checkpoint_digest(model_file, cfg)
 
     tokens = synthetic_tokens(case["seed"], case["n_tokens"], cfg["vocab_size"])
+    steps = case.get("steps", [len(tokens)])
+    if sum(steps) != len(tokens) or min(steps) < 1:
+        sys.exit(f"{name}: steps {steps} must be positive and sum to n_tokens {len(tokens)}")
+    logit_positions, hidden_positions = positions_of(case, steps)
     print(f"[{name}] running the oracle on {len(tokens)} tokens in float32 and float64", flush=True)
     logits64, logits32, hidden = run_oracle(ckpt_dir, tokens)
-    outputs = {"logits": logits64, "logits_f32": logits32}
+    logits64, logits32 = logits64[logit_positions], logits32[logit_positions]
+    outputs = {"logits": np.ascontiguousarray(logits64), "logits_f32": np.ascontiguousarray(logits32)}
     for i, h in enumerate(hidden):
-        outputs[f"hidden_states.{i}"] = h
+        outputs[f"hidden_states.{i}"] = np.ascontiguousarray(h[hidden_positions])
     outputs_file = os.path.join(case_dir, "outputs.safetensors")
     safetensors.numpy.save_file(outputs, outputs_file)
 
@@ -186,7 +222,7 @@ def make_case(case: dict, defaults: dict, out_root: str) -> None:
 
     cfg["n_inner"] = cfg["n_inner"] or 4 * cfg["n_embd"]
     manifest = {
-        "schema": 1,
+        "schema": 2,
         "name": name,
         "description": case["description"],
         "oracle": {
@@ -212,6 +248,9 @@ def make_case(case: dict, defaults: dict, out_root: str) -> None:
             "layer_norm_epsilon": cfg["layer_norm_epsilon"], "scale_attn_weights": True,
         },
         "tokens": tokens,
+        "steps": steps,
+        "logit_positions": logit_positions,
+        "hidden_positions": hidden_positions,
         "dtype": "float64",
         "outputs": {"file": "outputs.safetensors", "sha256": file_sha256(outputs_file)},
         "oracle_f32_gap": gap,
@@ -248,8 +287,8 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.cases) as f:
         spec = yaml.safe_load(f)
-    if spec.get("schema") != 1:
-        sys.exit(f"{args.cases}: unknown schema {spec.get('schema')!r}; expected 1")
+    if spec.get("schema") != 2:
+        sys.exit(f"{args.cases}: unknown schema {spec.get('schema')!r}; expected 2")
     names = [c["name"] for c in spec["cases"]]
     unknown = sorted(set(args.only) - set(names))
     if unknown:

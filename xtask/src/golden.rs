@@ -59,7 +59,7 @@ pub fn selected(all: Vec<String>, wanted: &[String]) -> Result<Vec<String>> {
 
 fn print_header() {
     println!(
-        "{:<16} {:>4} {:>6}  {:>10} {:>10}  {:>10} {:>10} {:>10}  verdict",
+        "{:<18} {:>4} {:>6}  {:>10} {:>10}  {:>10} {:>10} {:>10}  verdict",
         "case", "T", "V", "f64 logits", "f64 hidden", "f32 logits", "f32 bound", "HF f32 gap"
     );
 }
@@ -72,7 +72,7 @@ fn print_row(case: &Case, check: &ReferenceCheck, seconds: f64) {
         (true, false) => "FAIL (float32 above bound)".to_owned(),
     };
     println!(
-        "{:<16} {:>4} {:>6}  {:>10.2e} {:>10.2e}  {:>10.2e} {:>10.2e} {:>10.2e}  {verdict} ({seconds:.1}s)",
+        "{:<18} {:>4} {:>6}  {:>10.2e} {:>10.2e}  {:>10.2e} {:>10.2e} {:>10.2e}  {verdict} ({seconds:.1}s)",
         case.name(),
         case.manifest.tokens.len(),
         case.manifest.config.vocab_size,

@@ -1,6 +1,7 @@
 //! `cargo xtask verify`: the gate. Its model level runs every implementation against the golden logits
-//! of every case: the reference model (float64 and float32), the all-scalar kernel set, each kernel
-//! variant substituted alone and the fastest set, each at every ISA level the CPU has. Its op level is
+//! of every case: the reference model (float64 and float32), the all-scalar kernel set, the fastest
+//! set and the fastest set with each other variant in its op's place, each at every ISA level the CPU
+//! has, fed through the KV cache in the case's steps. Its op level is
 //! `opcheck`'s: every variant at every level against the float64 reference ops, with the integrity
 //! and split checks. Exit 1 when any row of either fails.
 

@@ -59,7 +59,7 @@ impl Entry {
     }
 
     /// The ops' entry is the same variant: same op, same name.
-    fn same(&self, other: &Entry) -> bool {
+    pub fn same(&self, other: &Entry) -> bool {
         self.op == other.op && self.name == other.name
     }
 }
@@ -217,24 +217,24 @@ impl KernelSet {
         self.chosen.iter().any(|e| e.isa == IsaSupport::Library)
     }
 
-    /// The shortest spec that parses back to this set: `scalar`, `fastest`, or the non-scalar ops.
+    /// The shortest spec that parses back to this set: `scalar`, `fastest`, the non-scalar ops, or
+    /// `fastest,` and the ops that differ from the fastest set.
     pub fn spec(&self) -> String {
-        if self.is_scalar() {
-            return "scalar".into();
-        }
-        if self
+        let item = |e: &Entry| format!("{}={}", e.op, e.name);
+        let is_fastest = |e: &Entry| e.name == op_named(e.op).map_or("", |op| op.fastest());
+        let from_scalar: Vec<String> = self
             .chosen
             .iter()
-            .all(|e| e.name == op_named(e.op).map_or("", |op| op.fastest()))
-        {
-            return "fastest".into();
-        }
-        self.chosen
-            .iter()
             .filter(|e| e.kind != Kind::Scalar)
-            .map(|e| format!("{}={}", e.op, e.name))
-            .collect::<Vec<_>>()
-            .join(",")
+            .map(item)
+            .collect();
+        let from_fastest: Vec<String> = self.chosen.iter().filter(|e| !is_fastest(e)).map(item).collect();
+        match (from_scalar.is_empty(), from_fastest.is_empty()) {
+            (true, _) => "scalar".into(),
+            (false, true) => "fastest".into(),
+            _ if from_fastest.len() < from_scalar.len() => format!("fastest,{}", from_fastest.join(",")),
+            _ => from_scalar.join(","),
+        }
     }
 
     /// Parses a spec: `scalar`, `fastest`, `op=variant,...`, or `fastest,op=variant,...`.

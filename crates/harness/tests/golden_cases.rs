@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use tkbench_harness::check::golden::{Case, GoldenError, case_dirs, check_reference, workspace_golden_dir};
+use tkbench_harness::registry::Registry;
+use tkbench_kernels::Isa;
 
 fn committed_cases() -> Vec<PathBuf> {
     case_dirs(&workspace_golden_dir().join("cases")).expect("golden cases are committed")
@@ -68,6 +70,77 @@ fn the_cases_cover_what_the_golden_set_promises() {
         }),
         "a GPT-2-small-sized case rebuilt from its seed"
     );
+    let small_dims = |c: &Case| {
+        let cfg = &c.manifest.config;
+        (cfg.n_embd, cfg.n_head, cfg.vocab_size) == (768, 12, 50257)
+    };
+    assert!(
+        has(&|c| small_dims(c) && c.manifest.steps.first() == Some(&c.manifest.config.n_positions)),
+        "a prefill of the full context at GPT-2-small dimensions"
+    );
+    assert!(
+        has(&|c| small_dims(c) && c.manifest.config.n_layer == 12 && c.manifest.steps.len() > 1),
+        "GPT-2-small's 12 layers, with a decode step after the prefill"
+    );
+    assert!(
+        has(&|c| small_dims(c) && c.manifest.calls().any(|(p0, len)| p0 > 0 && len > 1)),
+        "a prefill in chunks after a cache"
+    );
+    assert!(
+        has(&|c| small_dims(c)
+            && c.manifest
+                .calls()
+                .last()
+                .is_some_and(|(p0, len)| p0 + len == c.manifest.config.n_positions && len == 1)),
+        "a decode step that fills the context"
+    );
+
+    // Every size a fast variant branches on along the tokens is reached at GPT-2-small dimensions:
+    // decode steps over k·tile − 1, k·tile and k·tile + 1 keys for a key tile, and a prefill over
+    // more than two tiles for every other tile along the tokens.
+    let decode_keys: Vec<usize> = cases
+        .iter()
+        .filter(|c| small_dims(c))
+        .flat_map(|c| {
+            c.manifest
+                .calls()
+                .filter(|&(_, len)| len == 1)
+                .map(|(p0, _)| p0 + 1)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let longest_prefill = cases
+        .iter()
+        .filter(|c| small_dims(c))
+        .flat_map(|c| c.manifest.steps.first().copied())
+        .max()
+        .unwrap_or(0);
+    let registry = Registry::builtin();
+    for entry in registry.entries() {
+        for tile in entry.tiles {
+            for isa in Isa::ALL {
+                let size = tile.at(isa);
+                let straddled = |n: usize| decode_keys.contains(&n);
+                match tile.dim {
+                    "keys" => assert!(
+                        (1..=1024 / size).any(|k| [k * size - 1, k * size, k * size + 1].into_iter().all(straddled)),
+                        "{}={}: no decode steps over k·{size} − 1, k·{size} and k·{size} + 1 keys (decode keys {decode_keys:?})",
+                        entry.op,
+                        entry.name
+                    ),
+                    "queries" | "m" | "rows" | "tokens" => assert!(
+                        longest_prefill > 2 * size,
+                        "{}={}: no prefill beyond two tiles of {size} {}",
+                        entry.op,
+                        entry.name,
+                        tile.dim
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+
     for case in &cases {
         assert_eq!(case.manifest.dtype, "float64", "{}", case.name());
         assert!(case.manifest.tolerances.f64_max_rel.value <= 1e-9, "{}", case.name());
@@ -147,7 +220,7 @@ fn wrong_seed_fails_the_digest() {
 #[test]
 fn unknown_schema_is_refused_by_field() {
     let (_tmp, dir) = copy_case("tiny");
-    edit_manifest(&dir, "schema: 1", "schema: 7");
+    edit_manifest(&dir, "schema: 2", "schema: 7");
     let error = Case::load(&dir).unwrap_err().to_string();
     assert!(
         error.contains("manifest.yaml") && error.contains("field `schema`: version 7"),
@@ -169,7 +242,7 @@ fn missing_manifest_field_is_named() {
 #[test]
 fn malformed_manifest_is_refused() {
     let (_tmp, dir) = copy_case("tiny");
-    std::fs::write(dir.join("manifest.yaml"), "schema: 1\nname: [unclosed\n").unwrap();
+    std::fs::write(dir.join("manifest.yaml"), "schema: 2\nname: [unclosed\n").unwrap();
     let error = Case::load(&dir).unwrap_err();
     assert!(matches!(error, GoldenError::Manifest { .. }), "{error:?}");
 }

@@ -103,6 +103,41 @@ fn decode_through_the_kv_cache_matches_prefill() {
 }
 
 #[test]
+fn chosen_logit_rows_are_those_rows_of_the_whole_call() {
+    let case = case("full-context");
+    let checkpoint = case.checkpoint().unwrap();
+    let weights = Weights::new(&checkpoint);
+    let tokens = &case.manifest.tokens;
+    let v = checkpoint.config().vocab_size;
+    let model = KernelModel::new(&weights, &KernelSet::fastest(&Registry::builtin()), Isa::best(), 2);
+    let whole = model.forward(&tokens[..20]).unwrap();
+    let rows = [19, 0, 7];
+    let chosen = model
+        .forward_cached_rows(&tokens[..20], &mut model.new_cache(), &rows)
+        .unwrap();
+    assert_eq!(chosen.logits.len(), rows.len() * v);
+    for (i, &r) in rows.iter().enumerate() {
+        assert!(
+            chosen.logits[i * v..][..v] == whole.logits[r * v..][..v],
+            "logits of row {r}"
+        );
+        assert!(
+            chosen.probs[i * v..][..v] == whole.probs[r * v..][..v],
+            "probabilities of row {r}"
+        );
+    }
+    assert!(chosen.hidden == whole.hidden, "the hidden states are every row's");
+    let none = model
+        .forward_cached_rows(&tokens[..20], &mut model.new_cache(), &[])
+        .unwrap();
+    assert!(none.logits.is_empty() && none.probs.is_empty());
+    let error = model
+        .forward_cached_rows(&tokens[..20], &mut model.new_cache(), &[3, 20])
+        .unwrap_err();
+    assert!(error.to_string().contains("row 20"), "{error}");
+}
+
+#[test]
 fn bad_tokens_get_the_reference_errors() {
     let case = case("tiny");
     let checkpoint = case.checkpoint().unwrap();
@@ -167,10 +202,11 @@ fn the_gate_fails_when_a_wrong_variant_is_registered() {
             ..Filter::default()
         },
     );
-    assert_eq!(subjects.len(), 1);
+    // It runs in the fastest set, at every level that set dispatches to.
+    assert_eq!(subjects.len(), Isa::available().len());
     let case = case("odd-widths");
     let checkpoint = case.checkpoint().unwrap();
-    let rows = verify_case(&case, &checkpoint, &subjects, 1, |_| {}).unwrap();
+    let rows = verify_case(&case, &checkpoint, &subjects[..1], 1, |_| {}).unwrap();
     let row = &rows[0];
     assert!(!row.pass, "a variant that breaks the causal mask passed: {row:?}");
     let diagnosis = row.diagnosis.as_deref().unwrap();
@@ -181,7 +217,7 @@ fn the_gate_fails_when_a_wrong_variant_is_registered() {
     );
     assert!(
         row.replay
-            .starts_with("cargo xtask verify --case odd-widths --kernels attention=peeking"),
+            .starts_with("cargo xtask verify --case odd-widths --kernels fastest,attention=peeking"),
         "{}",
         row.replay
     );

@@ -134,6 +134,14 @@ pub enum Error {
         /// The model's context length.
         n_positions: usize,
     },
+    /// Logits were asked for a row the call does not have.
+    #[error("logits of row {row} were asked for, but the call has {tokens} tokens")]
+    RowOutOfRange {
+        /// The row asked for.
+        row: usize,
+        /// The tokens of the call.
+        tokens: usize,
+    },
     /// Generation would run past the learned position embeddings.
     #[error(
         "a prompt of {prompt} tokens cannot be continued by {n}: n_positions is {n_positions}, so at most {} new tokens fit",

@@ -216,13 +216,42 @@ impl<F: Real> Gpt2<F> {
         self.run(tokens, cache, None)
     }
 
+    /// [`Gpt2::forward_cached`] with the hidden states of the new tokens (L + 1 arrays [T, C], as
+    /// [`Gpt2::forward_with_hidden_states`] gives them) and the logits of the rows `logit_rows` of
+    /// this call only ([R, V], in that order): the LM head is the largest matmul of a long prefill,
+    /// and a caller that checks a few positions need not pay for the others.
+    pub fn forward_cached_rows(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache<F>,
+        logit_rows: &[usize],
+    ) -> Result<(Array2<F>, Vec<Array2<F>>)> {
+        if let Some(&row) = logit_rows.iter().find(|&&r| r >= tokens.len()) {
+            return Err(Error::RowOutOfRange {
+                row,
+                tokens: tokens.len(),
+            });
+        }
+        let mut hidden = Vec::with_capacity(self.config.n_layer + 1);
+        self.run_until_ln_f(tokens, cache, Some(&mut hidden))?;
+        let last = hidden.last().expect("ln_f's output is the last hidden state");
+        let logits = last.select(Axis(0), logit_rows).dot(&self.wte.t());
+        Ok((logits, hidden))
+    }
+
     /// Checks that `tokens` can follow the `cached` tokens: non-empty, in the vocabulary, and within
     /// the context.
     pub fn check_tokens(&self, tokens: &[u32], cached: usize) -> Result<()> {
         check_tokens(&self.config, tokens, cached)
     }
 
-    fn run(
+    fn run(&self, tokens: &[u32], cache: &mut KvCache<F>, hidden: Option<&mut Vec<Array2<F>>>) -> Result<Array2<F>> {
+        let x = self.run_until_ln_f(tokens, cache, hidden)?;
+        Ok(x.dot(&self.wte.t())) // [T, V], the LM head tied to wte
+    }
+
+    /// Every block and `ln_f`: the final hidden state [T, C] the LM head reads.
+    fn run_until_ln_f(
         &self,
         tokens: &[u32],
         cache: &mut KvCache<F>,
@@ -245,7 +274,7 @@ impl<F: Real> Gpt2<F> {
         if let Some(h) = hidden {
             h.push(x.clone());
         }
-        Ok(x.dot(&self.wte.t())) // [T, V], the LM head tied to wte
+        Ok(x)
     }
 
     /// Greedy decoding: the `n` tokens that follow `prompt`, each the argmax of the previous step's

@@ -2,9 +2,12 @@
 //! float64 tensors beside it, the checkpoint each case was made from, and the check that the
 //! reference model reproduces them.
 //!
-//! Layout of one case, `golden/cases/<name>/`:
-//! `manifest.yaml`, `outputs.safetensors` (`logits` [T, V] f64, `logits_f32` [T, V] f32,
-//! `hidden_states.<i>` [T, C] f64 for i = 0..=L) and, when committed, `checkpoint/`.
+//! Layout of one case, `golden/cases/<name>/`: `manifest.yaml`, `outputs.safetensors` and, when
+//! committed, `checkpoint/`. A case's tokens are fed in the calls its `steps` list (a prefill, then
+//! chunks or decode steps through the KV cache); the oracle runs the whole sequence at once, which
+//! under causal attention gives the same values. The outputs hold the rows of chosen positions only,
+//! so that a long case stays small: `logits` [R, V] f64 and `logits_f32` [R, V] f32 at the
+//! `logit_positions`, `hidden_states.<i>` [H, C] f64 at the `hidden_positions`, for i = 0..=L.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,12 +16,12 @@ use ndarray::Array2;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tkbench_reference::{Checkpoint, Config, Gpt2, synthetic};
+use tkbench_reference::{Checkpoint, Config, Gpt2, Real, synthetic};
 
 use crate::check::metrics::{MaxRel, max_rel};
 
 /// The manifest schema this crate reads and the oracle script writes.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// Everything that can be wrong with a golden case; each names the file, tensor or field at fault.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +167,13 @@ pub struct Manifest {
     pub config: Config,
     /// The input token ids.
     pub tokens: Vec<u32>,
+    /// The lengths of the calls that feed the tokens, in order, each after the ones before it in
+    /// the KV cache; they sum to the number of tokens.
+    pub steps: Vec<usize>,
+    /// The positions whose logits the outputs hold, ascending.
+    pub logit_positions: Vec<usize>,
+    /// The positions whose hidden states the outputs hold, ascending.
+    pub hidden_positions: Vec<usize>,
     /// The dtype of the golden tensors.
     pub dtype: String,
     /// The golden tensors.
@@ -181,11 +191,11 @@ pub struct Case {
     pub dir: PathBuf,
     /// The manifest.
     pub manifest: Manifest,
-    /// [T, V] the oracle's float64 logits.
+    /// [R, V] the oracle's float64 logits at the manifest's `logit_positions`.
     pub logits: Array2<f64>,
-    /// [T, V] the oracle's own float32 logits.
+    /// [R, V] the oracle's own float32 logits there.
     pub logits_f32: Array2<f32>,
-    /// L + 1 arrays [T, C]: the oracle's float64 hidden states.
+    /// L + 1 arrays [H, C]: the oracle's float64 hidden states at the `hidden_positions`.
     pub hidden_states: Vec<Array2<f64>>,
 }
 
@@ -277,8 +287,50 @@ impl Manifest {
         }
         let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         manifest.config.validate(path)?;
+        manifest.validate_positions().map_err(bad)?;
         Ok(manifest)
     }
+
+    /// The steps cover the tokens, and the positions are ascending, distinct and within them.
+    fn validate_positions(&self) -> Result<(), String> {
+        let t = self.tokens.len();
+        if self.steps.contains(&0) || self.steps.iter().sum::<usize>() != t {
+            return Err(format!(
+                "field `steps`: {:?} must be non-zero lengths that sum to the {t} tokens",
+                self.steps
+            ));
+        }
+        for (field, positions) in [
+            ("logit_positions", &self.logit_positions),
+            ("hidden_positions", &self.hidden_positions),
+        ] {
+            if positions.is_empty() || positions.windows(2).any(|w| w[0] >= w[1]) || positions[positions.len() - 1] >= t
+            {
+                return Err(format!(
+                    "field `{field}`: must be ascending, distinct positions below the {t} tokens"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The calls that feed the tokens: for each step, its first position and its length.
+    pub fn calls(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.steps.iter().scan(0, |p0, &len| {
+            let call = (*p0, len);
+            *p0 += len;
+            Some(call)
+        })
+    }
+}
+
+/// The rows of `positions` that fall in the call of `len` tokens from `p0`, as rows of that call.
+pub fn rows_in_call(positions: &[usize], p0: usize, len: usize) -> Vec<usize> {
+    positions
+        .iter()
+        .filter(|&&p| (p0..p0 + len).contains(&p))
+        .map(|&p| p - p0)
+        .collect()
 }
 
 fn read_array<T: Copy>(
@@ -317,17 +369,18 @@ impl Case {
             name: "<file>".into(),
             message: format!("not a valid safetensors file: {e}"),
         })?;
-        let (t, v, c) = (
-            manifest.tokens.len(),
+        let (r, h, v, c) = (
+            manifest.logit_positions.len(),
+            manifest.hidden_positions.len(),
             manifest.config.vocab_size,
             manifest.config.n_embd,
         );
         let f64_le = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));
         let f32_le = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4-byte chunk"));
-        let logits = read_array(&file, &path, "logits", Dtype::F64, [t, v], f64_le)?;
-        let logits_f32 = read_array(&file, &path, "logits_f32", Dtype::F32, [t, v], f32_le)?;
+        let logits = read_array(&file, &path, "logits", Dtype::F64, [r, v], f64_le)?;
+        let logits_f32 = read_array(&file, &path, "logits_f32", Dtype::F32, [r, v], f32_le)?;
         let hidden_states = (0..=manifest.config.n_layer)
-            .map(|i| read_array(&file, &path, &format!("hidden_states.{i}"), Dtype::F64, [t, c], f64_le))
+            .map(|i| read_array(&file, &path, &format!("hidden_states.{i}"), Dtype::F64, [h, c], f64_le))
             .collect::<Result<_>>()?;
         // The recorded gap sets the float32 bound: it must be the gap of the checksummed tensors.
         let scale = logits.iter().fold(0.0f64, |m, x| m.max(x.abs()));
@@ -441,13 +494,36 @@ impl ReferenceCheck {
     }
 }
 
+/// The reference model in precision `F` fed the case's tokens in its steps: the logits [R, V] at
+/// the logit positions and the L + 1 hidden states [H, C] at the hidden positions, in float64.
+pub fn run_reference<F: Real>(case: &Case, checkpoint: &Checkpoint) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
+    let m = &case.manifest;
+    let model = Gpt2::<F>::from_checkpoint(checkpoint);
+    let mut cache = model.new_cache();
+    let (v, c) = (m.config.vocab_size, m.config.n_embd);
+    let mut logits = Array2::zeros((0, v));
+    let mut hidden = vec![Array2::zeros((0, c)); m.config.n_layer + 1];
+    for (p0, len) in m.calls() {
+        let logit_rows = rows_in_call(&m.logit_positions, p0, len);
+        let hidden_rows = rows_in_call(&m.hidden_positions, p0, len);
+        let (l, h) = model.forward_cached_rows(&m.tokens[p0..p0 + len], &mut cache, &logit_rows)?;
+        let to_f64 = |a: ndarray::ArrayView2<F>| a.mapv(Real::as_f64);
+        logits
+            .append(ndarray::Axis(0), to_f64(l.view()).view())
+            .expect("widths agree");
+        for (all, state) in hidden.iter_mut().zip(&h) {
+            let rows = state.select(ndarray::Axis(0), &hidden_rows);
+            all.append(ndarray::Axis(0), to_f64(rows.view()).view())
+                .expect("widths agree");
+        }
+    }
+    Ok((logits, hidden))
+}
+
 /// Runs the reference model, in float64 and float32, on `case` with `checkpoint`.
 pub fn check_reference(case: &Case, checkpoint: &Checkpoint) -> Result<ReferenceCheck> {
-    let tokens = &case.manifest.tokens;
-    let (logits64, hidden64) = Gpt2::<f64>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?;
-    let logits32 = Gpt2::<f32>::from_checkpoint(checkpoint)
-        .forward(tokens)?
-        .mapv(f64::from);
+    let (logits64, hidden64) = run_reference::<f64>(case, checkpoint)?;
+    let (logits32, _) = run_reference::<f32>(case, checkpoint)?;
     Ok(ReferenceCheck {
         case: case.name().to_owned(),
         f64_logits: max_rel(&logits64.view(), &case.logits.view()),

@@ -106,6 +106,69 @@ pub fn logit_metrics(logits: &ArrayView2<f64>, probs: &ArrayView2<f64>, golden: 
     }
 }
 
+/// How far a softmax's probabilities are from the exact softmax of the logits it was given, each
+/// element against its own bound (see [`probs_bound`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ProbsCheck {
+    /// The largest error over bound; NaN when any probability is NaN.
+    pub worst: f64,
+    /// |q − s| of that element.
+    pub err: f64,
+    /// Its bound.
+    pub bound: f64,
+    /// (row, column) of that element.
+    pub at: (usize, usize),
+}
+
+/// The factor on the rounding budget of [`probs_bound`].
+pub const PROBS_K: f64 = 4.0;
+/// The units of roundoff an exp, the division and the final rounding may spend, in [`probs_bound`].
+pub const PROBS_ULPS: f64 = 8.0;
+
+/// The bound on |q_i − s_i| for a probability q_i that a float32 softmax computed from the logits
+/// row `x` (s_i the exact softmax in float64): PROBS_K · u · (PROBS_ULPS + |x_i − max x| +
+/// SUM_NOISE · √n) · s_i + the smallest normal float32. The argument x_i − max x is rounded to
+/// u · |x_i − max x|, which exp turns into that relative error; the exp, the division and the store
+/// round a few times more; the sum of n terms in any order drifts by a random walk of about √n
+/// units. The absolute floor lets probabilities below the normal range flush to zero.
+pub fn probs_bound(x_i: f64, max_x: f64, n: usize, s_i: f64) -> f64 {
+    use crate::check::tolerance::{F32_UNIT_ROUNDOFF, SUM_NOISE};
+    let units = PROBS_ULPS + (x_i - max_x).abs() + SUM_NOISE * (n as f64).sqrt();
+    PROBS_K * F32_UNIT_ROUNDOFF * units * s_i + f64::from(f32::MIN_POSITIVE)
+}
+
+/// Checks `probs` [R, V], a softmax's output, against the float64 softmax of `logits` [R, V], the
+/// float32 logits it was given.
+pub fn probs_check(logits: &ArrayView2<f32>, probs: &ArrayView2<f32>) -> ProbsCheck {
+    assert_eq!(logits.dim(), probs.dim(), "probs_check: shapes differ");
+    let mut worst = ProbsCheck {
+        worst: 0.0,
+        err: 0.0,
+        bound: 0.0,
+        at: (0, 0),
+    };
+    for (r, (x, q)) in logits.axis_iter(Axis(0)).zip(probs.axis_iter(Axis(0))).enumerate() {
+        let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+        let sum: f64 = x.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+        for (i, (&xi, &qi)) in x.iter().zip(q).enumerate() {
+            let xi = f64::from(xi);
+            let s = (xi - max).exp() / sum;
+            let err = (f64::from(qi) - s).abs();
+            let bound = probs_bound(xi, max, x.len(), s);
+            let ratio = err / bound;
+            if !worst.worst.is_nan() && (ratio.is_nan() || ratio > worst.worst) {
+                worst = ProbsCheck {
+                    worst: ratio,
+                    err,
+                    bound,
+                    at: (r, i),
+                };
+            }
+        }
+    }
+    worst
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::array;

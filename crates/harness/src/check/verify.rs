@@ -1,18 +1,20 @@
 //! Model-level verification: every kernel set in a whole GPT-2 against the golden logits of every
-//! case. Rows are the reference model in float64 and float32, the all-scalar kernel set, each
-//! non-scalar variant substituted alone (other ops scalar) and the fastest set, each at every ISA level
-//! it can run at. A failing row names the first hidden state out of budget and the op whose return to
-//! scalar brings it back, with a command that replays the row.
+//! case, fed in the case's steps through the KV cache. Rows are the reference model in float64 and
+//! float32, the all-scalar kernel set, the fastest set, and the fastest set with each other variant in
+//! its op's place, each at every ISA level it can run at. The logits and hidden states are held to
+//! the case's bound, and the softmax's probabilities to a bound of their own against the exact
+//! softmax of the logits it was given. A failing row names the first hidden state out of budget and
+//! the op whose return to scalar brings it back, with a command that replays the row.
 
 use std::time::Instant;
 
 use ndarray::ArrayView2;
 use serde::Serialize;
-use tkbench_kernels::{Isa, IsaSupport, Kind};
-use tkbench_reference::{Checkpoint, Gpt2};
+use tkbench_kernels::{Isa, Kind};
+use tkbench_reference::Checkpoint;
 
-use crate::check::golden::{Case, GoldenError};
-use crate::check::metrics::{LogitMetrics, logit_metrics, max_rel};
+use crate::check::golden::{Case, GoldenError, rows_in_call, run_reference};
+use crate::check::metrics::{LogitMetrics, ProbsCheck, logit_metrics, max_rel, probs_check};
 use crate::model::{KernelModel, Weights};
 use crate::registry::{KernelSet, Registry};
 
@@ -65,12 +67,15 @@ pub fn plan(registry: &Registry, filter: &Filter) -> Vec<Subject> {
     if filter.op.is_none() && wants_name("scalar") {
         rows.push(Subject::Kernels(KernelSet::scalar(registry), Isa::Scalar));
     }
+    // Each variant beside the fastest set's (and the scalar ones, which the all-scalar row covers)
+    // runs in the fastest set: a long case then costs a fast variant's time, not a scalar one's.
+    let fastest = KernelSet::fastest(registry);
     for v in registry.entries().filter(|v| v.kind != Kind::Scalar) {
-        if filter.op.as_deref().is_some_and(|op| op != v.op) || !wants_name(v.name) {
+        if filter.op.as_deref().is_some_and(|op| op != v.op) || !wants_name(v.name) || fastest.get(v.op).same(v) {
             continue;
         }
-        let set = KernelSet::scalar(registry).with(v);
-        for isa in levels(v.isa == IsaSupport::Dispatch) {
+        let set = fastest.clone().with(v);
+        for isa in levels(set.dispatches()) {
             rows.push(Subject::Kernels(set.clone(), isa));
         }
     }
@@ -93,6 +98,9 @@ pub struct Row {
     pub isa: String,
     /// Logit and distribution metrics against golden.
     pub metrics: LogitMetrics,
+    /// The softmax kernel's probabilities against the exact softmax of the logits it was given
+    /// (none for the reference model, whose softmax is not a kernel).
+    pub probs: Option<ProbsCheck>,
     /// max |ours − golden| / max |golden| of every hidden state.
     pub hidden_max_rel: Vec<f64>,
     /// The bound on max_rel of the logits and of every hidden state (from the case manifest).
@@ -123,30 +131,49 @@ pub fn first_out_of_budget(hidden: &[f64], bound: f64) -> Option<usize> {
     hidden.iter().position(|&e| e.is_nan() || e > bound)
 }
 
-/// Runs a kernel set and returns its logits metrics and hidden-state errors.
+/// Runs a kernel set through the case's steps and returns its logits metrics, hidden-state errors
+/// and the check of its probabilities.
 fn run_kernels(
     case: &Case,
     weights: &Weights<'_>,
     set: &KernelSet,
     isa: Isa,
     threads: usize,
-) -> Result<(LogitMetrics, Vec<f64>), GoldenError> {
-    let cfg = weights.config();
-    let (t, v, c) = (case.manifest.tokens.len(), cfg.vocab_size, cfg.n_embd);
-    let out = KernelModel::new(weights, set, isa, threads).forward(&case.manifest.tokens)?;
-    let view = |data: &[f32], cols: usize| ArrayView2::from_shape((t, cols), data).expect("shape").mapv(f64::from);
+) -> Result<(LogitMetrics, Vec<f64>, ProbsCheck), GoldenError> {
+    let m = &case.manifest;
+    let (v, c) = (m.config.vocab_size, m.config.n_embd);
+    let model = KernelModel::new(weights, set, isa, threads);
+    let mut cache = model.new_cache();
+    let (mut logits, mut probs) = (Vec::new(), Vec::new());
+    let mut hidden = vec![Vec::new(); m.config.n_layer + 1];
+    for (p0, len) in m.calls() {
+        let logit_rows = rows_in_call(&m.logit_positions, p0, len);
+        let out = model.forward_cached_rows(&m.tokens[p0..p0 + len], &mut cache, &logit_rows)?;
+        logits.extend(out.logits);
+        probs.extend(out.probs);
+        for (all, state) in hidden.iter_mut().zip(&out.hidden) {
+            for r in rows_in_call(&m.hidden_positions, p0, len) {
+                all.extend_from_slice(&state[r * c..][..c]);
+            }
+        }
+    }
+    let view = |data: &[f32], cols: usize| {
+        ArrayView2::from_shape((data.len() / cols, cols), data)
+            .expect("whole rows")
+            .to_owned()
+    };
+    let (logits, probs) = (view(&logits, v), view(&probs, v));
     let metrics = logit_metrics(
-        &view(&out.logits, v).view(),
-        &view(&out.probs, v).view(),
+        &logits.mapv(f64::from).view(),
+        &probs.mapv(f64::from).view(),
         &case.logits.view(),
     );
-    let hidden = out
-        .hidden
+    let hidden = hidden
         .iter()
         .zip(&case.hidden_states)
-        .map(|(ours, golden)| max_rel(&view(ours, c).view(), &golden.view()).value)
+        .map(|(ours, golden)| max_rel(&view(ours, c).mapv(f64::from).view(), &golden.view()).value)
         .collect();
-    Ok((metrics, hidden))
+    Ok((metrics, hidden, probs_check(&logits.view(), &probs.view())))
 }
 
 /// Verifies every subject on one case, calling `progress` after each row.
@@ -164,15 +191,13 @@ pub fn verify_case(
     let mut rows = Vec::with_capacity(subjects.len());
     for subject in subjects {
         let start = Instant::now();
-        let (kernels, isa, bound, rationale, (metrics, hidden)) = match subject {
+        let (kernels, isa, bound, rationale, (metrics, hidden, probs)) = match subject {
             Subject::ReferenceF64 | Subject::ReferenceF32 => {
                 let f64_run = matches!(subject, Subject::ReferenceF64);
-                let tokens = &case.manifest.tokens;
                 let (logits, hidden) = if f64_run {
-                    Gpt2::<f64>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?
+                    run_reference::<f64>(case, checkpoint)?
                 } else {
-                    let (l, h) = Gpt2::<f32>::from_checkpoint(checkpoint).forward_with_hidden_states(tokens)?;
-                    (l.mapv(f64::from), h.into_iter().map(|h| h.mapv(f64::from)).collect())
+                    run_reference::<f32>(case, checkpoint)?
                 };
                 let probs = tkbench_reference::ops::softmax_rows(&logits.view());
                 let metrics = logit_metrics(&logits.view(), &probs.view(), &case.logits.view());
@@ -191,7 +216,7 @@ pub fn verify_case(
                     "none".to_owned(),
                     t.value,
                     t.rationale.clone(),
-                    (metrics, hidden),
+                    (metrics, hidden, None),
                 )
             }
             Subject::Kernels(set, isa) => {
@@ -203,16 +228,14 @@ pub fn verify_case(
                     "none".to_owned()
                 };
                 let t = &tol.f32_max_rel;
-                (
-                    set.spec(),
-                    label,
-                    t.value,
-                    t.rationale.clone(),
-                    run_kernels(case, &weights, set, *isa, threads)?,
-                )
+                (set.spec(), label, t.value, t.rationale.clone(), {
+                    let (metrics, hidden, probs) = run_kernels(case, &weights, set, *isa, threads)?;
+                    (metrics, hidden, Some(probs))
+                })
             }
         };
-        let pass = metrics.max_rel <= bound && hidden.iter().all(|&e| e <= bound);
+        let states_pass = metrics.max_rel <= bound && hidden.iter().all(|&e| e <= bound);
+        let pass = states_pass && probs.is_none_or(|p| p.worst <= 1.0);
         let isa_arg = if isa == "none" || isa == "library" {
             String::new()
         } else {
@@ -225,15 +248,32 @@ pub fn verify_case(
         let diagnosis = if pass {
             None
         } else {
-            Some(diagnose(
-                case, &weights, &registry, subject, &hidden, bound, n_layer, threads,
-            )?)
+            let mut parts = Vec::new();
+            if let (Some(p), Subject::Kernels(set, _)) = (probs, subject)
+                && (p.worst > 1.0 || p.worst.is_nan())
+            {
+                parts.push(format!(
+                    "probabilities out of budget: at position {} token {} they are {:.3e} from the exact softmax of the logits the softmax was given, bound {:.3e}: the softmax variant `{}` is at fault",
+                    case.manifest.logit_positions[p.at.0],
+                    p.at.1,
+                    p.err,
+                    p.bound,
+                    set.get("softmax").name
+                ));
+            }
+            if !states_pass {
+                parts.push(diagnose(
+                    case, &weights, &registry, subject, &hidden, bound, n_layer, threads,
+                )?);
+            }
+            Some(parts.join("; "))
         };
         let row = Row {
             case: case.name().to_owned(),
             kernels,
             isa,
             metrics,
+            probs,
             hidden_max_rel: hidden,
             bound,
             rationale,
@@ -277,7 +317,7 @@ fn diagnose(
         for suspect in suspects {
             let op = suspect.op;
             let reverted_set = set.clone().with(scalar.get(op));
-            let (_, reverted) = run_kernels(case, weights, &reverted_set, *isa, threads)?;
+            let (_, reverted, _) = run_kernels(case, weights, &reverted_set, *isa, threads)?;
             if reverted[first] <= bound {
                 text += &format!(
                     "; with {op} back to scalar it is {:.3e}: the {op} variant `{}` is at fault",
@@ -294,13 +334,14 @@ fn diagnose(
 /// Renders rows as the terminal table.
 pub fn render_table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<16} {:<28} {:<8} {:>9} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9}  verdict\n",
-        "case", "kernels", "isa", "max rel", "max abs", "nmse", "top1", "kl mean", "kl max", "bound"
+        "{:<18} {:<30} {:<8} {:>9} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9} {:>6}  verdict\n",
+        "case", "kernels", "isa", "max rel", "max abs", "nmse", "top1", "kl mean", "kl max", "bound", "p e/b"
     );
     for r in rows {
         let m = &r.metrics;
+        let probs = r.probs.map_or("—".to_owned(), |p| format!("{:.2}", p.worst));
         out += &format!(
-            "{:<16} {:<28} {:<8} {:>9.2e} {:>9.2e} {:>9.2e} {:>5.2} {:>9.2e} {:>9.2e} {:>9.2e}  {}\n",
+            "{:<18} {:<30} {:<8} {:>9.2e} {:>9.2e} {:>9.2e} {:>5.2} {:>9.2e} {:>9.2e} {:>9.2e} {:>6}  {}\n",
             r.case,
             r.kernels,
             r.isa,
@@ -311,6 +352,7 @@ pub fn render_table(rows: &[Row]) -> String {
             m.kl_mean,
             m.kl_max,
             r.bound,
+            probs,
             if r.pass { "pass" } else { "FAIL" }
         );
         if let Some(d) = &r.diagnosis {

@@ -113,9 +113,9 @@ impl<'a> Weights<'a> {
 /// What a forward pass returns.
 #[derive(Debug, Clone)]
 pub struct Output {
-    /// [T, V] logits.
+    /// [T, V] logits, or [R, V] for the R rows asked for.
     pub logits: Vec<f32>,
-    /// [T, V] next-token probabilities, by the set's softmax kernel.
+    /// The next-token probabilities of those rows, by the set's softmax kernel.
     pub probs: Vec<f32>,
     /// L + 1 arrays [T, C] in Hugging Face's hidden_states convention (the last after ln_f).
     pub hidden: Vec<Vec<f32>>,
@@ -192,11 +192,26 @@ impl<'w> KernelModel<'w> {
     /// The same for `tokens` placed after the tokens in `cache`, which grows by T.
     pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
         // On a pool thread, so that each of the pass's split calls starts there.
-        self.workers.install(|| self.forward_on_pool(tokens, cache))
+        self.workers.install(|| self.forward_on_pool(tokens, cache, None))
     }
 
-    /// [`KernelModel::forward_cached`], on a thread of the pool.
-    fn forward_on_pool(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
+    /// [`KernelModel::forward_cached`] with the logits and probabilities of the rows `logit_rows`
+    /// of this call only ([R, V], in that order); the hidden states are every row's. The LM head
+    /// and the softmax then run on those R rows.
+    pub fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output> {
+        if let Some(&row) = logit_rows.iter().find(|&&r| r >= tokens.len()) {
+            return Err(tkbench_reference::Error::RowOutOfRange {
+                row,
+                tokens: tokens.len(),
+            });
+        }
+        self.workers
+            .install(|| self.forward_on_pool(tokens, cache, Some(logit_rows)))
+    }
+
+    /// [`KernelModel::forward_cached`], on a thread of the pool: the logits of `logit_rows`, or of
+    /// every row.
+    fn forward_on_pool(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: Option<&[usize]>) -> Result<Output> {
         let cfg = self.weights.config();
         // The reference model's own checks: non-empty, ids in range, within the context.
         tkbench_reference::model::check_tokens(cfg, tokens, cache.len)?;
@@ -248,14 +263,22 @@ impl<'w> KernelModel<'w> {
         }
         self.layernorm(&x, "ln_f", &mut h);
         hidden.push(h.clone());
-        let mut logits = vec![0.0f32; t * v]; // [T, V]
+        let h = match logit_rows {
+            None => h,
+            Some(rows) => rows.iter().flat_map(|&r| &h[r * c..][..c]).copied().collect(),
+        };
+        let r = h.len() / c;
+        let mut logits = vec![0.0f32; r * v]; // [R, V]
         let lm_head = MatmulDims {
             ldb: w.wte_ld,
-            ..MatmulDims::new(t, c, v)
+            ..MatmulDims::new(r, c, v)
         };
-        self.matmul_with(&h, &w.wte_t, None, lm_head, &mut logits);
-        let mut probs = vec![0.0f32; t * v]; // [T, V]
-        self.softmax(&logits, v, &mut probs);
+        let mut probs = vec![0.0f32; r * v]; // [R, V]
+        // No rows asked for: no LM head call (a kernel need not take an empty call).
+        if r > 0 {
+            self.matmul_with(&h, &w.wte_t, None, lm_head, &mut logits);
+            self.softmax(&logits, v, &mut probs);
+        }
         cache.len += t;
         Ok(Output { logits, probs, hidden })
     }
