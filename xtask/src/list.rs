@@ -56,5 +56,9 @@ pub fn run(args: Args) -> Result<Outcome> {
          This CPU: {}",
         level_names(Isa::available()).join(", ")
     );
+    println!(
+        "\nThe input profiles each op takes (checks/profiles.yaml picks those the gate runs):\n{}",
+        tkbench_harness::check::profiles::listing()
+    );
     Ok(Outcome::Pass)
 }

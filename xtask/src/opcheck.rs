@@ -2,9 +2,12 @@
 //! kernel variant, at every selected ISA level, against the float64 reference op with the integrity
 //! checks, on the sweep and the split shapes or on one shape; failures print a replay command.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Result, bail};
 use tkbench_harness::check::gate::{DEFAULT_SEED, Gate, Selection, render_header, render_row, run_gate};
-use tkbench_harness::ops::AnyOp;
+use tkbench_harness::check::profiles::{self, Profiles};
+use tkbench_harness::ops::{AnyOp, Profile};
 use tkbench_harness::registry::Registry;
 use tkbench_kernels::Isa;
 
@@ -28,9 +31,26 @@ pub struct Args {
     /// The input seed (the sweep gives each shape seed + its index).
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
-    /// Inputs are uniform in (−magnitude, magnitude).
+    /// Inputs are uniform in (−magnitude, magnitude) under the uniform profile.
     #[arg(long, default_value_t = 1.0)]
     magnitude: f32,
+    /// Only this input profile (uniform, offset, outliers, extreme, exact); with --shape the default
+    /// is uniform, so that a replay command runs exactly its case.
+    #[arg(long, value_parser = parse_profile)]
+    profile: Option<Profile>,
+    /// The manifest of each op's input profiles [default: checks/profiles.yaml].
+    #[arg(long, value_name = "PATH")]
+    profiles: Option<PathBuf>,
+}
+
+fn parse_profile(text: &str) -> Result<Profile, String> {
+    Profile::from_name(text)
+}
+
+/// The input profiles of the manifest at `path`, or of `checks/profiles.yaml`.
+pub fn load_profiles(path: Option<&Path>) -> Result<Profiles> {
+    let path = path.map_or_else(profiles::default_path, Path::to_owned);
+    Profiles::load(&path).map_err(anyhow::Error::msg)
 }
 
 /// The gate's selection from the arguments of `opcheck` (or of `verify`'s op level).
@@ -38,15 +58,18 @@ pub fn selection(
     op: Option<&'static dyn AnyOp>,
     variant: Option<String>,
     isa: Option<Isa>,
+    profiles: Profiles,
     args: Option<&Args>,
 ) -> Result<Selection> {
     let mut selection = Selection {
         op: op.map(|op| op.name()),
         variant,
         isa,
+        profiles,
         ..Selection::default()
     };
     if let Some(args) = args {
+        selection.profile = args.profile.or(args.shape.is_some().then_some(Profile::Uniform));
         if !(args.magnitude.is_finite() && args.magnitude > 0.0) {
             bail!("--magnitude must be a positive number");
         }
@@ -93,7 +116,8 @@ pub fn run_and_print(selection: &Selection) -> Result<Gate> {
 
 /// Runs `cargo xtask opcheck`.
 pub fn run(args: Args) -> Result<Outcome> {
-    let selection = selection(args.op, args.variant.clone(), args.isa, Some(&args))?;
+    let profiles = load_profiles(args.profiles.as_deref())?;
+    let selection = selection(args.op, args.variant.clone(), args.isa, profiles, Some(&args))?;
     let gate = run_and_print(&selection)?;
     Ok(if gate.pass() { Outcome::Pass } else { Outcome::Fail })
 }

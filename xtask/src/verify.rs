@@ -46,6 +46,9 @@ pub struct Args {
     /// Print the rows as JSON (`{"model": [...], "ops": {...}}`) instead of tables.
     #[arg(long)]
     json: bool,
+    /// The manifest of each op's input profiles for the op level [default: checks/profiles.yaml].
+    #[arg(long, value_name = "PATH")]
+    profiles: Option<PathBuf>,
 }
 
 /// A level of the gate.
@@ -65,10 +68,17 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let run_model = args.part != Some(Part::Ops);
     let run_ops = args.part != Some(Part::Model) && !model_only;
+    // The op level's manifest is read before the model level runs, so that a bad one is refused at
+    // once.
+    let profiles = if run_ops {
+        Some(crate::opcheck::load_profiles(args.profiles.as_deref())?)
+    } else {
+        None
+    };
     let start = Instant::now();
     let rows = if run_model { verify_model(&args)? } else { Vec::new() };
-    let gate = if run_ops {
-        let selection = crate::opcheck::selection(args.op, args.variant.clone(), args.isa, None)?;
+    let gate = if let Some(profiles) = profiles {
+        let selection = crate::opcheck::selection(args.op, args.variant.clone(), args.isa, profiles, None)?;
         let ops_start = Instant::now();
         eprintln!("verify: op level");
         let gate = if args.json {

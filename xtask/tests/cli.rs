@@ -545,6 +545,40 @@ fn a_schema_1_report_compares_against_a_schema_2_report() {
 }
 
 #[test]
+fn a_bad_profiles_manifest_exits_2_before_any_check_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("profiles.yaml");
+    std::fs::write(&path, "schema: 1\nprofiles:\n  softmax: [uniform, gaussian]\n").unwrap();
+    let path = path.to_str().unwrap();
+    let words = [path, "field `profiles.softmax`", "no profile named `gaussian`"];
+    assert_input_error(&["verify", "--profiles", path], &words);
+    assert_input_error(&["opcheck", "--op", "softmax", "--profiles", path], &words);
+    assert_input_error(
+        &["opcheck", "--op", "softmax", "--profile", "gaussian"],
+        &["--profile", "no profile named `gaussian`"],
+    );
+    assert_input_error(
+        &["opcheck", "--op", "gelu", "--profile", "exact"],
+        &["no selected op is checked on the profile `exact`"],
+    );
+
+    let run = xtask(&[
+        "opcheck",
+        "--op",
+        "matmul",
+        "--variant",
+        "simd",
+        "--isa",
+        "scalar",
+        "--profile",
+        "exact",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("matmul     simd"), "{stdout}");
+}
+
+#[test]
 fn verify_runs_the_op_level_of_the_gate_and_refuses_case_with_part_ops() {
     let run = xtask(&["verify", "--part", "ops", "--op", "gelu", "--isa", "scalar"]);
     assert!(run.status.success(), "{}", stderr(&run));

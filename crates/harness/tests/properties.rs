@@ -1,6 +1,6 @@
 //! Properties over shapes, values and seeds: every variant of every op, at the scalar level and the
 //! widest level, matches float64 within its op's bound on random small shapes that its definition
-//! draws. The default run draws a few dozen cases per op; `PROPTEST_CASES=2000 cargo test -p
+//! draws, with inputs under a random one of the profiles the op takes. The default run draws a few dozen cases per op; `PROPTEST_CASES=2000 cargo test -p
 //! tkbench-harness --test properties` runs the long search.
 
 use proptest::prelude::*;
@@ -20,18 +20,19 @@ fn config() -> ProptestConfig {
 }
 
 /// Checks every variant of every op at the scalar and the widest level on the random case of
-/// `shape_seed`, with inputs of `seed`.
+/// `shape_seed`, with inputs of `seed` (which also picks the profile).
 fn all_variants_pass(shape_seed: u64, seed: u64) -> Result<(), TestCaseError> {
     let registry = Registry::builtin();
     let widest = Isa::best();
     for op in OPS {
         let (shape, magnitude) = op.random_case(shape_seed);
+        let profile = op.profiles()[(seed % op.profiles().len() as u64) as usize];
         for variant in registry.of(op.name()) {
             let mut levels = variant.isa.levels();
             levels.retain(|&l| l == Isa::Scalar || l == widest);
             for isa in levels {
                 let result = op
-                    .check(variant, isa, &shape, seed, magnitude)
+                    .check(variant, isa, &shape, seed, magnitude, profile)
                     .map_err(TestCaseError::fail)?;
                 prop_assert!(result.pass, "{} (shape seed {shape_seed})", result);
             }

@@ -1,5 +1,6 @@
-//! The op-level gate: every selected variant at every level it runs at, on its op's sweep (the values
-//! and the integrity checks of [`crate::check::opcheck::check`]) and on its op's split shapes (each
+//! The op-level gate: every selected variant at every level it runs at, on its op's sweep under each
+//! of its input profiles (the values and the integrity checks of
+//! [`crate::check::opcheck::check_profiled`]) and on its op's split shapes (each
 //! block of rows, columns or heads against the whole call, bit for bit), both joined by the shapes
 //! that meet the variant's declared tiles at that level; summarised per variant and level, with a
 //! replay command for every failing case.
@@ -9,8 +10,9 @@ use std::time::Instant;
 use tkbench_kernels::{Isa, IsaSupport};
 
 use crate::check::metrics::sticky_max;
-use crate::check::opcheck::Verdict;
-use crate::ops::AnyOp;
+use crate::check::opcheck::{Verdict, replay};
+use crate::check::profiles::Profiles;
+use crate::ops::{AnyOp, Profile};
 use crate::registry::{Entry, Registry};
 
 /// Which variants, levels and cases the gate runs.
@@ -26,8 +28,12 @@ pub struct Selection {
     pub shape: Option<String>,
     /// The seed of the first case; case i of a list of shapes takes `seed + i`.
     pub seed: u64,
-    /// Inputs are uniform in (−magnitude, magnitude) for the value checks.
+    /// Inputs are uniform in (−magnitude, magnitude) for the value checks (under the uniform profile).
     pub magnitude: f32,
+    /// The input profiles of each op.
+    pub profiles: Profiles,
+    /// Only this profile (ops that do not take it are left out).
+    pub profile: Option<Profile>,
 }
 
 impl Default for Selection {
@@ -39,6 +45,8 @@ impl Default for Selection {
             shape: None,
             seed: DEFAULT_SEED,
             magnitude: 1.0,
+            profiles: Profiles::every(),
+            profile: None,
         }
     }
 }
@@ -108,13 +116,6 @@ impl Gate {
     }
 }
 
-/// The replay command of one case.
-fn replay(op: &str, variant: &str, isa: Isa, shape: &str, seed: u64, magnitude: f32) -> String {
-    format!(
-        "cargo xtask opcheck --op {op} --variant {variant} --isa {isa} --shape {shape} --seed {seed} --magnitude {magnitude}"
-    )
-}
-
 /// Runs the gate on the variants of `registry` that `selection` picks, calling `progress` after each
 /// row. An error names what in the selection is invalid.
 pub fn run_gate(
@@ -122,6 +123,21 @@ pub fn run_gate(
     selection: &Selection,
     mut progress: impl FnMut(&GateRow),
 ) -> Result<Gate, String> {
+    let op_of = |entry: &Entry| -> &dyn AnyOp {
+        registry
+            .ops()
+            .iter()
+            .copied()
+            .find(|op| op.name() == entry.op)
+            .expect("every entry's op is an op")
+    };
+    let profiles_of = |op: &dyn AnyOp| -> Vec<Profile> {
+        let listed = selection.profiles.of(op);
+        match selection.profile {
+            Some(one) => listed.into_iter().filter(|&p| p == one).collect(),
+            None => listed,
+        }
+    };
     let entries: Vec<&Entry> = registry
         .entries()
         .filter(|e| selection.op.is_none_or(|op| e.op == op))
@@ -130,14 +146,20 @@ pub fn run_gate(
     if entries.is_empty() {
         return Err("no registered variant matches (see `cargo xtask list`)".into());
     }
+    if let Some(profile) = selection.profile
+        && entries.iter().all(|e| profiles_of(op_of(e)).is_empty())
+    {
+        return Err(format!(
+            "no selected op is checked on the profile `{profile}` (`cargo xtask list` shows which ops take it)"
+        ));
+    }
     let mut gate = Gate::default();
     for entry in entries {
-        let op: &dyn AnyOp = registry
-            .ops()
-            .iter()
-            .copied()
-            .find(|op| op.name() == entry.op)
-            .expect("every entry's op is an op");
+        let op = op_of(entry);
+        let profiles = profiles_of(op);
+        if profiles.is_empty() {
+            continue;
+        }
         let levels = match (selection.isa, entry.isa) {
             (Some(isa), IsaSupport::Dispatch) => vec![isa],
             (_, support) => support.levels(),
@@ -167,7 +189,7 @@ pub fn run_gate(
                 op: entry.op,
                 variant: entry.name,
                 isa: entry.isa.label(isa).to_owned(),
-                cases: sweep.len(),
+                cases: sweep.len() * profiles.len(),
                 max_abs_err: 0.0,
                 worst_ratio: 0.0,
                 failed: 0,
@@ -176,10 +198,13 @@ pub fn run_gate(
                 splits_failed: 0,
                 seconds: 0.0,
             };
-            for (i, shape) in sweep.iter().enumerate() {
+            let cases = profiles
+                .iter()
+                .flat_map(|&profile| sweep.iter().enumerate().map(move |(i, shape)| (profile, i, shape)));
+            for (profile, i, shape) in cases {
                 let seed = selection.seed + i as u64;
                 let check = op
-                    .check(entry, isa, shape, seed, selection.magnitude)
+                    .check(entry, isa, shape, seed, selection.magnitude, profile)
                     .map_err(|e| format!("{} {shape}: {e}", op.name()))?;
                 row.max_abs_err = sticky_max(row.max_abs_err, check.max_abs_err);
                 row.worst_ratio = sticky_max(row.worst_ratio, check.error_ratio());
@@ -205,7 +230,15 @@ pub fn run_gate(
                     gate.failures.push(format!(
                         "FAIL: split: a block computed alone differs from the whole call in {} block(s); first: {first}\n  replay: {}",
                         differing.len(),
-                        replay(op.name(), entry.name, isa, shape, seed, selection.magnitude)
+                        replay(
+                            op.name(),
+                            entry.name,
+                            isa,
+                            shape,
+                            seed,
+                            selection.magnitude,
+                            Profile::Uniform
+                        )
                     ));
                 }
             }

@@ -14,7 +14,7 @@ use tkbench_kernels::{Isa, Variant};
 use crate::check::metrics::sticky_max;
 use crate::check::tolerance::{F32_UNIT_ROUNDOFF, Rule, SUM_NOISE};
 use crate::model::threads::{By, Split, call_whole};
-use crate::ops::{Buffer, Draw, Op, Reference, output_len, shape_text};
+use crate::ops::{Buffer, Draw, Op, Profile, Reference, output_len, shape_text};
 
 /// The result of checking one variant at one level on one shape and seed.
 #[derive(Debug, Clone)]
@@ -31,8 +31,10 @@ pub struct Check {
     pub shape: String,
     /// The input seed.
     pub seed: u64,
-    /// The input magnitude: values are uniform in (−magnitude, magnitude).
+    /// The input magnitude: values are uniform in (−magnitude, magnitude) under the uniform profile.
     pub magnitude: f32,
+    /// How the inputs were drawn.
+    pub profile: Profile,
     /// max |out − ref| over the elements.
     pub max_abs_err: f64,
     /// The element with the largest error relative to its bound, its error, its bound, and the
@@ -106,9 +108,14 @@ impl Check {
 
     /// The command that replays exactly this check.
     pub fn replay(&self) -> String {
-        format!(
-            "cargo xtask opcheck --op {} --variant {} --isa {} --shape {} --seed {} --magnitude {}",
-            self.op, self.variant, self.isa, self.shape, self.seed, self.magnitude
+        replay(
+            self.op,
+            &self.variant,
+            self.isa,
+            &self.shape,
+            self.seed,
+            self.magnitude,
+            self.profile,
         )
     }
 }
@@ -122,7 +129,7 @@ impl fmt::Display for Check {
         };
         write!(
             f,
-            "{verdict}: {} {} at {} ({}), shape {}, seed {}, magnitude {}: max |err| {:.3e}, plain f32 {:.3e}",
+            "{verdict}: {} {} at {} ({}), shape {}, seed {}, magnitude {}, profile {}: max |err| {:.3e}, plain f32 {:.3e}",
             self.op,
             self.variant,
             self.isa,
@@ -130,6 +137,7 @@ impl fmt::Display for Check {
             self.shape,
             self.seed,
             self.magnitude,
+            self.profile,
             self.max_abs_err,
             self.plain_f32_err
         )?;
@@ -229,7 +237,7 @@ pub(crate) fn element_bounds<O: Op>(reference: &Reference) -> (Vec<f64>, f64) {
             n * u / (1.0 - n * u) * reference.magnitudes[i]
         }
         Rule::PlainF32 { k, ulps } => {
-            let noise = SUM_NOISE * (reference.terms as f64).sqrt() * u * scale;
+            let noise = SUM_NOISE * (reference.terms as f64).sqrt() * u * scale.max(reference.conditioning);
             k * plain_f32_err.max(noise) + ulps * u * scale
         }
     };
@@ -317,14 +325,50 @@ fn first_difference(a: &[f32], b: &[f32]) -> Option<String> {
     Some(format!("element {i}: {} then {}", a[i], b[i]))
 }
 
-/// Checks `variant` of `O` at `isa` on `shape` with inputs of `seed` and `magnitude`: the values
-/// against the reference, and the integrity checks of the module's summary.
+/// Checks `variant` of `O` at `isa` on `shape` with uniform inputs of `seed` and `magnitude`
+/// ([`check_profiled`]).
 pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, seed: u64, magnitude: f32) -> Check {
+    check_profiled::<O>(variant, isa, shape, seed, magnitude, Profile::Uniform)
+}
+
+/// The command that replays one case (the profile left out when uniform).
+pub fn replay(op: &str, variant: &str, isa: Isa, shape: &str, seed: u64, magnitude: f32, profile: Profile) -> String {
+    let profile = if profile == Profile::Uniform {
+        String::new()
+    } else {
+        format!(" --profile {profile}")
+    };
+    format!(
+        "cargo xtask opcheck --op {op} --variant {variant} --isa {isa} --shape {shape} --seed {seed} --magnitude {magnitude}{profile}"
+    )
+}
+
+/// Checks `variant` of `O` at `isa` on `shape` with inputs of `seed` and `magnitude` drawn as
+/// `profile` says: the values against the reference (exactly, for [`Profile::Exact`]), and the
+/// integrity checks of the module's summary.
+pub fn check_profiled<O: Op>(
+    variant: &Variant<O::Kernel>,
+    isa: Isa,
+    shape: &O::Shape,
+    seed: u64,
+    magnitude: f32,
+    profile: Profile,
+) -> Check {
     let kernel = variant.kernel;
-    let mut x = O::draw(shape, &Draw::new(seed, magnitude));
+    let draw = |seed: u64| O::draw(shape, &Draw::profiled(seed, magnitude, profile));
+    // On exact inputs every element has one right answer, which any float32 code computes.
+    let bounds_of = |reference: &Reference| {
+        let (bounds, plain) = element_bounds::<O>(reference);
+        if profile == Profile::Exact {
+            (vec![0.0; bounds.len()], plain)
+        } else {
+            (bounds, plain)
+        }
+    };
+    let mut x = draw(seed);
     let before: Vec<Vec<u32>> = O::buffers(&mut x).iter().map(|(_, b)| b.bits()).collect();
     let reference = O::reference(shape, &x);
-    let (bounds, plain_f32_err) = element_bounds::<O>(&reference);
+    let (bounds, plain_f32_err) = bounds_of(&reference);
     let mut integrity = Vec::new();
 
     let (out, guard_hit) = guarded_call::<O>(kernel, isa, shape, O::args(shape, &x), f32::NAN);
@@ -347,7 +391,7 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
     // the same values give in buffers of their own: a kernel that keys anything on an address fails.
     // The in-place call comes straight after the calls on the old values, so that a kernel that
     // remembers only its last call is caught.
-    let mut fresh = O::draw(shape, &Draw::new(seed ^ FRESH_SALT, magnitude));
+    let mut fresh = draw(seed ^ FRESH_SALT);
     for ((_, to), (_, from)) in O::buffers(&mut x).iter_mut().zip(O::buffers(&mut fresh).iter()) {
         to.copy_from(from);
     }
@@ -363,7 +407,7 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
     // (a result kept from another call is off by the size of the values), not accuracy, which is the
     // case's own check at its seed: the bounds are widened by FRESH_SLACK.
     let fresh_reference = O::reference(shape, &fresh);
-    let (fresh_bounds, _) = element_bounds::<O>(&fresh_reference);
+    let (fresh_bounds, _) = bounds_of(&fresh_reference);
     let slack: Vec<f64> = fresh_bounds.iter().map(|b| FRESH_SLACK * b).collect();
     let (_, fresh_worst, fresh_within) = compare(&fresh_out, &fresh_reference.f64, &slack);
     if !fresh_within && let Some(w) = fresh_worst {
@@ -372,7 +416,7 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
             w.index, w.out, w.reference, w.bound
         ));
     }
-    let mut original = O::draw(shape, &Draw::new(seed, magnitude));
+    let mut original = draw(seed);
     let mistrusted = trivial_pass(&[
         Drawn {
             reference: &reference.f64,
@@ -394,6 +438,7 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
         shape: shape_text::<O>(shape),
         seed,
         magnitude,
+        profile,
         max_abs_err,
         worst,
         plain_f32_err,
@@ -404,7 +449,7 @@ pub fn check<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, se
 }
 
 /// Checks the variant `entry` of `op` at `isa` on every shape of the op's sweep, shape i with inputs
-/// of `seed + i`.
+/// of `seed + i` (uniform).
 pub fn check_sweep(
     op: &dyn crate::ops::AnyOp,
     entry: &crate::registry::Entry,
@@ -416,7 +461,7 @@ pub fn check_sweep(
         .iter()
         .enumerate()
         .map(|(i, shape)| {
-            op.check(entry, isa, shape, seed + i as u64, magnitude)
+            op.check(entry, isa, shape, seed + i as u64, magnitude, Profile::Uniform)
                 .expect("sweep shapes are valid shapes of their op")
         })
         .collect()

@@ -20,7 +20,9 @@ pub enum Rule {
     /// a variant may be a few times less accurate than the obvious f32 code (a polynomial exp,
     /// another summation order). The rounding error of an n-term sum in one order is a random walk
     /// of about √n / 3 units of roundoff of the sum, so one plain sample can be many times below
-    /// what a sum in another order makes; e_plain is floored at half √n · u of the output's scale so
+    /// what a sum in another order makes; e_plain is floored at half √n · u of the output's scale, or
+    /// of the op's conditioning when that is larger ([`crate::ops::Reference::conditioning`]: a
+    /// large common offset or outlier channels make the sums' roundings larger than the output), so
     /// that the bound does not rest on that sample's luck. The ulps floor covers the remaining
     /// inputs on which the plain code happens to be nearly exact.
     PlainF32 {

@@ -8,7 +8,7 @@ use tkbench_kernels::attention::{self, AttentionDims, AttentionFn, KeyLayout};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -62,6 +62,7 @@ impl Op for Attention {
     const RULE: Rule = Rule::PlainF32 { k: 4.0, ulps: 16.0 };
     const RATIONALE: &'static str = "dot products, a softmax and a weighted sum, online or not (the FlashAttention rule): 4x the plain f32 error (at least the random walk of an (S + head_size)-term sum), floor 16 ulps";
     const UNIT: Unit = Unit::Flops;
+    const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers];
 
     type Kernel = AttentionFn;
     type Shape = AttentionDims;
@@ -101,13 +102,20 @@ impl Op for Attention {
 
     fn draw(s: &AttentionDims, draw: &Draw) -> AttentionInputs {
         let (c, keys) = (s.channels(), s.keys());
-        let k_rows: AlignedVec = draw.uniform("k", keys * c).into();
+        let k_rows: AlignedVec = draw.signal("k", keys * c, c).into();
         let k = match s.key_layout {
             KeyLayout::Rows => k_rows.clone(),
             KeyLayout::Blocks => keys_as(s, &k_rows).into(),
         };
         AttentionInputs {
-            q: draw.uniform("q", s.queries * c).into(),
+            // A common offset goes on the keys only: it moves every score of a query by the same
+            // amount, which the softmax inside must cancel.
+            q: if draw.profile() == Profile::Offset {
+                draw.uniform("q", s.queries * c)
+            } else {
+                draw.signal("q", s.queries * c, c)
+            }
+            .into(),
             k,
             k_rows,
             v: draw.uniform("v", keys * c).into(),
@@ -198,6 +206,7 @@ impl Op for Attention {
                 .into_iter()
                 .collect(),
             terms: s.keys() + s.head_size,
+            conditioning: conditioning(s, &q, &k, &v),
             ..Reference::default()
         }
     }
@@ -312,4 +321,25 @@ impl Op for Attention {
 fn both_layouts(shapes: Vec<AttentionDims>) -> Vec<AttentionDims> {
     let blocks: Vec<AttentionDims> = shapes.iter().map(|s| s.with_key_layout(KeyLayout::Blocks)).collect();
     shapes.into_iter().chain(blocks).collect()
+}
+
+/// The largest |score| any query gives a key it sees, times the largest |v|: a score's rounding,
+/// relative to the score, moves its weight by that much, which a common offset on the keys or outlier
+/// channels make large while the output stays a mean of the values.
+fn conditioning(s: &AttentionDims, q: &ArrayView2<f32>, k: &ArrayView2<f32>, v: &ArrayView2<f32>) -> f64 {
+    let hs = s.head_size;
+    let value = v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+    let mut score = 0.0f64;
+    for i in 0..s.queries {
+        for key in 0..=s.pos0 + i {
+            for h in 0..s.heads {
+                let channels = h * hs..(h + 1) * hs;
+                let dot: f64 = channels
+                    .map(|c| f64::from(q[[i, c]]) * f64::from(k[[key, c]]))
+                    .sum();
+                score = score.max((dot * f64::from(s.scale)).abs());
+            }
+        }
+    }
+    score * value
 }

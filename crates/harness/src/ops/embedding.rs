@@ -8,7 +8,7 @@ use tkbench_kernels::embedding::{self, EmbeddingDims, EmbeddingFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -43,6 +43,7 @@ impl Op for Embedding {
     const RATIONALE: &'static str =
         "each output is one f32 addition of two table entries, correctly rounded in every variant";
     const UNIT: Unit = Unit::Bytes;
+    const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Exact];
 
     type Kernel = EmbeddingFn;
     type Shape = EmbeddingDims;
@@ -89,8 +90,8 @@ impl Op for Embedding {
     fn draw(s: &EmbeddingDims, draw: &Draw) -> EmbeddingInputs {
         EmbeddingInputs {
             ids: draw.ids("ids", s.tokens, s.vocab),
-            wte: draw.uniform("wte", s.vocab * s.channels).into(),
-            wpe: draw.uniform("wpe", s.positions * s.channels).into(),
+            wte: draw.signal("wte", s.vocab * s.channels, s.channels).into(),
+            wpe: draw.signal("wpe", s.positions * s.channels, s.channels).into(),
         }
     }
 

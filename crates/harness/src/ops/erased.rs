@@ -3,8 +3,8 @@
 
 use tkbench_kernels::Isa;
 
-use super::{Op, parse_shape, shape_text, tile_shapes};
-use crate::check::opcheck::{Check, check, rows_alone};
+use super::{Op, Profile, parse_shape, shape_text, tile_shapes};
+use crate::check::opcheck::{Check, check_profiled, rows_alone};
 use crate::measure::bench::{BenchPlan, ShapeBench, bench_shape};
 use crate::measure::work::{Unit, Work};
 use crate::registry::{Entry, Registry};
@@ -44,8 +44,19 @@ pub trait AnyOp: Send + Sync {
     fn sweep(&self) -> Vec<String>;
     /// The bench shapes.
     fn bench_shapes(&self, quick: bool) -> Vec<String>;
-    /// Checks the variant `entry` (of this op) at `isa` on the shape `text`.
-    fn check(&self, entry: &Entry, isa: Isa, shape: &str, seed: u64, magnitude: f32) -> Result<Check, String>;
+    /// The input profiles it takes ([`Op::PROFILES`]).
+    fn profiles(&self) -> &'static [Profile];
+    /// Checks the variant `entry` (of this op) at `isa` on the shape `text`, inputs drawn as
+    /// `profile` says.
+    fn check(
+        &self,
+        entry: &Entry,
+        isa: Isa,
+        shape: &str,
+        seed: u64,
+        magnitude: f32,
+        profile: Profile,
+    ) -> Result<Check, String>;
     /// The shapes that meet the declared tiles of the variant `entry` at `isa` ([`tile_shapes`]).
     fn tile_sweep(&self, entry: &Entry, isa: Isa) -> Vec<String>;
     /// The shapes whose rows are checked alone against the whole call.
@@ -106,12 +117,27 @@ impl<O: Op> AnyOp for O {
         O::bench_shapes(quick).iter().map(shape_text::<O>).collect()
     }
 
-    fn check(&self, entry: &Entry, isa: Isa, shape: &str, seed: u64, magnitude: f32) -> Result<Check, String> {
+    fn profiles(&self) -> &'static [Profile] {
+        O::PROFILES
+    }
+
+    fn check(
+        &self,
+        entry: &Entry,
+        isa: Isa,
+        shape: &str,
+        seed: u64,
+        magnitude: f32,
+        profile: Profile,
+    ) -> Result<Check, String> {
         let shape = parse_shape::<O>(shape)?;
         let variant = entry
             .typed::<O>()
             .ok_or_else(|| format!("`{}` is not a variant of {}", entry.name, O::NAME))?;
-        Ok(check::<O>(variant, isa, &shape, seed, magnitude))
+        if !O::PROFILES.contains(&profile) {
+            return Err(format!("{} does not take the profile `{profile}`", O::NAME));
+        }
+        Ok(check_profiled::<O>(variant, isa, &shape, seed, magnitude, profile))
     }
 
     fn tile_sweep(&self, entry: &Entry, isa: Isa) -> Vec<String> {

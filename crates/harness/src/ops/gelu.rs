@@ -7,7 +7,7 @@ use tkbench_kernels::gelu::{self, GeluFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -36,6 +36,9 @@ impl Op for Gelu {
     const RATIONALE: &'static str =
         "elementwise, through exp instead of tanh in the SIMD form: 4x the plain f32 error, floor 16 ulps";
     const UNIT: Unit = Unit::Bytes;
+    // A large offset or outlier channels only move gelu onto x or 0, which a copy of the input or
+    // zeros would meet; the extreme profile alternates the two.
+    const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Extreme];
     const BLOCKS: bool = false;
 
     type Kernel = GeluFn;
@@ -67,7 +70,7 @@ impl Op for Gelu {
 
     fn draw(s: &GeluShape, draw: &Draw) -> GeluInputs {
         GeluInputs {
-            x: draw.uniform("x", s.n).into(),
+            x: draw.signal("x", s.n, 1).into(),
         }
     }
 

@@ -8,7 +8,7 @@ use tkbench_kernels::layernorm::{self, LayerNormDims, LayerNormFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -46,6 +46,7 @@ impl Op for LayerNorm {
     const RATIONALE: &'static str =
         "two C-term reductions and a normalisation: 4x the plain f32 error (at least the random walk of a C-term sum, √C/2 u), floor 16 ulps of the output scale";
     const UNIT: Unit = Unit::Bytes;
+    const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers, Profile::Extreme];
 
     type Kernel = LayerNormFn;
     type Shape = LayerNormDims;
@@ -79,7 +80,7 @@ impl Op for LayerNorm {
     /// x uniform, gains around 1 and shifts around 0, so that swapping them cannot hide.
     fn draw(s: &LayerNormDims, draw: &Draw) -> LayerNormInputs {
         LayerNormInputs {
-            x: draw.uniform("x", s.rows * s.channels).into(),
+            x: draw.signal("x", s.rows * s.channels, s.channels).into(),
             gamma: draw.values("gamma", s.channels, 1.0, 0.5).into(),
             beta: draw.values("beta", s.channels, 0.0, 0.5).into(),
         }
@@ -126,6 +127,7 @@ impl Op for LayerNorm {
             .collect(),
             f32: ops::layernorm(&xv, &gamma, &beta, s.eps).into_iter().collect(),
             terms: s.channels,
+            conditioning: conditioning(&xv, &gamma, s.eps),
             ..Reference::default()
         }
     }
@@ -193,4 +195,19 @@ impl Op for LayerNorm {
         };
         (shape, super::random_magnitude(pick, &[1.0, 30.0, 1e4]))
     }
+}
+
+/// The largest |x| / σ of a row times the largest |gamma|: how far the roundings of a row's sums
+/// (at the scale of |x|) are magnified in its output, which a large common offset or an outlier
+/// channel makes large.
+fn conditioning(x: &ArrayView2<f32>, gamma: &ArrayView1<f32>, eps: f32) -> f64 {
+    let gain = gamma.iter().fold(0.0f64, |m, &g| m.max(f64::from(g).abs()));
+    let worst_row = x.rows().into_iter().fold(0.0f64, |m, row| {
+        let n = row.len().max(1) as f64;
+        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let largest = row.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+        m.max(largest / (var + f64::from(eps)).sqrt())
+    });
+    worst_row * gain
 }

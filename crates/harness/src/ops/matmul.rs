@@ -8,7 +8,7 @@ use tkbench_kernels::matmul::{self, MatmulDims, MatmulFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -62,6 +62,7 @@ impl Op for Matmul {
     const RATIONALE: &'static str =
         "a K-term dot product plus a bias, in any order: the classical worst-case bound γ(K+1)·|A||B|";
     const UNIT: Unit = Unit::Flops;
+    const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers, Profile::Exact];
 
     type Kernel = MatmulFn;
     type Shape = MatmulShape;
@@ -94,10 +95,10 @@ impl Op for Matmul {
     fn draw(s: &MatmulShape, draw: &Draw) -> MatmulInputs {
         let MatmulDims { m, k, n, .. } = s.dims;
         MatmulInputs {
-            a: draw.uniform("a", m * k).into(),
-            b: draw.uniform("b", k * n).into(),
+            a: draw.signal("a", m * k, k).into(),
+            b: draw.signal("b", k * n, n).into(),
             bias: if s.bias {
-                draw.uniform("bias", n).into()
+                draw.signal("bias", n, n).into()
             } else {
                 AlignedVec::default()
             },
@@ -170,6 +171,7 @@ impl Op for Matmul {
             f32: ops::linear(&a, &b, bias32.as_ref()).into_iter().collect(),
             magnitudes: magnitudes.into_iter().collect(),
             terms: k + 1,
+            ..Reference::default()
         }
     }
 

@@ -73,6 +73,9 @@ pub trait Op: Send + Sync + 'static {
     /// Whether a cache-blocked variant means something for it: an elementwise op has no reuse to
     /// block for, and needs only scalar and simd variants.
     const BLOCKS: bool = true;
+    /// The input profiles that mean something for it (its draw passes them on through
+    /// [`Draw::signal`]); `Exact` only for an op whose float32 answer on small integers is exact.
+    const PROFILES: &'static [Profile] = &[Profile::Uniform];
 
     /// The entry-point type of its variants.
     type Kernel: Copy + Send + Sync + 'static;
@@ -274,23 +277,114 @@ pub struct Reference {
     /// with the bias) for [`Rule::DotProduct`], the reduction's length for [`Rule::PlainF32`] (0
     /// for an elementwise op).
     pub terms: usize,
+    /// For [`Rule::PlainF32`]: the scale, in output units, of the intermediate values whose rounding
+    /// reaches the output when it exceeds the output's own (an op's condition on its inputs: the
+    /// largest |x| / σ of a layernorm row times its gain, the largest attention score times the
+    /// largest value); 0 for an op whose output's scale is that of its sums.
+    pub conditioning: f64,
+}
+
+/// How a check's inputs are drawn beyond their magnitude m: each a named profile. An op takes the
+/// profiles that mean something for it ([`Op::PROFILES`]); `checks/profiles.yaml` names those the gate
+/// runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Uniform in (−m, m).
+    Uniform,
+    /// A large common offset, [`OFFSET`]·m plus uniform in (−m, m): |mean| ≫ std, which a one-pass
+    /// variance or a softmax without its max subtracted does not survive.
+    Offset,
+    /// Uniform in (−m, m) with a few channels [`OUTLIER`] times larger, as trained GPT-2's residual
+    /// stream has.
+    Outliers,
+    /// Rows alternately all negative, in (−2E, −E)·m, and past exp's overflow, in (E, 2E)·m, for
+    /// E = [`EXTREME`].
+    Extreme,
+    /// Non-zero integers in −4..=4, so that every product and every sum of a call is exact in
+    /// float32: the exact answer is representable, and any deviation from it is a bug (bound 0).
+    Exact,
+}
+
+/// The common offset of [`Profile::Offset`], in units of the magnitude.
+pub const OFFSET: f32 = 256.0;
+/// How much larger the outlier channels of [`Profile::Outliers`] are.
+pub const OUTLIER: f32 = 300.0;
+/// The scale of [`Profile::Extreme`]: beyond exp's overflow at about 88.7.
+pub const EXTREME: f32 = 100.0;
+
+impl Profile {
+    /// Every profile, in the order listings print them.
+    pub const ALL: [Profile; 5] = [
+        Profile::Uniform,
+        Profile::Offset,
+        Profile::Outliers,
+        Profile::Extreme,
+        Profile::Exact,
+    ];
+
+    /// Its name in manifests and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Uniform => "uniform",
+            Profile::Offset => "offset",
+            Profile::Outliers => "outliers",
+            Profile::Extreme => "extreme",
+            Profile::Exact => "exact",
+        }
+    }
+
+    /// The profile named `name`, or an error listing the profiles.
+    pub fn from_name(name: &str) -> Result<Profile, String> {
+        Profile::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
+            format!(
+                "no profile named `{name}`; profiles are {}",
+                Profile::ALL.map(Profile::name).join(", ")
+            )
+        })
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Seeded inputs: counter-based streams, one per named tensor, never all zeros.
 pub struct Draw {
     seed: u64,
     magnitude: f32,
+    profile: Profile,
 }
 
 impl Draw {
     /// Inputs for `seed` with values in (−magnitude, magnitude).
     pub fn new(seed: u64, magnitude: f32) -> Self {
-        Self { seed, magnitude }
+        Self::profiled(seed, magnitude, Profile::Uniform)
+    }
+
+    /// Inputs for `seed` whose signals ([`Draw::signal`]) follow `profile`.
+    pub fn profiled(seed: u64, magnitude: f32, profile: Profile) -> Self {
+        Self {
+            seed,
+            magnitude,
+            profile,
+        }
+    }
+
+    /// The profile of the signals.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    fn key(&self, name: &str) -> u64 {
+        self.seed ^ synthetic::fnv1a64(name.as_bytes())
     }
 
     /// `n` values of the stream `name`, uniform in (offset − width, offset + width).
     pub fn values(&self, name: &str, n: usize, offset: f32, width: f32) -> Vec<f32> {
-        let key = self.seed ^ synthetic::fnv1a64(name.as_bytes());
+        let key = self.key(name);
         (0..n as u64)
             .map(|i| offset + width * synthetic::symmetric_uniform(key, i) as f32)
             .collect()
@@ -301,9 +395,43 @@ impl Draw {
         self.values(name, n, 0.0, self.magnitude)
     }
 
+    /// `n` values of the stream `name` in rows of `width` channels, drawn as the profile says: the
+    /// inputs an op's definition exposes to the profiles.
+    pub fn signal(&self, name: &str, n: usize, width: usize) -> Vec<f32> {
+        let (key, m, width) = (self.key(name), self.magnitude, width.max(1));
+        let u = |i: usize| synthetic::symmetric_uniform(key, i as u64) as f32;
+        match self.profile {
+            Profile::Uniform => self.uniform(name, n),
+            Profile::Offset => self.values(name, n, OFFSET * m, m),
+            Profile::Outliers => {
+                // One channel in sixteen, and always the seed's own channel, so that a narrow row has
+                // one too.
+                let outlier_key = key ^ synthetic::fnv1a64(b"outliers");
+                let outlier = |c: usize| {
+                    c == self.seed as usize % width || synthetic::draw(outlier_key, c as u64).is_multiple_of(16)
+                };
+                (0..n)
+                    .map(|i| m * u(i) * if outlier(i % width) { OUTLIER } else { 1.0 })
+                    .collect()
+            }
+            Profile::Extreme => (0..n)
+                .map(|i| {
+                    let v = EXTREME * m * (1.5 + 0.5 * u(i));
+                    if (i / width).is_multiple_of(2) { -v } else { v }
+                })
+                .collect(),
+            Profile::Exact => (0..n)
+                .map(|i| {
+                    let d = synthetic::draw(key, i as u64) % 8;
+                    if d < 4 { d as f32 + 1.0 } else { 3.0 - d as f32 }
+                })
+                .collect(),
+        }
+    }
+
     /// `n` ids below `bound`.
     pub fn ids(&self, name: &str, n: usize, bound: usize) -> Vec<u32> {
-        let key = self.seed ^ synthetic::fnv1a64(name.as_bytes());
+        let key = self.key(name);
         (0..n as u64)
             .map(|i| (synthetic::draw(key, i) % bound as u64) as u32)
             .collect()

@@ -8,7 +8,7 @@ use tkbench_kernels::softmax::{self, SoftmaxDims, SoftmaxFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Reference, bench_token_counts, sweep_widths};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -31,6 +31,7 @@ impl Op for Softmax {
     const RATIONALE: &'static str =
         "a vector exp of a few ulps and an N-term sum in another order: 4x the plain f32 error (at least the random walk of an N-term sum, √N/2 u), floor 16 ulps";
     const UNIT: Unit = Unit::Bytes;
+    const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers, Profile::Extreme];
 
     type Kernel = SoftmaxFn;
     type Shape = SoftmaxDims;
@@ -60,7 +61,7 @@ impl Op for Softmax {
 
     fn draw(s: &SoftmaxDims, draw: &Draw) -> SoftmaxInputs {
         SoftmaxInputs {
-            x: draw.uniform("x", s.rows * s.cols).into(),
+            x: draw.signal("x", s.rows * s.cols, s.cols).into(),
         }
     }
 
