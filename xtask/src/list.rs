@@ -60,5 +60,9 @@ pub fn run(args: Args) -> Result<Outcome> {
         "\nThe input profiles each op takes (checks/profiles.yaml picks those the gate runs):\n{}",
         tkbench_harness::check::profiles::listing()
     );
+    println!("\nThe special-value cases of each op (`opcheck --op OP --special NAME` runs one):");
+    for op in registry.ops() {
+        println!("{:<10} {}", op.name(), op.special_names().join(", "));
+    }
     Ok(Outcome::Pass)
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask opcheck`: the op level of the gate for one op, variant, level or case: every selected
 //! kernel variant, at every selected ISA level, against the float64 reference op with the integrity
-//! checks, on the sweep and the split shapes or on one shape; failures print a replay command.
+//! checks, on the sweep, the split shapes and the special-value cases, or on one shape or one case;
+//! failures print a replay command.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,10 @@ pub struct Args {
     /// The manifest of each op's input profiles [default: checks/profiles.yaml].
     #[arg(long, value_name = "PATH")]
     profiles: Option<PathBuf>,
+    /// Only this special-value case (needs --op; `cargo xtask list` names each op's cases) instead of
+    /// the sweep, the split shapes and the other cases.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["shape", "profile"])]
+    special: Option<String>,
 }
 
 fn parse_profile(text: &str) -> Result<Profile, String> {
@@ -75,6 +80,12 @@ pub fn selection(
         }
         selection.seed = args.seed;
         selection.magnitude = args.magnitude;
+        if let Some(name) = &args.special {
+            if op.is_none() {
+                bail!("--special needs --op (each op has its own cases)")
+            }
+            selection.special = Some(name.clone());
+        }
         if let Some(text) = &args.shape {
             let Some(op) = op else {
                 bail!("--shape needs --op (shapes differ per op)")

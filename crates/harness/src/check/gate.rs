@@ -1,9 +1,10 @@
 //! The op-level gate: every selected variant at every level it runs at, on its op's sweep under each
 //! of its input profiles (the values and the integrity checks of
-//! [`crate::check::opcheck::check_profiled`]) and on its op's split shapes (each
-//! block of rows, columns or heads against the whole call, bit for bit), both joined by the shapes
-//! that meet the variant's declared tiles at that level; summarised per variant and level, with a
-//! replay command for every failing case.
+//! [`crate::check::opcheck::check_profiled`]), on its op's split shapes (each block of rows, columns
+//! or heads against the whole call, bit for bit), both joined by the shapes that meet the variant's
+//! declared tiles at that level, and on its op's special-value cases
+//! ([`crate::check::specials`]); summarised per variant and level, with a replay command for every
+//! failing case.
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use tkbench_kernels::{Isa, IsaSupport};
 use crate::check::metrics::sticky_max;
 use crate::check::opcheck::{Verdict, replay};
 use crate::check::profiles::Profiles;
+use crate::check::specials;
 use crate::ops::{AnyOp, Profile};
 use crate::registry::{Entry, Registry};
 
@@ -24,7 +26,8 @@ pub struct Selection {
     pub variant: Option<String>,
     /// Only this level, for variants that dispatch (the others run at their one level).
     pub isa: Option<Isa>,
-    /// One shape (canonical text of the selected op) instead of the sweep and the split shapes.
+    /// One shape (canonical text of the selected op) instead of the sweep, the split shapes and the
+    /// special-value cases.
     pub shape: Option<String>,
     /// The seed of the first case; case i of a list of shapes takes `seed + i`.
     pub seed: u64,
@@ -32,8 +35,10 @@ pub struct Selection {
     pub magnitude: f32,
     /// The input profiles of each op.
     pub profiles: Profiles,
-    /// Only this profile (ops that do not take it are left out).
+    /// Only this profile (ops that do not take it are left out, and no special-value case runs).
     pub profile: Option<Profile>,
+    /// Only this special-value case of the selected op, instead of the sweep and the split shapes.
+    pub special: Option<String>,
 }
 
 impl Default for Selection {
@@ -47,6 +52,7 @@ impl Default for Selection {
             magnitude: 1.0,
             profiles: Profiles::every(),
             profile: None,
+            special: None,
         }
     }
 }
@@ -77,6 +83,10 @@ pub struct GateRow {
     pub splits: usize,
     /// Split shapes with a block whose bits differ from the whole call's.
     pub splits_failed: usize,
+    /// Special-value cases run.
+    pub specials: usize,
+    /// Special-value cases with an output that breaks the contract.
+    pub specials_failed: usize,
     /// Wall time, in seconds.
     pub seconds: f64,
 }
@@ -84,16 +94,24 @@ pub struct GateRow {
 impl GateRow {
     /// Whether nothing failed.
     pub fn pass(&self) -> bool {
-        self.failed == 0 && self.splits_failed == 0
+        self.failed == 0 && self.splits_failed == 0 && self.specials_failed == 0
     }
 
     /// The row's verdict column: `pass`, or what failed.
     pub fn verdict(&self) -> String {
-        match (self.failed, self.splits_failed) {
-            (0, 0) => "pass".into(),
-            (v, 0) => format!("FAIL ({v} case(s))"),
-            (0, s) => format!("FAIL ({s} split(s))"),
-            (v, s) => format!("FAIL ({v} case(s), {s} split(s))"),
+        let parts: Vec<String> = [
+            (self.failed, "case(s)"),
+            (self.splits_failed, "split(s)"),
+            (self.specials_failed, "special(s)"),
+        ]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            "pass".into()
+        } else {
+            format!("FAIL ({})", parts.join(", "))
         }
     }
 }
@@ -132,6 +150,9 @@ pub fn run_gate(
             .expect("every entry's op is an op")
     };
     let profiles_of = |op: &dyn AnyOp| -> Vec<Profile> {
+        if selection.special.is_some() {
+            return Vec::new();
+        }
         let listed = selection.profiles.of(op);
         match selection.profile {
             Some(one) => listed.into_iter().filter(|&p| p == one).collect(),
@@ -157,7 +178,7 @@ pub fn run_gate(
     for entry in entries {
         let op = op_of(entry);
         let profiles = profiles_of(op);
-        if profiles.is_empty() {
+        if profiles.is_empty() && selection.special.is_none() {
             continue;
         }
         let levels = match (selection.isa, entry.isa) {
@@ -167,9 +188,10 @@ pub fn run_gate(
         for isa in levels {
             // The op's sweep and split shapes, and the shapes that meet this variant's tiles at
             // this level, which are split-checked too.
-            let (sweep, splits) = match &selection.shape {
-                Some(shape) => (vec![shape.clone()], vec![shape.clone()]),
-                None => {
+            let (sweep, splits) = match (&selection.shape, &selection.special) {
+                (_, Some(_)) => (Vec::new(), Vec::new()),
+                (Some(shape), None) => (vec![shape.clone()], vec![shape.clone()]),
+                (None, None) => {
                     let tiles = op.tile_sweep(entry, isa);
                     let mut sweep = op.sweep();
                     sweep.extend(tiles.iter().filter(|s| !sweep.contains(s)).cloned().collect::<Vec<_>>());
@@ -196,16 +218,32 @@ pub fn run_gate(
                 mistrusted: 0,
                 splits: splits.len(),
                 splits_failed: 0,
+                specials: 0,
+                specials_failed: 0,
                 seconds: 0.0,
             };
             let cases = profiles
                 .iter()
                 .flat_map(|&profile| sweep.iter().enumerate().map(move |(i, shape)| (profile, i, shape)));
+            let panicked = |what: &str, shape: &str, seed: u64, profile: Profile, message: String| {
+                format!(
+                    "FAIL: panic: {} {} at {isa}, {what}, shape {shape}, seed {seed}: the kernel panicked: {message}\n  replay: {}",
+                    op.name(),
+                    entry.name,
+                    replay(op.name(), entry.name, isa, shape, seed, selection.magnitude, profile)
+                )
+            };
             for (profile, i, shape) in cases {
                 let seed = selection.seed + i as u64;
-                let check = op
-                    .check(entry, isa, shape, seed, selection.magnitude, profile)
-                    .map_err(|e| format!("{} {shape}: {e}", op.name()))?;
+                let check = match unwound(|| op.check(entry, isa, shape, seed, selection.magnitude, profile)) {
+                    Ok(check) => check.map_err(|e| format!("{} {shape}: {e}", op.name()))?,
+                    Err(message) => {
+                        row.failed += 1;
+                        gate.failures
+                            .push(panicked("value case", shape, seed, profile, message));
+                        continue;
+                    }
+                };
                 row.max_abs_err = sticky_max(row.max_abs_err, check.max_abs_err);
                 row.worst_ratio = sticky_max(row.worst_ratio, check.error_ratio());
                 match check.verdict() {
@@ -222,9 +260,15 @@ pub fn run_gate(
             }
             for (i, shape) in splits.iter().enumerate() {
                 let seed = selection.seed + i as u64;
-                let differing = op
-                    .rows_alone(entry, isa, shape, seed)
-                    .map_err(|e| format!("{} {shape}: {e}", op.name()))?;
+                let differing = match unwound(|| op.rows_alone(entry, isa, shape, seed)) {
+                    Ok(differing) => differing.map_err(|e| format!("{} {shape}: {e}", op.name()))?,
+                    Err(message) => {
+                        row.splits_failed += 1;
+                        gate.failures
+                            .push(panicked("split shape", shape, seed, Profile::Uniform, message));
+                        continue;
+                    }
+                };
                 if let Some(first) = differing.first() {
                     row.splits_failed += 1;
                     gate.failures.push(format!(
@@ -242,6 +286,42 @@ pub fn run_gate(
                     ));
                 }
             }
+            // A replay of one shape or one profile runs those cases alone; otherwise every
+            // special-value case runs.
+            if selection.shape.is_none() && selection.profile.is_none() {
+                let only = selection.special.as_deref();
+                let names: Vec<&str> = op
+                    .special_names()
+                    .into_iter()
+                    .filter(|&n| only.is_none_or(|o| o == n))
+                    .collect();
+                if names.is_empty() {
+                    // Names the cases there are.
+                    op.check_specials(entry, isa, only)
+                        .map_err(|e| format!("--special: {e}"))?;
+                }
+                for name in names {
+                    row.specials += 1;
+                    match unwound(|| op.check_specials(entry, isa, Some(name))) {
+                        Ok(checks) => {
+                            let checks = checks.map_err(|e| format!("--special: {e}"))?;
+                            for special in checks.iter().filter(|s| !s.pass()) {
+                                row.specials_failed += 1;
+                                gate.failures.push(special.to_string());
+                            }
+                        }
+                        Err(message) => {
+                            row.specials_failed += 1;
+                            gate.failures.push(format!(
+                                "FAIL: panic: {} {} at {isa}, special-value case `{name}`: the kernel panicked: {message}\n  replay: {}",
+                                op.name(),
+                                entry.name,
+                                specials::replay(op.name(), entry.name, isa, name)
+                            ));
+                        }
+                    }
+                }
+            }
             row.seconds = start.elapsed().as_secs_f64();
             progress(&row);
             gate.rows.push(row);
@@ -250,18 +330,31 @@ pub fn run_gate(
     Ok(gate)
 }
 
+/// Runs `f`, turning a panic into its message: a kernel that panics on a valid call fails its case,
+/// and the gate goes on with the others. (A kernel that aborts the process or hangs stops it; such
+/// kernels belong in a child process.)
+fn unwound<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into())
+    })
+}
+
 /// The header line of the gate's table.
 pub fn render_header() -> String {
     format!(
-        "{:<10} {:<15} {:<8} {:>6} {:>11} {:>9} {:>10} {:>6}  verdict",
-        "op", "variant", "isa", "cases", "max |err|", "err/bound", "mistrusted", "splits"
+        "{:<10} {:<15} {:<8} {:>6} {:>11} {:>9} {:>10} {:>6} {:>8}  verdict",
+        "op", "variant", "isa", "cases", "max |err|", "err/bound", "mistrusted", "splits", "specials"
     )
 }
 
 /// One row of the gate's table.
 pub fn render_row(r: &GateRow) -> String {
     format!(
-        "{:<10} {:<15} {:<8} {:>6} {:>11.3e} {:>9.3} {:>10} {:>6}  {}",
+        "{:<10} {:<15} {:<8} {:>6} {:>11.3e} {:>9.3} {:>10} {:>6} {:>8}  {}",
         r.op,
         r.variant,
         r.isa,
@@ -270,6 +363,7 @@ pub fn render_row(r: &GateRow) -> String {
         r.worst_ratio,
         r.mistrusted,
         r.splits,
+        r.specials,
         r.verdict()
     )
 }

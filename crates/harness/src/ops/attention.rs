@@ -8,7 +8,7 @@ use tkbench_kernels::attention::{self, AttentionDims, AttentionFn, KeyLayout};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -282,6 +282,70 @@ impl Op for Attention {
         .into_iter()
         .map(|(pos0, heads, hs)| AttentionDims::new(9, pos0, heads, hs, gpt2_scale(hs)))
         .collect()
+    }
+
+    /// A short prefill after a cache, and a decode step over two key tiles (the last block of keys
+    /// short) with five heads (head groups of four, the last one short), each with keys in rows and
+    /// in blocks (whose slots past the keys hold NaN, which must reach no output). NaN only: an
+    /// infinite score of −inf is a mask, not a special value.
+    fn specials() -> Vec<Special<AttentionDims>> {
+        let mut cases = Vec::new();
+        for layout in [KeyLayout::Rows, KeyLayout::Blocks] {
+            let blocks = layout == KeyLayout::Blocks;
+            let name = |rows: &'static str, in_blocks: &'static str| if blocks { in_blocks } else { rows };
+            let case = |name, about, shape: AttentionDims, plants| Special {
+                name,
+                about,
+                shape: shape.with_key_layout(layout),
+                seed: 16,
+                plants,
+            };
+            // The same key value in the layout the call takes and in the rows the reference reads.
+            let key = |shape: &AttentionDims, j: usize, ch: usize| {
+                let laid = shape.with_key_layout(layout);
+                [
+                    Plant::new("k", laid.key_index(j, ch), f32::NAN),
+                    Plant::new("k_rows", j * shape.channels() + ch, f32::NAN),
+                ]
+            };
+            let (heads, hs) = (2, 20);
+            let prefill = AttentionDims::new(6, 3, heads, hs, gpt2_scale(hs));
+            let c = prefill.channels();
+            cases.push(case(
+                name("nan-in-q", "nan-in-q-key-blocks"),
+                "NaN in query 2's head 1 makes exactly that query's head-1 outputs NaN",
+                prefill,
+                vec![Plant::new("q", 2 * c + hs + 7, f32::NAN)],
+            ));
+            cases.push(case(
+                name("nan-in-k", "nan-in-k-key-blocks"),
+                "NaN in key 5's head 0 makes head 0 NaN for the queries that see key 5",
+                prefill,
+                key(&prefill, 5, 3).to_vec(),
+            ));
+            let (heads, hs) = (5, 32);
+            let decode = AttentionDims::new(1, 70, heads, hs, gpt2_scale(hs));
+            let c = decode.channels();
+            cases.push(case(
+                name("decode-nan-in-q", "decode-nan-in-q-key-blocks"),
+                "NaN in the query's head 3 makes exactly head 3 NaN",
+                decode,
+                vec![Plant::new("q", 3 * hs + 5, f32::NAN)],
+            ));
+            cases.push(case(
+                name("decode-nan-in-k", "decode-nan-in-k-key-blocks"),
+                "NaN in key 40's head 1 makes exactly head 1 NaN",
+                decode,
+                key(&decode, 40, hs + 31).to_vec(),
+            ));
+            cases.push(case(
+                name("decode-nan-in-v", "decode-nan-in-v-key-blocks"),
+                "NaN in value 66 makes exactly its channel NaN",
+                decode,
+                vec![Plant::new("v", 66 * c + 4 * hs + 9, f32::NAN)],
+            ));
+        }
+        cases
     }
 
     /// GPT-2 small's heads: a decode step after 512 tokens, prefills from 0.

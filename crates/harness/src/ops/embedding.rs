@@ -8,7 +8,9 @@ use tkbench_kernels::embedding::{self, EmbeddingDims, EmbeddingFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
+use super::{
+    Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
+};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -143,8 +145,8 @@ impl Op for Embedding {
         }
     }
 
-    /// Five tokens at every sweep width and at 768, no tokens, a decode step at the last position
-    /// of a vocabulary-sized table, and a block of tokens after a cache.
+    /// Five tokens at every sweep width and at 768, no tokens, tokens of no channels, a decode step
+    /// at the last position of a vocabulary-sized table, and a block of tokens after a cache.
     fn sweep() -> Vec<EmbeddingDims> {
         let dims = |tokens, channels, vocab, positions, pos0| EmbeddingDims {
             tokens,
@@ -158,7 +160,7 @@ impl Op for Embedding {
             .chain([768])
             .map(|c| dims(5, c, 50, 40, 0))
             .collect();
-        shapes.extend([dims(0, 8, 3, 4, 0), dims(1, 33, 50257, 40, 39), dims(37, 65, 97, 64, 7)]);
+        shapes.extend([dims(0, 8, 3, 4, 0), dims(4, 0, 3, 6, 1), dims(1, 33, 50257, 40, 39), dims(37, 65, 97, 64, 7)]);
         shapes
     }
 
@@ -175,6 +177,32 @@ impl Op for Embedding {
             "channels" => vec![dims(5, value, 12, 2)],
             _ => Vec::new(),
         }
+    }
+
+    /// A vocabulary of three, so that drawn ids repeat: each token row has NaN in its own channel,
+    /// and two positions hold NaN and +inf.
+    fn specials() -> Vec<Special<EmbeddingDims>> {
+        let c = 19;
+        let shape = EmbeddingDims {
+            tokens: 12,
+            channels: c,
+            vocab: 3,
+            positions: 16,
+            pos0: 2,
+        };
+        vec![Special {
+            name: "nan-and-inf",
+            about: "NaN or +inf in a table row reaches exactly the outputs that read it",
+            shape,
+            seed: 14,
+            plants: vec![
+                Plant::new("wte", 17, f32::NAN),
+                Plant::new("wte", c + 3, f32::NAN),
+                Plant::new("wte", 2 * c + 11, f32::NAN),
+                Plant::new("wpe", (2 + 4) * c + 5, f32::NAN),
+                Plant::new("wpe", (2 + 7) * c + 18, f32::INFINITY),
+            ],
+        }]
     }
 
     /// GPT-2 small's tables; a decode step at position 512, prefills from 0.

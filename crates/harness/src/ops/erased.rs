@@ -5,6 +5,7 @@ use tkbench_kernels::Isa;
 
 use super::{Op, Profile, parse_shape, shape_text, tile_shapes};
 use crate::check::opcheck::{Check, check_profiled, rows_alone};
+use crate::check::specials::{SpecialCheck, check_special};
 use crate::measure::bench::{BenchPlan, ShapeBench, bench_shape};
 use crate::measure::work::{Unit, Work};
 use crate::registry::{Entry, Registry};
@@ -64,6 +65,11 @@ pub trait AnyOp: Send + Sync {
     /// The blocks of `entry` at `isa` on the shape `text` that differ in bits from the whole call
     /// ([`rows_alone`]).
     fn rows_alone(&self, entry: &Entry, isa: Isa, shape: &str, seed: u64) -> Result<Vec<String>, String>;
+    /// The names of its special-value cases ([`Op::specials`]).
+    fn special_names(&self) -> Vec<&'static str>;
+    /// Runs its special-value cases (only the one named `only`, if given) on the variant `entry` at
+    /// `isa` ([`check_special`]).
+    fn check_specials(&self, entry: &Entry, isa: Isa, only: Option<&str>) -> Result<Vec<SpecialCheck>, String>;
     /// What the PyTorch peer runs for the shape `text`, or why it does not time it.
     fn peer(&self, shape: &str) -> Result<PeerCode, String>;
     /// A random small shape (as text) and input magnitude for the property tests, from `seed`.
@@ -154,6 +160,36 @@ impl<O: Op> AnyOp for O {
             .typed::<O>()
             .ok_or_else(|| format!("`{}` is not a variant of {}", entry.name, O::NAME))?;
         Ok(rows_alone::<O>(variant, isa, &shape, seed))
+    }
+
+    fn special_names(&self) -> Vec<&'static str> {
+        O::specials().iter().map(|s| s.name).collect()
+    }
+
+    fn check_specials(&self, entry: &Entry, isa: Isa, only: Option<&str>) -> Result<Vec<SpecialCheck>, String> {
+        let variant = entry
+            .typed::<O>()
+            .ok_or_else(|| format!("`{}` is not a variant of {}", entry.name, O::NAME))?;
+        let specials = O::specials();
+        if let Some(name) = only
+            && !specials.iter().any(|s| s.name == name)
+        {
+            let names: Vec<_> = specials.iter().map(|s| s.name).collect();
+            return Err(format!(
+                "{} has no special-value case `{name}`; its cases are {}",
+                O::NAME,
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+        Ok(specials
+            .iter()
+            .filter(|s| only.is_none_or(|name| s.name == name))
+            .map(|s| check_special::<O>(variant, isa, s))
+            .collect())
     }
 
     fn peer(&self, shape: &str) -> Result<PeerCode, String> {

@@ -7,7 +7,9 @@ use tkbench_kernels::gelu::{self, GeluFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
+use super::{
+    Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
+};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -117,6 +119,20 @@ impl Op for Gelu {
             "n" => vec![GeluShape { n }],
             _ => Vec::new(),
         }
+    }
+
+    /// The special inputs in the vector body and again in the tail at every level (37 = 2 · 16 + 5).
+    fn specials() -> Vec<Special<GeluShape>> {
+        let values = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 100.0, -100.0, 0.0, 20.0, -20.0];
+        let body = values.iter().enumerate().map(|(i, &v)| Plant::new("x", i, v));
+        let tail = values[..5].iter().enumerate().map(|(i, &v)| Plant::new("x", 32 + i, v));
+        vec![Special {
+            name: "specials",
+            about: "NaN → NaN, +inf → +inf, −inf → NaN (−inf · 0), large and zero inputs exact",
+            shape: GeluShape { n: 37 },
+            seed: 13,
+            plants: body.chain(tail).collect(),
+        }]
     }
 
     /// The MLP activations of each token count, [T, I].

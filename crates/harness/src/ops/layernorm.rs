@@ -8,7 +8,9 @@ use tkbench_kernels::layernorm::{self, LayerNormDims, LayerNormFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
+use super::{
+    Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
+};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -142,7 +144,8 @@ impl Op for LayerNorm {
         }
     }
 
-    /// Five rows of every sweep width and of 768, no rows, one element, and an odd block.
+    /// Five rows of every sweep width and of 768, no rows, rows of no channels, one element, and an
+    /// odd block.
     fn sweep() -> Vec<LayerNormDims> {
         let dims = |rows, channels| LayerNormDims {
             rows,
@@ -150,7 +153,7 @@ impl Op for LayerNorm {
             eps: EPS,
         };
         let mut shapes: Vec<LayerNormDims> = sweep_widths().into_iter().chain([768]).map(|c| dims(5, c)).collect();
-        shapes.extend([dims(0, 8), dims(1, 1), dims(9, 45)]);
+        shapes.extend([dims(0, 8), dims(3, 0), dims(1, 1), dims(9, 45)]);
         shapes
     }
 
@@ -160,6 +163,27 @@ impl Op for LayerNorm {
             "rows" => vec![LayerNormDims { rows: value, channels: 40, eps: EPS }],
             _ => Vec::new(),
         }
+    }
+
+    /// Rows of 45 channels (vector body and tail at every level).
+    fn specials() -> Vec<Special<LayerNormDims>> {
+        let (rows, channels) = (3, 45);
+        let shape = LayerNormDims { rows, channels, eps: EPS };
+        let case = |name, about, plants| Special {
+            name,
+            about,
+            shape,
+            seed: 12,
+            plants,
+        };
+        let in_row_1 = |value| vec![Plant::new("x", channels + channels - 1, value)];
+        vec![
+            case("nan", "NaN in row 1, in the tail, makes that row NaN", in_row_1(f32::NAN)),
+            case("inf", "+inf in row 1 makes that row NaN", in_row_1(f32::INFINITY)),
+            case("neg-inf", "−inf in row 1 makes that row NaN", in_row_1(f32::NEG_INFINITY)),
+            case("constant-row", "a constant row has no variance: its output is beta", Plant::fill("x", 0..channels, 3.25)),
+            case("nan-in-gamma", "NaN in gamma makes that channel NaN in every row", vec![Plant::new("gamma", 7, f32::NAN)]),
+        ]
     }
 
     /// One row per token of each token count, and four sequences of 1024 tokens: a batch-sized

@@ -8,7 +8,9 @@ use tkbench_kernels::matmul::{self, MatmulDims, MatmulFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
+use super::{
+    Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
+};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -232,6 +234,33 @@ impl Op for Matmul {
             }
         }
         shapes
+    }
+
+    /// A small call (widths with a vector tail at every level) and one deep enough for several
+    /// cache blocks of depth.
+    fn specials() -> Vec<Special<MatmulShape>> {
+        let (m, k, n) = (5, 33, 40);
+        let small = MatmulShape::new(m, k, n, true);
+        let case = |name, about, shape, plants| Special {
+            name,
+            about,
+            shape,
+            seed: 15,
+            plants,
+        };
+        let (dm, dk, dn) = (20, 700, 70);
+        vec![
+            case("nan-in-a", "NaN in row 3 of a makes row 3 NaN", small, vec![Plant::new("a", 3 * k + 31, f32::NAN)]),
+            case("inf-in-a", "+inf in row 3 of a makes row 3 infinite (signed by b)", small, vec![Plant::new("a", 3 * k + 2, f32::INFINITY)]),
+            case("nan-in-b", "NaN in column 39 of b makes column 39 NaN", small, vec![Plant::new("b", 20 * n + 39, f32::NAN)]),
+            case("inf-in-bias", "+inf in the bias makes its column +inf", small, vec![Plant::new("bias", 37, f32::INFINITY)]),
+            case(
+                "deep",
+                "NaN deep in a row of a and in the last column of b, past the first depth block",
+                MatmulShape::new(dm, dk, dn, false),
+                vec![Plant::new("a", 7 * dk + 690, f32::NAN), Plant::new("b", 600 * dn + dn - 1, f32::NAN)],
+            ),
+        ]
     }
 
     /// The qkv projection at each token count, 768³, one row of the LM head, and the MLP's first

@@ -145,6 +145,11 @@ pub trait Op: Send + Sync + 'static {
             .filter(|shape| (2..=64).contains(&Self::output(shape).0))
             .collect()
     }
+    /// The cases of its NaN and infinity contract (stated in its kernels folder's `mod.rs`): special
+    /// values planted where the contract says what reaches which output.
+    fn specials() -> Vec<Special<Self::Shape>> {
+        Vec::new()
+    }
     /// The shapes the benches time (fewer when `quick`).
     fn bench_shapes(quick: bool) -> Vec<Self::Shape>;
     /// The PyTorch code that does the same call, or why the peer does not time this shape.
@@ -229,6 +234,47 @@ pub fn parse_shape<O: Op>(text: &str) -> Result<O::Shape, String> {
     O::shape(&values)
 }
 
+/// A case of an op's special-value contract: the inputs of `shape` drawn uniform in (−1, 1) from
+/// `seed`, then `plants` written over them. What the contract asks of each output follows from the
+/// float64 reference on those inputs ([`crate::check::opcheck::check_special`]): NaN where it is
+/// NaN, the same infinity where it is infinite, and finite everywhere else.
+#[derive(Debug, Clone)]
+pub struct Special<S> {
+    /// Its name, unique within the op: what `--special` takes.
+    pub name: &'static str,
+    /// What it plants and what the contract then says, for messages.
+    pub about: &'static str,
+    /// The call's shape.
+    pub shape: S,
+    /// The seed of the drawn inputs.
+    pub seed: u64,
+    /// The values written over the drawn inputs.
+    pub plants: Vec<Plant>,
+}
+
+/// One value written into one input of a [`Special`] case.
+#[derive(Debug, Clone, Copy)]
+pub struct Plant {
+    /// The input's name, as [`Op::buffers`] gives it.
+    pub input: &'static str,
+    /// The flat index in that buffer.
+    pub at: usize,
+    /// The value written.
+    pub value: f32,
+}
+
+impl Plant {
+    /// `value` at `at` of `input`.
+    pub fn new(input: &'static str, at: usize, value: f32) -> Self {
+        Self { input, at, value }
+    }
+
+    /// `value` at every index of `range` of `input`.
+    pub fn fill(input: &'static str, range: Range<usize>, value: f32) -> Vec<Plant> {
+        range.map(|at| Plant::new(input, at, value)).collect()
+    }
+}
+
 /// One input buffer of a call, writable.
 pub enum Buffer<'a> {
     /// Floats.
@@ -251,6 +297,17 @@ impl Buffer<'_> {
         match self {
             Buffer::F32(x) => Some(x),
             Buffer::Ids(_) => None,
+        }
+    }
+
+    /// Writes `value` at `at`; false (and nothing written) if the buffer holds ids or is shorter.
+    pub fn plant(&mut self, at: usize, value: f32) -> bool {
+        match self {
+            Buffer::F32(x) if at < x.len() => {
+                x[at] = value;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -8,7 +8,9 @@ use tkbench_kernels::softmax::{self, SoftmaxDims, SoftmaxFn};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Profile, Reference, bench_token_counts, sweep_widths};
+use super::{
+    Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
+};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
@@ -122,6 +124,38 @@ impl Op for Softmax {
             "rows" => vec![SoftmaxDims { rows: value, cols: 9 }],
             _ => Vec::new(),
         }
+    }
+
+    /// Rows of 37 (vector body and tail at every level) and of 1029 (several chunks of the online
+    /// form, and a tail).
+    fn specials() -> Vec<Special<SoftmaxDims>> {
+        let (rows, cols) = (3, 37);
+        let at = |r: usize, c: usize| r * cols + c;
+        let case = |name, about, shape, plants| Special {
+            name,
+            about,
+            shape,
+            seed: 11,
+            plants,
+        };
+        let short = SoftmaxDims { rows, cols };
+        let mut among_masked = Plant::fill("x", at(1, 0)..at(2, 0), f32::NEG_INFINITY);
+        among_masked.extend([Plant::new("x", at(1, 0), f32::NAN), Plant::new("x", at(1, cols - 1), 1.0)]);
+        let mut masked: Vec<Plant> = (0..cols).step_by(3).map(|c| Plant::new("x", at(0, c), f32::NEG_INFINITY)).collect();
+        masked.extend(Plant::fill("x", at(2, 0)..at(3, 0), f32::NEG_INFINITY));
+        let long = SoftmaxDims { rows: 2, cols: 1029 };
+        vec![
+            case("nan", "NaN in row 1 makes that row NaN, the others finite", short, vec![Plant::new("x", at(1, 5), f32::NAN)]),
+            case("inf", "+inf in row 1, in the tail, makes that row NaN", short, vec![Plant::new("x", at(1, cols - 1), f32::INFINITY)]),
+            case("nan-among-masked", "NaN in a row of −inf (a lane whose maximum skips it) makes the row NaN", short, among_masked),
+            case("masked", "−inf entries get exactly 0, a row of only −inf is NaN", short, masked),
+            case(
+                "long-row",
+                "NaN at the end of a long row and −inf deep in another",
+                long,
+                vec![Plant::new("x", 1028, f32::NAN), Plant::new("x", 1029 + 700, f32::NEG_INFINITY)],
+            ),
+        ]
     }
 
     /// Attention score rows (NH · T rows of T) and vocabulary rows (one, and a batch of 64).
