@@ -1,7 +1,8 @@
 //! One deliberately wrong variant for each class of bug the gate is built to reach through its shapes
 //! and levels (the classes of `gate_rejects.rs`, `profile_rejects.rs`, `special_values.rs` and
-//! `verify_rejects.rs` aside): keys in blocks, a decode step at a key-tile edge, a chunked prefill
-//! after a cache, a cache-block edge of depth, and a bug at one ISA level only. Each is registered
+//! `verify_rejects.rs` aside): keys in blocks, bits that depend on the keys' layout, a decode step at
+//! a key-tile edge, a chunked prefill after a cache, a cache-block edge of depth, and a bug at one
+//! ISA level only. Each is registered
 //! only here, run through the gate `cargo xtask verify` runs, and must fail naming its op and case
 //! with a replay command; those whose bug sits at a declared tile are first shown to pass without it.
 
@@ -89,6 +90,31 @@ fn a_bug_in_keys_held_in_blocks_is_rejected() {
     assert!(
         failures.iter().all(|f| f.contains("key_blocks=1")),
         "a failure with keys in rows: {failures:#?}"
+    );
+}
+
+/// An attention whose outputs with keys in blocks are an ulp off those with keys in rows: within
+/// every bound, but the model, whose cache holds keys in blocks, would no longer match the checks.
+fn attention_layout_ulp(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
+    tkbench_kernels::attention::scalar::attention(d, q, k, v, out, isa);
+    if d.key_layout == KeyLayout::Blocks {
+        for o in out.iter_mut() {
+            *o = f32::from_bits(o.to_bits() ^ 1);
+        }
+    }
+}
+
+#[test]
+fn bits_that_depend_on_the_key_layout_are_rejected_by_the_split_check() {
+    let failures = rejected::<Attention>(
+        variant::<Attention>("layout-ulp", IsaSupport::Plain, &[], attention_layout_ulp),
+        "key_blocks",
+    );
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.starts_with("FAIL: split:") && f.contains("in the other layout")),
+        "{failures:#?}"
     );
 }
 

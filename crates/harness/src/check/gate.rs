@@ -1,7 +1,7 @@
 //! The op-level gate: every selected variant at every level it runs at, on its op's sweep under each
 //! of its input profiles (the values and the integrity checks of
 //! [`crate::check::opcheck::check_profiled`]), on its op's split shapes (each block of rows, columns
-//! or heads against the whole call, bit for bit), both joined by the shapes that meet the variant's
+//! or heads, and the inputs in another layout, against the whole call, bit for bit), both joined by the shapes that meet the variant's
 //! declared tiles at that level, and on its op's special-value cases
 //! ([`crate::check::specials`]); summarised per variant and level, with a replay command for every
 //! failing case.
@@ -272,7 +272,7 @@ pub fn run_gate(
                 if let Some(first) = differing.first() {
                     row.splits_failed += 1;
                     gate.failures.push(format!(
-                        "FAIL: split: a block computed alone differs from the whole call in {} block(s); first: {first}\n  replay: {}",
+                        "FAIL: split: {} call(s) differ in bits from the whole call (blocks alone, or the inputs in another layout); first: {first}\n  replay: {}",
                         differing.len(),
                         replay(
                             op.name(),

@@ -520,8 +520,9 @@ pub fn blocks_against_whole<O: Op>(
     failures
 }
 
-/// Every output row of `shape` alone against the whole call, and the blocks threads split it into
-/// for 2 to 5 threads ([`Op::split`]): the promise the kernel-driven model's bit-identity rests on.
+/// Every output row of `shape` alone against the whole call, the blocks threads split it into for 2
+/// to 5 threads ([`Op::split`]), and the same call with its inputs in the other layout
+/// ([`Op::twin`]): the promises the kernel-driven model's bit-identity rests on.
 pub fn rows_alone<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, seed: u64) -> Vec<String> {
     let (rows, width) = O::output(shape);
     let mut splits = vec![Split {
@@ -530,5 +531,29 @@ pub fn rows_alone<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shap
         width,
     }];
     splits.extend((2..=5).map(|threads| O::split(shape, threads)));
-    blocks_against_whole::<O>(variant, isa, shape, seed, &splits)
+    let mut failures = blocks_against_whole::<O>(variant, isa, shape, seed, &splits);
+    failures.extend(twin_differs::<O>(variant, isa, shape, seed));
+    failures
+}
+
+/// The first element whose bits differ between the call on `shape` and on its twin layout
+/// ([`Op::twin`]) with the same values (inputs of `seed`), described; `None` when they agree or the
+/// shape has no twin.
+fn twin_differs<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape, seed: u64) -> Option<String> {
+    let twin = O::twin(shape)?;
+    let whole = |shape: &O::Shape| {
+        let x = O::draw(shape, &Draw::new(seed, 1.0));
+        let mut out = vec![f32::NAN; output_len::<O>(shape)];
+        call_whole::<O>(variant.kernel, isa, shape, O::args(shape, &x), &mut out);
+        out
+    };
+    let difference = first_difference(&whole(shape), &whole(&twin))?;
+    Some(format!(
+        "{} {} at {}: shape {} against {}, seed {seed}: the same values in the other layout give other bits, at {difference}",
+        O::NAME,
+        variant.name,
+        isa.name(),
+        shape_text::<O>(shape),
+        shape_text::<O>(&twin)
+    ))
 }

@@ -269,7 +269,7 @@ impl Op for Attention {
     }
 
     /// Query groups, key tiles and transposed-pack runs cut at odd places; five heads, since a
-    /// one-query call takes heads in groups of four, the last one short.
+    /// one-query call takes heads in groups of four, the last one short; and two decode steps.
     fn split_shapes() -> Vec<AttentionDims> {
         [
             (0, 2, 8),
@@ -281,7 +281,15 @@ impl Op for Attention {
         ]
         .into_iter()
         .map(|(pos0, heads, hs)| AttentionDims::new(9, pos0, heads, hs, gpt2_scale(hs)))
+        // Decode steps, split by heads.
+        .chain([AttentionDims::new(1, 70, 5, 32, gpt2_scale(32)), AttentionDims::new(1, 16, 3, 24, gpt2_scale(24))])
         .collect()
+    }
+
+    /// Keys in blocks for keys in rows: the KV cache holds them so, and the model's bits must not
+    /// depend on it.
+    fn twin(s: &AttentionDims) -> Option<AttentionDims> {
+        (s.key_layout == KeyLayout::Rows).then(|| s.with_key_layout(KeyLayout::Blocks))
     }
 
     /// A short prefill after a cache, and a decode step over two key tiles (the last block of keys

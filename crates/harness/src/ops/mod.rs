@@ -145,6 +145,11 @@ pub trait Op: Send + Sync + 'static {
             .filter(|shape| (2..=64).contains(&Self::output(shape).0))
             .collect()
     }
+    /// The same call with its inputs laid out otherwise, which must give the same bits (attention's
+    /// keys in blocks for keys in rows); `None` for a shape or an op with one layout.
+    fn twin(_shape: &Self::Shape) -> Option<Self::Shape> {
+        None
+    }
     /// The cases of its NaN and infinity contract (stated in its kernels folder's `mod.rs`): special
     /// values planted where the contract says what reaches which output.
     fn specials() -> Vec<Special<Self::Shape>> {
