@@ -20,7 +20,7 @@ use tkbench_harness::measure::svg;
 use tkbench_harness::model::{model_peer, model_work};
 use tkbench_harness::ops::{OPS, op_named};
 use tkbench_harness::registry::{KernelSet, Registry};
-use tkbench_kernels::Isa;
+use tkbench_kernels::{Isa, IsaSupport};
 use tkbench_reference::Config;
 
 use crate::Outcome;
@@ -57,9 +57,34 @@ type Verdicts = HashMap<(String, String), bool>;
 /// (kind, op, shape, threads) → PyTorch's median time and its interval.
 type PeerTimes = HashMap<(String, String, String, usize), Peer>;
 
-/// Model-level verdicts of every kernel set, and the summary for the report.
-fn model_verdicts(threads: usize) -> Result<(Verdicts, VerifySummary)> {
-    let subjects = plan(&Registry::builtin(), &Filter::default());
+/// The verdicts' key of one variant of `op` at a level: it passed when every set that held it there
+/// passed.
+fn variant_key(op: &str, variant: &str, isa: &str) -> (String, String) {
+    (format!("{op}={variant}"), isa.to_owned())
+}
+
+/// Records one model-level row: the verdict of its kernel set at its level, and of each variant in
+/// the set at the level it ran, under the key the op rows look up ([`variant_key`]).
+fn record(verdicts: &mut Verdicts, registry: &Registry, kernels: &str, isa: &str, pass: bool) {
+    *verdicts.entry((kernels.to_owned(), isa.to_owned())).or_insert(true) &= pass;
+    // The reference rows name no kernel set.
+    let Ok(set) = KernelSet::parse(registry, kernels) else {
+        return;
+    };
+    for e in set.entries() {
+        let label = if e.isa == IsaSupport::Dispatch {
+            isa
+        } else {
+            e.isa.label(Isa::Scalar)
+        };
+        *verdicts.entry(variant_key(e.op, e.name, label)).or_insert(true) &= pass;
+    }
+}
+
+/// Model-level verdicts of every kernel set, and of every variant within the sets, and the summary
+/// for the report.
+fn model_verdicts(registry: &Registry, threads: usize) -> Result<(Verdicts, VerifySummary)> {
+    let subjects = plan(registry, &Filter::default());
     let mut verdicts = Verdicts::new();
     let mut summary = VerifySummary {
         rows: 0,
@@ -82,8 +107,7 @@ fn model_verdicts(threads: usize) -> Result<(Verdicts, VerifySummary)> {
             if !row.pass {
                 summary.failed.push(format!("{} {} {}", row.case, row.kernels, row.isa));
             }
-            let entry = verdicts.entry((row.kernels.clone(), row.isa.clone())).or_insert(true);
-            *entry &= row.pass;
+            record(&mut verdicts, registry, &row.kernels, &row.isa, row.pass);
         }
     }
     Ok((verdicts, summary))
@@ -294,14 +318,13 @@ fn build_rows(
                 continue;
             };
             let isa_label = isa.clone().unwrap_or_else(|| v.isa.label(Isa::Scalar).to_owned());
-            let spec = KernelSet::scalar(registry).with(v).spec();
             (
                 Kind::Op,
                 op.name().to_owned(),
                 shape.to_owned(),
                 w,
                 None,
-                (spec, isa_label),
+                variant_key(op.name(), v.name, &isa_label),
             )
         };
         let isa_label = verdict_key.1.clone();
@@ -360,8 +383,8 @@ pub fn run(args: Args) -> Result<Outcome> {
     let threads = machine.logical_cpus;
 
     eprintln!("bench [1/4] verify: every kernel set against the golden cases, and the op-level sweep");
-    let (verdicts, verify) = model_verdicts(threads)?;
     let registry = Registry::builtin();
+    let (verdicts, verify) = model_verdicts(&registry, threads)?;
     let gate = run_gate(&registry, &Selection::default(), |_| {}).map_err(anyhow::Error::msg)?;
     for failure in &gate.failures {
         eprintln!("  {failure}");
@@ -498,7 +521,46 @@ pub fn run(args: Args) -> Result<Outcome> {
 
 #[cfg(test)]
 mod tests {
+    use tkbench_harness::check::verify::Subject;
+
     use super::*;
+
+    #[test]
+    fn every_variant_at_every_level_gets_a_model_level_verdict() {
+        // What the bench's op rows look up must be what verifying the plan records: a variant
+        // left out of every planned set would be benched as unverified.
+        let registry = Registry::builtin();
+        let mut verdicts = Verdicts::new();
+        for subject in plan(&registry, &Filter::default()) {
+            if let Subject::Kernels(set, isa) = subject {
+                let label = if set.dispatches() { isa.name() } else { "none" };
+                record(&mut verdicts, &registry, &set.spec(), label, true);
+            }
+        }
+        for e in registry.entries() {
+            let labels: Vec<&str> = match e.isa {
+                IsaSupport::Dispatch => Isa::available().into_iter().map(Isa::name).collect(),
+                other => vec![other.label(Isa::Scalar)],
+            };
+            for label in labels {
+                assert_eq!(
+                    verdicts.get(&variant_key(e.op, e.name, label)),
+                    Some(&true),
+                    "{}={} at {label}",
+                    e.op,
+                    e.name
+                );
+            }
+        }
+        // One failing set fails every variant in it.
+        record(&mut verdicts, &registry, "fastest", "avx2", false);
+        let fastest = KernelSet::fastest(&registry);
+        let softmax = fastest.get("softmax");
+        assert_eq!(
+            verdicts.get(&variant_key("softmax", softmax.name, "avx2")),
+            Some(&false)
+        );
+    }
 
     #[test]
     fn function_ids_split_into_variant_isa_and_threads() {
