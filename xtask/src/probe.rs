@@ -2,7 +2,7 @@
 //! bandwidth, on one thread and on all), the numbers every report's roofline uses.
 
 use anyhow::Result;
-use tkbench_harness::measure::probe::{machine, measure_limits};
+use tkbench_harness::measure::probe::{WORKING_SET_FRACTION, machine, measure_limits};
 
 use crate::Outcome;
 
@@ -12,6 +12,9 @@ pub struct Args {
     /// Shorter measurements.
     #[arg(long)]
     quick: bool,
+    /// Also print the one-thread bandwidth curve the caches are found from.
+    #[arg(long)]
+    curve: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -56,7 +59,21 @@ pub fn run(args: Args) -> Result<Outcome> {
         .iter()
         .map(|c| format!("L{} {} {} KiB", c.level, c.kind, c.bytes / 1024))
         .collect();
-    println!("caches    {}", caches.join(", "));
+    println!("caches    {} (what the CPU reports)", caches.join(", "));
+    let found: Vec<String> = limits
+        .caches
+        .iter()
+        .map(|c| format!("L{} {} KiB at {:.0} GB/s", c.level, c.bytes / 1024, c.gb_per_s))
+        .collect();
+    println!(
+        "found     {} (where one thread's bandwidth falls; the triads below fill {:.0} % of these)",
+        if found.is_empty() {
+            "no cache".to_owned()
+        } else {
+            found.join(", ")
+        },
+        100.0 * WORKING_SET_FRACTION
+    );
     if !machine.transparent_huge_pages.is_empty() {
         println!("thp       {}", machine.transparent_huge_pages);
     }
@@ -81,6 +98,15 @@ pub fn run(args: Args) -> Result<Outcome> {
             b.working_set_bytes / 1024,
             if b.huge_pages { ", huge pages" } else { "" }
         );
+    }
+    if args.curve {
+        for p in &limits.curve {
+            println!(
+                "curve     {:>10} KiB: {:>8.1} GB/s",
+                p.working_set_bytes / 1024,
+                p.gb_per_s
+            );
+        }
     }
     Ok(Outcome::Pass)
 }

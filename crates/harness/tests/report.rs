@@ -1,7 +1,7 @@
 //! Reports: a saved report loads back equal; an unknown schema, a corrupt file or a missing field is
 //! a clear error naming the file; failed rows are shown, never hidden; the plots are well-formed SVG.
 
-use tkbench_harness::measure::probe::{Bandwidth, FmaPeak, Limits, machine};
+use tkbench_harness::measure::probe::{Bandwidth, CurvePoint, FmaPeak, Limits, machine};
 use tkbench_harness::measure::report::{
     self, Kind, Level, Limit, Mode, PeerInfo, Report, Roofline, Row, Time, Verdict, VerifySummary, render_markdown,
 };
@@ -61,6 +61,8 @@ fn sample() -> Report {
                     huge_pages: true,
                 },
             ],
+            curve: vec![],
+            caches: vec![],
         },
         verify: VerifySummary {
             rows: 3,
@@ -202,4 +204,36 @@ fn plots_are_well_formed_svg() {
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
     }
     assert!(throughput_svg(&report).contains("<polyline"));
+}
+
+#[test]
+fn one_thread_bounds_read_the_curve_at_the_rows_own_working_set() {
+    let mut limits = sample().limits;
+    limits.curve = vec![
+        CurvePoint {
+            working_set_bytes: 100_000,
+            gb_per_s: 900.0,
+        },
+        CurvePoint {
+            working_set_bytes: 1_000_000,
+            gb_per_s: 100.0,
+        },
+    ];
+    let bytes = 100_000.0 * 10f64.sqrt();
+    let work = Work { flops: 0.0, bytes };
+    // One thread: the curve's 300 GB/s (log-interpolated) at the row's bytes, not the l2 triad's 200.
+    let one = report::roofline(&limits, work, 1);
+    assert_eq!(one.limit, Limit::L2);
+    assert!((one.bound_ns - bytes / 300.0).abs() < 1e-6, "{one:?}");
+    // Beyond the caches the bound is DRAM's triad (the better of its pages), not the curve's end.
+    let far = Work { flops: 0.0, bytes: 1e9 };
+    assert_eq!(report::roofline(&limits, far, 1).bound_ns, 1e9 / 38.0);
+    // Without a curve (reports before it), the level's triad.
+    limits.curve.clear();
+    assert_eq!(report::roofline(&limits, work, 1).bound_ns, bytes / 200.0);
+    let big = Work {
+        flops: 0.0,
+        bytes: 1_200_000.0,
+    };
+    assert_eq!(report::roofline(&limits, big, 1).limit, Limit::Dram);
 }

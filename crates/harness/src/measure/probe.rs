@@ -92,6 +92,33 @@ pub struct Bandwidth {
     pub huge_pages: bool,
 }
 
+/// One point of the probe's bandwidth curve: a one-thread triad on one working set.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct CurvePoint {
+    /// Bytes of the triad's three arrays.
+    pub working_set_bytes: u64,
+    /// Billions of bytes per second, as in [`Bandwidth`].
+    pub gb_per_s: f64,
+}
+
+/// A cache level as the probe finds it: where the one-thread bandwidth curve falls from it to the
+/// next level.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct MeasuredCache {
+    /// 1, 2, 3.
+    pub level: u32,
+    /// The working set (one thread's, in bytes) at which the bandwidth has fallen halfway (on a log
+    /// scale) through its fall to the next level: the capacity one thread sees. For a cache that
+    /// its cores share, it is the whole cache's; for one exclusive of the level below, it includes
+    /// that.
+    pub bytes: u64,
+    /// The size the CPU reports for this level, when it reports one.
+    #[serde(default)]
+    pub reported_bytes: Option<u64>,
+    /// The one-thread bandwidth an octave below the capacity.
+    pub gb_per_s: f64,
+}
+
 /// The measured limits of the machine.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Limits {
@@ -99,6 +126,12 @@ pub struct Limits {
     pub fma: Vec<FmaPeak>,
     /// Bandwidths per working set and thread count.
     pub bandwidth: Vec<Bandwidth>,
+    /// The one-thread bandwidth curve the caches were found from, by growing working set.
+    #[serde(default)]
+    pub curve: Vec<CurvePoint>,
+    /// The cache levels found on the curve; the level triads in `bandwidth` fill a share of these.
+    #[serde(default)]
+    pub caches: Vec<MeasuredCache>,
 }
 
 impl Limits {
@@ -109,6 +142,25 @@ impl Limits {
             .filter(|p| p.threads == threads)
             .map(|p| p.gflops)
             .fold(0.0, f64::max)
+    }
+
+    /// The one-thread bandwidth at a working set of `bytes`, read off the probe's curve: the highest
+    /// bandwidth measured at this working set or any larger one (a larger working set never runs
+    /// faster, so a lower reading is noise), interpolated on log scales between points and held
+    /// flat past the ends. `None` for limits without a curve.
+    pub fn curve_gb_per_s(&self, bytes: f64) -> Option<f64> {
+        let envelope = envelope(&self.curve);
+        let (first, last) = (envelope.first()?, envelope.last()?);
+        if bytes <= first.0 {
+            return Some(first.1);
+        }
+        if bytes >= last.0 {
+            return Some(last.1);
+        }
+        let i = envelope.partition_point(|p| p.0 <= bytes);
+        let ((x0, y0), (x1, y1)) = (envelope[i - 1], envelope[i]);
+        let t = (bytes.ln() - x0.ln()) / (x1.ln() - x0.ln());
+        Some((y0.ln() + t * (y1.ln() - y0.ln())).exp())
     }
 
     /// The bandwidth of `level` on `threads` threads, if measured.
@@ -158,6 +210,32 @@ fn slug(text: &str) -> String {
         }
     }
     out.trim_matches('-').to_owned()
+}
+
+/// The CPU's name as a slug, as its maker would say it: the brand string without trademark marks,
+/// core counts, clock speeds and the words "CPU" and "Processor", which name nothing. "Intel(R)
+/// Xeon(R) Processor" is `intel-xeon`, "AMD EPYC 9B14 96-Core Processor" `amd-epyc-9b14`.
+fn cpu_name(brand: &str) -> String {
+    let brand = brand.split('@').next().unwrap_or_default();
+    let mut words = Vec::new();
+    for word in brand.split_whitespace() {
+        let mut word = word.to_owned();
+        for mark in ["(R)", "(r)", "(TM)", "(tm)", "®", "™"] {
+            word = word.replace(mark, "");
+        }
+        let lower = word.to_ascii_lowercase();
+        let core_count = lower
+            .strip_suffix("-core")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if word.is_empty() || core_count || lower == "cpu" || lower == "processor" {
+            continue;
+        }
+        words.push(word);
+    }
+    match slug(&words.join(" ")) {
+        name if name.is_empty() => "unknown-cpu".to_owned(),
+        name => name,
+    }
 }
 
 /// What the CPUID instruction says of this CPU.
@@ -325,7 +403,7 @@ pub fn machine() -> Machine {
     let dirty =
         command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Machine {
-        machine_id: format!("{}-{logical_cpus}cpu", slug(&cpu)),
+        machine_id: format!("{}-{logical_cpus}cpu", cpu_name(&cpu)),
         cpu,
         vendor: id.vendor,
         hypervisor: id.hypervisor,
@@ -495,6 +573,147 @@ fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages)
     ((3 * 4 * elements * threads * passes) as f64 / seconds / 1e9, got)
 }
 
+/// The curve as (working set, bandwidth), each bandwidth the median of three neighbouring readings
+/// and then raised to the highest at any larger working set: non-increasing, so that one slow
+/// reading (an interrupt, a neighbour) is no knee.
+fn envelope(curve: &[CurvePoint]) -> Vec<(f64, f64)> {
+    let mut points: Vec<(f64, f64)> = curve
+        .iter()
+        .map(|p| (p.working_set_bytes as f64, p.gb_per_s))
+        .filter(|p| p.0 > 0.0 && p.1 > 0.0 && p.1.is_finite())
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // A median of each point and its two neighbours first: one fast reading is as much noise as one
+    // slow one, and the envelope below would carry it back over the working sets before it.
+    let raw: Vec<f64> = points.iter().map(|p| p.1).collect();
+    for i in 1..raw.len().saturating_sub(1) {
+        let mut three = [raw[i - 1], raw[i], raw[i + 1]];
+        three.sort_by(f64::total_cmp);
+        points[i].1 = three[1];
+    }
+    for i in (0..points.len().saturating_sub(1)).rev() {
+        points[i].1 = points[i].1.max(points[i + 1].1);
+    }
+    points
+}
+
+/// A cache the CPU reports is confirmed when the curve falls by at least this factor over the
+/// octave around some working set within an octave of the reported size.
+const REPORTED_FALL: f64 = 1.1;
+/// A last-level cache the curve does not confirm where it is reported (a guest may be told of one
+/// far larger than its share) is looked for anywhere past the level below it, by a steeper fall.
+const UNREPORTED_FALL: f64 = 1.15;
+/// A working set runs from memory when its bandwidth is within this factor of DRAM's.
+const MEMORY_FACTOR: f64 = 1.3;
+
+/// The cache levels on a one-thread bandwidth curve. `reported` holds the data cache sizes the CPU
+/// reports, by level; each is a hypothesis the curve must confirm: the steepest fall of bandwidth
+/// over an octave, among working sets within an octave of the reported size, must reach
+/// [`REPORTED_FALL`]. The last level, when not confirmed there, is looked for between the level
+/// below and memory; with no reports at all, every level is. A level the curve does not show is
+/// left out. The capacity is where the curve crosses the geometric mean of the bandwidths an
+/// octave below and above the fall.
+pub fn find_caches(curve: &[CurvePoint], reported: &[u64], dram_gb_per_s: f64) -> Vec<MeasuredCache> {
+    let env = envelope(curve);
+    let n = env.len();
+    let half = CURVE_STEPS_PER_OCTAVE as usize / 2;
+    if n < 2 * half + 1 {
+        return Vec::new();
+    }
+    let memory_start = env
+        .iter()
+        .position(|p| p.1 <= dram_gb_per_s * MEMORY_FACTOR)
+        .unwrap_or(n);
+    let fall = |i: usize| env[i - half].1 / env[i + half].1;
+    // The steepest fall centred in `range`, if it reaches `at_least`.
+    let steepest = |range: std::ops::Range<usize>, at_least: f64| {
+        range
+            .filter(|&i| i >= half && i + half < n)
+            .max_by(|&a, &b| fall(a).total_cmp(&fall(b)))
+            .filter(|&i| fall(i) >= at_least)
+    };
+    let hypotheses: Vec<Option<u64>> = if reported.is_empty() {
+        vec![None; 3]
+    } else {
+        reported.iter().copied().map(Some).collect()
+    };
+    let mut caches = Vec::new();
+    let mut from = 0;
+    for (k, &size) in hypotheses.iter().enumerate() {
+        let last = k + 1 == hypotheses.len();
+        let region = from..memory_start;
+        let near: Vec<usize> = region
+            .clone()
+            .filter(|&i| size.is_some_and(|s| (env[i].0 / s as f64).log2().abs() <= 1.0))
+            .collect();
+        let anchored = match (near.first(), near.last()) {
+            (Some(&first), Some(&end)) => steepest(first..end + 1, REPORTED_FALL),
+            _ => None,
+        };
+        // Unanchored, the first fall that is steep enough (then its steepest point), so that a
+        // steeper fall further on does not hide the level before it.
+        let first_fall = || {
+            // The octave a fall is measured over lies wholly past the level below.
+            let start = region
+                .clone()
+                .find(|&i| i >= from + half && i + half < n && fall(i) >= UNREPORTED_FALL)?;
+            steepest(start..(start + 2 * half).min(region.end), UNREPORTED_FALL)
+        };
+        let Some(i) = anchored.or_else(|| (last || size.is_none()).then(first_fall).flatten()) else {
+            continue;
+        };
+        let (above, below) = (env[i - half].1, env[i + half].1);
+        let mid = (above * below).sqrt();
+        let a = (i - half + env[i - half..=i + half].partition_point(|p| p.1 >= mid)).clamp(i - half + 1, i + half);
+        let ((x0, y0), (x1, y1)) = (env[a - 1], env[a]);
+        let t = if y0 > y1 {
+            ((y0.ln() - mid.ln()) / (y0.ln() - y1.ln())).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        caches.push(MeasuredCache {
+            level: k as u32 + 1,
+            bytes: (x0.ln() + t * (x1.ln() - x0.ln())).exp() as u64,
+            reported_bytes: size,
+            gb_per_s: env[i.saturating_sub(2 * half).max(from)].1,
+        });
+        // The next level's fall starts an octave on: a fall takes about that long to end.
+        from = i + 2 * half;
+    }
+    caches
+}
+
+/// Working sets of the curve per doubling.
+const CURVE_STEPS_PER_OCTAVE: u32 = 4;
+/// The curve starts here (well inside any L1) and never goes past the end.
+const CURVE_START_BYTES: f64 = 4096.0;
+const CURVE_END_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// The one-thread triad bandwidth on working sets growing by a quarter octave from 4 KiB, until a
+/// whole octave has run at DRAM's bandwidth (within 15 %) or at 1 GiB. Each point moves about
+/// `traffic` bytes per run.
+fn bandwidth_curve(dram_gb_per_s: f64, traffic: f64) -> Vec<CurvePoint> {
+    let mut curve = Vec::new();
+    let mut at_dram = 0;
+    for step in 0.. {
+        let bytes = CURVE_START_BYTES * 2f64.powf(f64::from(step) / f64::from(CURVE_STEPS_PER_OCTAVE));
+        if bytes > CURVE_END_BYTES || at_dram > CURVE_STEPS_PER_OCTAVE {
+            break;
+        }
+        let elements = (bytes as usize / 12).max(16);
+        let passes = ((traffic / (12.0 * elements as f64)) as usize).max(2);
+        let (gb_per_s, _) = triad_bandwidth(elements, 1, passes, Pages::Small);
+        if gb_per_s <= dram_gb_per_s * 1.15 {
+            at_dram += 1;
+        }
+        curve.push(CurvePoint {
+            working_set_bytes: (12 * elements) as u64,
+            gb_per_s,
+        });
+    }
+    curve
+}
+
 /// Measures the FMA peak at every level and the bandwidths, on 1 thread and on `all_threads`.
 /// `quick` shortens every measurement (for `bench --quick`).
 pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
@@ -513,30 +732,40 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             });
         }
     }
-    let caches = caches();
-    let cache_bytes = |level: u32, default: u64| {
-        caches
-            .iter()
-            .find(|c| c.level == level && c.kind != "Instruction")
-            .map_or(default, |c| c.bytes)
-    };
-    // Three arrays filling WORKING_SET_FRACTION of L1, L2 or (shared) L3; and three of 128 MiB in
-    // all, beyond any last-level cache. Passes are sized to about 100 MB of traffic per thread (at
-    // least two).
-    let working_set = |bytes: u64| (bytes as f64 * WORKING_SET_FRACTION) as usize / 12;
-    let l1_elements = working_set(cache_bytes(1, 32 * 1024));
-    let l2_elements = working_set(cache_bytes(2, 512 * 1024));
-    let l3_total = working_set(cache_bytes(3, 8 << 20));
-    let dram_total = 32 << 20;
+    // DRAM first, on three arrays of 128 MiB in all (beyond any last-level cache), so that the curve
+    // knows where to stop; then the curve, and from it the caches. Each level's triad then fills
+    // WORKING_SET_FRACTION of the cache the curve found (a shared last level split between the
+    // threads), not of what CPUID reports: a guest may be told of a cache it does not have.
     let traffic = if quick { 30e6 } else { 150e6 };
+    let dram_total = 32 << 20;
+    let dram_one = triad_bandwidth(dram_total, 1, 2, Pages::Small).0;
+    // The curve runs the full traffic even when quick: its falls are a few per cent wide.
+    let curve = bandwidth_curve(dram_one, 40e6);
+    let mut reported: Vec<(u32, u64)> = caches()
+        .iter()
+        .filter(|c| c.kind != "Instruction" && c.bytes > 0)
+        .map(|c| (c.level, c.bytes))
+        .collect();
+    reported.sort_unstable();
+    let reported: Vec<u64> = reported.into_iter().map(|(_, bytes)| bytes).collect();
+    let caches = find_caches(&curve, &reported, dram_one);
+    let working_set = |bytes: u64| (bytes as f64 * WORKING_SET_FRACTION) as usize / 12;
+    let shared_levels = 3;
     let mut bandwidth = Vec::new();
     for &threads in &thread_counts {
-        for (level, elements) in [
-            ("l1", l1_elements),
-            ("l2", l2_elements),
-            ("l3", l3_total / threads),
-            ("dram", dram_total / threads),
-        ] {
+        let levels = caches
+            .iter()
+            .filter(|c| c.level <= 3)
+            .map(|c| {
+                let per_thread = if c.level >= shared_levels {
+                    working_set(c.bytes) / threads
+                } else {
+                    working_set(c.bytes)
+                };
+                (["l1", "l2", "l3"][c.level as usize - 1], per_thread)
+            })
+            .chain([("dram", dram_total / threads)]);
+        for (level, elements) in levels {
             let passes = ((traffic / (12.0 * elements as f64)) as usize).max(2);
             let (small, _) = triad_bandwidth(elements, threads, passes, Pages::Small);
             // Only a working set far beyond the caches can tell the pages apart; arrays the system
@@ -557,7 +786,12 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             });
         }
     }
-    Limits { fma, bandwidth }
+    Limits {
+        fma,
+        bandwidth,
+        curve,
+        caches,
+    }
 }
 
 #[cfg(test)]
@@ -585,5 +819,158 @@ mod tests {
             slug("AMD EPYC 9B14 96-Core Processor"),
             "amd-epyc-9b14-96-core-processor"
         );
+        assert_eq!(slug("--a  b--"), "a-b");
+    }
+
+    /// A curve with a smooth fall (over about an octave) at each capacity from one plateau to the
+    /// next, at quarter octaves from 4 KiB to `end`.
+    fn synthetic(levels: &[(f64, f64)], memory: f64, end: f64) -> Vec<CurvePoint> {
+        let mut points = Vec::new();
+        let mut bytes = 4096.0;
+        while bytes <= end {
+            // Each capacity contributes a logistic step on log2(bytes).
+            let mut log_bw = levels[0].1.ln();
+            for (k, &(capacity, bw)) in levels.iter().enumerate() {
+                let next = levels.get(k + 1).map_or(memory, |l| l.1);
+                let x = (bytes / capacity).log2() * 4.0;
+                log_bw += (next.ln() - bw.ln()) / (1.0 + (-x).exp());
+            }
+            points.push(CurvePoint {
+                working_set_bytes: bytes as u64,
+                gb_per_s: log_bw.exp(),
+            });
+            bytes *= 2f64.powf(0.25);
+        }
+        points
+    }
+
+    fn within_a_quarter_octave(found: u64, capacity: f64) -> bool {
+        (found as f64 / capacity).log2().abs() <= 0.25
+    }
+
+    const KIB: f64 = 1024.0;
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    #[test]
+    fn three_caches_are_found_at_their_capacities() {
+        let (l1, l2, l3) = (32.0 * KIB, MIB, 32.0 * MIB);
+        let curve = synthetic(&[(l1, 290.0), (l2, 110.0), (l3, 70.0)], 27.0, 1024.0 * MIB);
+        for reported in [vec![l1 as u64, l2 as u64, l3 as u64], vec![]] {
+            let caches = find_caches(&curve, &reported, 27.0);
+            assert_eq!(caches.len(), 3, "{reported:?}: {caches:?}");
+            for (cache, capacity) in caches.iter().zip([l1, l2, l3]) {
+                assert!(
+                    within_a_quarter_octave(cache.bytes, capacity),
+                    "{cache:?} against {capacity}"
+                );
+            }
+            assert!((caches[0].gb_per_s / 290.0 - 1.0).abs() < 0.05, "{caches:?}");
+        }
+    }
+
+    #[test]
+    fn a_last_level_reported_far_too_large_is_found_where_the_curve_falls() {
+        // A guest told of 480 MiB of L3 whose share falls to memory at 24 MiB.
+        let reported = [48 * 1024, 2048 * 1024, 480 << 20];
+        let curve = synthetic(
+            &[(48.0 * KIB, 390.0), (2.0 * MIB, 100.0), (24.0 * MIB, 30.0)],
+            17.0,
+            512.0 * MIB,
+        );
+        let caches = find_caches(&curve, &reported, 17.0);
+        assert_eq!(caches.len(), 3, "{caches:?}");
+        assert!(within_a_quarter_octave(caches[2].bytes, 24.0 * MIB), "{caches:?}");
+        assert_eq!(caches[2].reported_bytes, Some(480 << 20));
+        // And one with no L3 at all: L2, then memory.
+        let curve = synthetic(&[(48.0 * KIB, 390.0), (2.0 * MIB, 100.0)], 17.0, 512.0 * MIB);
+        let caches = find_caches(&curve, &reported, 17.0);
+        assert_eq!(caches.len(), 2, "{caches:?}");
+        assert!(within_a_quarter_octave(caches[1].bytes, 2.0 * MIB), "{caches:?}");
+    }
+
+    #[test]
+    fn a_small_step_is_a_level_where_reported_and_a_slope_or_a_slow_reading_is_not() {
+        // An L3 only 14 % slower than L2 (as a triad on one core of an AMD EPYC runs), which loses
+        // another 20 % across its span; and a neighbour's burst that halves one reading.
+        let reported = [32 * 1024, 1 << 20, 32 << 20];
+        let mut curve = synthetic(
+            &[(32.0 * KIB, 290.0), (MIB, 110.0), (32.0 * MIB, 95.0)],
+            27.0,
+            512.0 * MIB,
+        );
+        for p in &mut curve {
+            let bytes = p.working_set_bytes as f64;
+            if (2.0 * MIB..16.0 * MIB).contains(&bytes) {
+                p.gb_per_s *= 1.0 - 0.2 * (bytes / (2.0 * MIB)).log2() / 3.0;
+            }
+        }
+        curve[16].gb_per_s /= 2.0;
+        let caches = find_caches(&curve, &reported, 27.0);
+        assert_eq!(caches.len(), 3, "{caches:?}");
+        for (cache, capacity) in caches.iter().zip([32.0 * KIB, MIB, 32.0 * MIB]) {
+            assert!(
+                within_a_quarter_octave(cache.bytes, capacity),
+                "{cache:?} against {capacity}"
+            );
+        }
+        // With nothing reported, a step that small is not told from a slope.
+        let unreported = find_caches(&curve, &[], 27.0);
+        assert_eq!(unreported.len(), 2, "{unreported:?}");
+    }
+
+    #[test]
+    fn short_or_empty_curves_find_nothing() {
+        assert!(find_caches(&[], &[32 * 1024], 27.0).is_empty());
+        let flat = synthetic(&[(1e12, 100.0)], 100.0, 64.0 * KIB);
+        assert!(find_caches(&flat, &[32 * 1024], 27.0).is_empty());
+    }
+
+    #[test]
+    fn the_curve_is_read_between_points_and_held_past_its_ends() {
+        let limits = Limits {
+            fma: vec![],
+            bandwidth: vec![],
+            curve: vec![
+                CurvePoint {
+                    working_set_bytes: 1000,
+                    gb_per_s: 100.0,
+                },
+                CurvePoint {
+                    working_set_bytes: 4000,
+                    gb_per_s: 25.0,
+                },
+                CurvePoint {
+                    working_set_bytes: 2000,
+                    gb_per_s: 20.0,
+                },
+            ],
+            caches: vec![],
+        };
+        // The reading at 2000 is raised to the 25 measured at 4000.
+        assert_eq!(limits.curve_gb_per_s(10.0), Some(100.0));
+        assert_eq!(limits.curve_gb_per_s(1e9), Some(25.0));
+        let mid = limits.curve_gb_per_s(1000.0 * 2f64.sqrt()).unwrap();
+        assert!((mid - 50.0).abs() < 1e-9, "{mid}");
+        assert_eq!(
+            Limits {
+                curve: vec![],
+                ..limits
+            }
+            .curve_gb_per_s(1.0),
+            None
+        );
+    }
+
+    #[rstest::rstest]
+    #[case("Intel(R) Xeon(R) Processor", "intel-xeon")]
+    #[case("AMD EPYC 9B14 96-Core Processor", "amd-epyc-9b14")]
+    #[case("AMD EPYC", "amd-epyc")]
+    #[case("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "intel-xeon-platinum-8481c")]
+    #[case("Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", "intel-core-i7-8700k")]
+    #[case("AMD Ryzen 9 7950X 16-Core Processor", "amd-ryzen-9-7950x")]
+    #[case("Apple M2", "apple-m2")]
+    #[case("  (R) CPU  ", "unknown-cpu")]
+    fn cpu_names_drop_marks_counts_and_clocks(#[case] brand: &str, #[case] name: &str) {
+        assert_eq!(cpu_name(brand), name);
     }
 }

@@ -466,9 +466,9 @@ fn read_one(dir: &Path) -> Result<Measured> {
     })
 }
 
-/// The roofline bound of `flops` and `bytes` on `threads` threads with the limits measured: the
-/// bandwidth is that of the smallest cache level whose measured working set (per thread) holds the
-/// bytes, else DRAM's.
+/// The roofline bound of `flops` and `bytes` on `threads` threads with the limits measured. The level
+/// is the smallest cache whose measured capacity (per thread) holds the bytes, else DRAM. The
+/// bandwidth is, on one thread, the probe's curve at the row's bytes; on more, the level's triad.
 pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
     let peak = limits.peak_gflops(threads);
     // The probe's working sets fill a fraction of each cache; a row fits a level when its bytes fit
@@ -486,7 +486,15 @@ pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
                 .any(|b| fits(&b))
         })
         .unwrap_or(Limit::Dram);
-    let bw = limits.gb_per_s(level.name(), threads).unwrap_or(f64::NAN);
+    // One thread's bound in a cache reads the probe's curve at the row's own working set: a level's
+    // triad runs on a share of the level, and a smaller working set within it runs faster. DRAM's
+    // triad is the better of small and huge pages, which the curve (on small pages) is not.
+    let curve = (threads == 1 && level != Limit::Dram)
+        .then(|| limits.curve_gb_per_s(work.bytes))
+        .flatten();
+    let bw = curve
+        .or_else(|| limits.gb_per_s(level.name(), threads))
+        .unwrap_or(f64::NAN);
     let compute_ns = work.flops / peak;
     let memory_ns = work.bytes / bw;
     if compute_ns >= memory_ns {
@@ -538,6 +546,18 @@ pub fn render_markdown(report: &Report) -> String {
         .map(|c| format!("L{} {} {} KiB", c.level, c.kind, c.bytes / 1024))
         .collect();
     out += &format!("- caches: {}\n", caches.join(", "));
+    if !report.limits.caches.is_empty() {
+        let found: Vec<String> = report
+            .limits
+            .caches
+            .iter()
+            .map(|c| format!("L{} {} KiB ({:.0} GB/s)", c.level, c.bytes / 1024, c.gb_per_s))
+            .collect();
+        out += &format!(
+            "- caches found by the probe's bandwidth curve (one thread): {}\n",
+            found.join(", ")
+        );
+    }
     if !m.transparent_huge_pages.is_empty() {
         out += &format!("- transparent huge pages: {}\n", m.transparent_huge_pages);
     }
