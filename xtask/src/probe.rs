@@ -41,12 +41,14 @@ pub fn run(args: Args) -> Result<Outcome> {
         h => format!("a {h} guest"),
     };
     println!(
-        "vendor    {}; {under}",
+        "vendor    {}, family {:x}h model {:x}h; {under}",
         if machine.vendor.is_empty() {
             "unknown"
         } else {
             &machine.vendor
-        }
+        },
+        machine.cpu_family,
+        machine.cpu_model
     );
     println!(
         "cpus      {} logical; ISA levels {}",

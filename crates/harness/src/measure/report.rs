@@ -531,8 +531,10 @@ pub fn render_markdown(report: &Report) -> String {
     );
     if !m.vendor.is_empty() || !m.hypervisor.is_empty() {
         out += &format!(
-            "- vendor: {}; hypervisor: {}\n",
+            "- vendor: {}, family {:x}h model {:x}h; hypervisor: {}\n",
             if m.vendor.is_empty() { "unknown" } else { &m.vendor },
+            m.cpu_family,
+            m.cpu_model,
             if m.hypervisor.is_empty() {
                 "none reported"
             } else {
