@@ -6,7 +6,8 @@
 //! Environment: `TKBENCH_QUICK=1` times fewer shapes for less time; `TKBENCH_ISA=all` times every
 //! level, `TKBENCH_ISA=<level>` one level, the default the widest; `TKBENCH_OP=<op>` times one op
 //! (`cargo xtask bench` runs the `ops` target once per op), the default every op;
-//! `TKBENCH_RECHECK=<file>` appends one line per timed call to that file, `<group>\t<function>\t`
+//! `TKBENCH_MATMUL_BLOCKING=kc=…,mc_slivers=…,nc=…` fixes the blocked matmul's
+//! blocking; `TKBENCH_RECHECK=<file>` appends one line per timed call to that file, `<group>\t<function>\t`
 //! then `ok` or the re-check's failure (the output of the timed calls against the reference), which
 //! `cargo xtask bench` turns into the rows' verdicts. Failures are printed to stderr as well.
 
@@ -27,8 +28,12 @@ pub fn quick() -> bool {
     std::env::var("TKBENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Criterion settings: short in quick mode.
+/// Criterion settings: short in quick mode. Fixes the kernel parameters `TKBENCH_MATMUL_BLOCKING`
+/// names first (the ones `cargo xtask bench` verified), panicking on a malformed value.
 pub fn config() -> Criterion {
+    if let Err(e) = tkbench_harness::measure::tune::apply_env() {
+        panic!("{e}");
+    }
     let c = Criterion::default().sample_size(10).without_plots();
     if quick() {
         c.warm_up_time(Duration::from_millis(200))

@@ -17,6 +17,7 @@ use tkbench_harness::measure::report::{
     self, Kind, Level, Mode, Peer, PeerInfo, Report, Row, Verdict, VerifySummary, read_criterion, roofline,
 };
 use tkbench_harness::measure::svg;
+use tkbench_harness::measure::tune::{self, Parameters};
 use tkbench_harness::model::{model_peer, model_work};
 use tkbench_harness::ops::{OPS, op_named};
 use tkbench_harness::registry::{KernelSet, Registry};
@@ -181,12 +182,20 @@ type Rechecks = HashMap<(String, String), Option<String>>;
 
 /// Runs the criterion bench target `bench` (for the op `op` alone, if given) with its output in
 /// `home`.
-fn run_criterion(home: &Path, bench: &str, op: Option<&str>, quick: bool, isa: Option<&str>) -> Result<()> {
+fn run_criterion(
+    home: &Path,
+    bench: &str,
+    op: Option<&str>,
+    quick: bool,
+    isa: Option<&str>,
+    parameters: &Parameters,
+) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root())
         .args(["bench", "--package", "tkbench-benches", "--bench", bench, "--quiet"])
         .env("CRITERION_HOME", home)
-        .env("TKBENCH_RECHECK", home.join(RECHECK_FILE));
+        .env("TKBENCH_RECHECK", home.join(RECHECK_FILE))
+        .env(tune::ENV, parameters.env_value());
     if let Some(op) = op {
         cmd.env("TKBENCH_OP", op);
     }
@@ -381,6 +390,8 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let machine = machine();
     let threads = machine.logical_cpus;
+    let parameters = crate::tune::establish()?;
+    eprintln!("bench: kernel parameters: {}", parameters.summary());
 
     eprintln!("bench [1/4] verify: every kernel set against the golden cases, and the op-level sweep");
     let registry = Registry::builtin();
@@ -418,7 +429,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         eprintln!("  criterion: {name}");
         // Each run in its own directory: its estimates are read once, right after it.
         let bench_home = home.join(name);
-        run_criterion(&bench_home, bench, op, args.quick, args.isa.as_deref())?;
+        run_criterion(&bench_home, bench, op, args.quick, args.isa.as_deref(), &parameters)?;
         let rechecks = read_rechecks(&bench_home)?;
         for ((group, function), why) in &rechecks {
             if let Some(why) = why {
@@ -489,6 +500,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         limits,
         verify,
         peer,
+        parameters: Some(parameters),
         rows,
     };
     let dir = args

@@ -14,6 +14,7 @@ mod logits;
 mod opcheck;
 mod probe;
 mod prompt;
+mod tune;
 mod verify;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     Compare(compare::Args),
     /// Measure this machine: FMA peak per ISA level, L1/L2/L3/DRAM bandwidth, 1 thread and all.
     Probe(probe::Args),
+    /// Time the blocked matmul's cache blockings on this machine and keep the fastest (done once per machine by every command that runs kernels).
+    Tune(tune::Args),
     /// Check the golden cases against the reference model (--check), or regenerate them with the oracle.
     Golden(golden::Args),
     /// Write the logits [T, V] of every position of a prompt to a safetensors file.
@@ -62,6 +65,16 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command that runs kernels fixes this machine's kernel parameters before its first
+    // kernel call (tuning them if none are stored), so that verify checks what bench times.
+    let runs_kernels = matches!(
+        cli.command,
+        Command::Verify(_) | Command::Opcheck(_) | Command::Logits(_) | Command::Generate(_) | Command::Probe(_)
+    );
+    if runs_kernels && let Err(error) = tune::establish() {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Opcheck(args) => opcheck::run(args),
@@ -69,6 +82,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Golden(args) => golden::run(args),
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),

@@ -72,6 +72,11 @@ fn sample() -> Report {
             available: false,
             note: "not measured".into(),
         },
+        parameters: Some(tkbench_harness::measure::tune::Parameters::defaults(
+            "test-machine-2cpu",
+            0x19,
+            0x11,
+        )),
         rows: vec![
             row("softmax", "rows=1,cols=64", "simd", 1000.0, Verdict::Pass),
             row("softmax", "rows=1,cols=64", "scalar", 3000.0, Verdict::Pass),

@@ -23,7 +23,7 @@ pub mod softmax;
 pub mod vmath;
 
 pub use isa::Isa;
-pub use registry::{IsaSupport, Kind, Tile, TileUnit, Variant};
+pub use registry::{IsaSupport, Kind, Tile, TileSize, Variant};
 
 /// Whether a slice of `len` floats holds `rows` rows of `width` floats whose starts lie `stride`
 /// floats apart (stride ≥ width): exactly rows · width floats for whole rows (stride = width), at

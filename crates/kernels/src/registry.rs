@@ -79,26 +79,27 @@ impl IsaSupport {
     }
 }
 
-/// What a [`Tile`]'s size counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TileUnit {
-    /// Elements (floats, rows, keys, heads: whatever the dimension counts).
-    Elements,
-    /// Vectors of the level's width: `size` × the level's lanes elements.
-    Vectors,
+/// What a [`Tile`]'s size is.
+#[derive(Debug, Clone, Copy)]
+pub enum TileSize {
+    /// A number of elements (floats, rows, keys, heads: whatever the dimension counts).
+    Elements(usize),
+    /// A number of vectors of the level's width: that many × the level's lanes elements.
+    Vectors(usize),
+    /// A number of elements chosen per machine (a cache block the tuner picks), read when the gate
+    /// draws its shapes, so that the shapes meet the size this process runs with.
+    Configured(fn() -> usize),
 }
 
 /// A size a variant's code branches on, along one dimension of its op's calls: a tile, a cache block,
 /// a group or an unrolled run of vectors. The gate meets each at k·size − 1, k·size and k·size + 1,
 /// for k = 1 and 2, at every level, so that the shapes follow the code rather than a hand list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Tile {
     /// The dimension: a field of the op's shapes, or a name its definition gives (attention's `keys`).
     pub dim: &'static str,
-    /// The size, in `unit`s.
-    pub size: usize,
-    /// What `size` counts.
-    pub unit: TileUnit,
+    /// The size.
+    pub size: TileSize,
 }
 
 impl Tile {
@@ -106,8 +107,7 @@ impl Tile {
     pub const fn elements(dim: &'static str, size: usize) -> Self {
         Tile {
             dim,
-            size,
-            unit: TileUnit::Elements,
+            size: TileSize::Elements(size),
         }
     }
 
@@ -115,16 +115,25 @@ impl Tile {
     pub const fn vectors(dim: &'static str, size: usize) -> Self {
         Tile {
             dim,
-            size,
-            unit: TileUnit::Vectors,
+            size: TileSize::Vectors(size),
+        }
+    }
+
+    /// A tile along `dim` whose size in elements `size` gives when asked: a parameter chosen per
+    /// machine.
+    pub const fn configured(dim: &'static str, size: fn() -> usize) -> Self {
+        Tile {
+            dim,
+            size: TileSize::Configured(size),
         }
     }
 
     /// The tile's size in elements at `isa`.
     pub fn at(&self, isa: Isa) -> usize {
-        match self.unit {
-            TileUnit::Elements => self.size,
-            TileUnit::Vectors => self.size * isa.lanes(),
+        match self.size {
+            TileSize::Elements(size) => size,
+            TileSize::Vectors(size) => size * isa.lanes(),
+            TileSize::Configured(size) => size(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::probe::{Limits, Machine, WORKING_SET_FRACTION};
+use crate::measure::tune::Parameters;
 use crate::measure::work::Work;
 
 /// The report schema this crate writes. It also reads schema 1, converting it on load.
@@ -282,6 +283,9 @@ pub struct Report {
     pub verify: VerifySummary,
     /// The PyTorch peer column.
     pub peer: PeerInfo,
+    /// The kernel parameters the kernels ran with (none in reports written before they were tuned).
+    #[serde(default)]
+    pub parameters: Option<Parameters>,
     /// The rows.
     pub rows: Vec<Row>,
 }
@@ -563,6 +567,9 @@ pub fn render_markdown(report: &Report) -> String {
     if !m.transparent_huge_pages.is_empty() {
         out += &format!("- transparent huge pages: {}\n", m.transparent_huge_pages);
     }
+    if let Some(parameters) = &report.parameters {
+        out += &format!("- kernel parameters: {}\n", parameters.summary());
+    }
     out += &format!(
         "- build: {}, target features {}, commit {}, {}\n",
         m.rustc,
@@ -708,6 +715,7 @@ mod v1 {
                 limits: self.limits,
                 verify: self.verify,
                 peer: self.peer,
+                parameters: None,
                 rows,
             })
         }

@@ -3,9 +3,14 @@
 //! The micro-kernel keeps an MR × NR tile of c in registers (MR rows × 2 vectors; MR = 12 at AVX-512,
 //! which uses 24 of its 32 registers for accumulators, and 6 elsewhere) and streams a packed sliver of
 //! a ([KC, MR]) and of b ([KC, NR]): per step of k, two vector loads of b and MR broadcasts of a
-//! feed MR × 2 multiply-adds. The b sliver (KC × NR × 4 = 24 KiB at AVX-512) is reused by every a sliver of the
-//! block; the a block (MC × KC = 144 × 192 × 4 = 108 KiB) stays in L2 and the b panel (KC × NC,
-//! 768 KiB) in L2/L3. KC = 192 measured faster than 256 and 384 at 768³ (see PERFORMANCE.md).
+//! feed MR × 2 multiply-adds. The b sliver (KC × NR) is reused by every a sliver of the block, the a
+//! block (MC × KC) by every b sliver of the panel, and the b panel (KC × NC) by every a block.
+//!
+//! KC, MC and NC are a [`Blocking`], chosen once per process ([`configure`]): the harness times a
+//! few candidates on the machine in front of it and keeps the fastest, since the best blocking
+//! follows the caches and their prefetchers more than any rule of thumb does (PERFORMANCE.md).
+
+use std::sync::OnceLock;
 
 use pulp::{Simd, WithSimd};
 
@@ -13,12 +18,98 @@ use super::MatmulDims;
 use crate::Isa;
 use crate::registry::Tile;
 
-/// Depth of a packed slice of k (192, 256 and 384 tried at 768³: 192 was fastest).
-const KC: usize = 192;
-/// Rows of a packed a block, in slivers of MR.
-const MC_SLIVERS: usize = 12;
-/// Columns of a packed b panel.
-const NC: usize = 1024;
+/// The cache blocking of the packed path. Only KC changes the bits of a result (each element of c
+/// sums its KC-deep slices in order, then adds them up); MC and NC change only the order in which
+/// tiles of c are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocking {
+    /// KC: the depth of a packed slice of k.
+    pub kc: usize,
+    /// MC: the rows of a packed a block, in slivers of MR rows (so 12 slivers are 144 rows at
+    /// AVX-512 and 72 elsewhere).
+    pub mc_slivers: usize,
+    /// NC: the columns of a packed b panel.
+    pub nc: usize,
+}
+
+impl Blocking {
+    /// The blocking a process runs with when nothing is configured: the one tuned on the first CPU
+    /// this project was measured on.
+    pub const DEFAULT: Blocking = Blocking {
+        kc: 192,
+        mc_slivers: 12,
+        nc: 1024,
+    };
+
+    /// The largest value each field may take: beyond these the packed buffers (MC × KC and KC × NC
+    /// floats) would outgrow any cache they are meant for, and a typo would allocate gigabytes.
+    pub const MAX: Blocking = Blocking {
+        kc: 4096,
+        mc_slivers: 256,
+        nc: 16384,
+    };
+
+    /// Whether every field lies in 1..=[`Blocking::MAX`]'s, naming the first that does not.
+    pub fn check(&self) -> Result<(), String> {
+        let fields = [
+            ("kc", self.kc, Self::MAX.kc),
+            ("mc_slivers", self.mc_slivers, Self::MAX.mc_slivers),
+            ("nc", self.nc, Self::MAX.nc),
+        ];
+        for (name, value, max) in fields {
+            if !(1..=max).contains(&value) {
+                return Err(format!("matmul blocking: {name} = {value} is outside 1..={max}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Display for Blocking {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "KC {}, MC {} slivers, NC {}", self.kc, self.mc_slivers, self.nc)
+    }
+}
+
+/// The blocking of this process, fixed by [`configure`] or by the first call that needed it.
+static CHOSEN: OnceLock<Blocking> = OnceLock::new();
+
+/// Fixes the blocking every later call of [`matmul`] runs with. It can be fixed once: a second call
+/// with another value fails (as does one after a call has already fixed the default), since results
+/// must not change bits within a process.
+pub fn configure(blocking: Blocking) -> Result<(), String> {
+    blocking.check()?;
+    let chosen = *CHOSEN.get_or_init(|| blocking);
+    if chosen == blocking {
+        Ok(())
+    } else {
+        Err(format!(
+            "matmul blocking is already fixed at {chosen} in this process; {blocking} comes too late"
+        ))
+    }
+}
+
+/// The blocking [`matmul`] runs with.
+pub fn blocking() -> Blocking {
+    *CHOSEN.get_or_init(|| Blocking::DEFAULT)
+}
+
+fn kc() -> usize {
+    blocking().kc
+}
+
+fn nc() -> usize {
+    blocking().nc
+}
+
+fn mc_rows_at_6() -> usize {
+    blocking().mc_slivers * 6
+}
+
+fn mc_rows_at_12() -> usize {
+    blocking().mc_slivers * 12
+}
+
 /// Below this many rows of a, b is streamed row by row instead of packed: packing a KC × NC panel of b
 /// pays off only when several rows reuse it, and for a single row (the LM head of a decode step,
 /// 1 × 768 × 50257) the packing pass costs more than streaming b once (PERFORMANCE.md, "Decode: the
@@ -32,6 +123,7 @@ const NR_VECTORS: usize = 2;
 
 struct Matmul<'a, const MR: usize> {
     dims: MatmulDims,
+    blocking: Blocking,
     a: &'a [f32],
     b: &'a [f32],
     c: &'a mut [f32],
@@ -136,6 +228,7 @@ fn micro_kernel<S: Simd, const MR: usize>(
 /// zero and the last adds into c, so the rounding is the micro-kernel's exactly.
 struct Streamed<'a> {
     dims: MatmulDims,
+    kc: usize,
     a: &'a [f32],
     b: &'a [f32],
     c: &'a mut [f32],
@@ -158,14 +251,14 @@ struct Ends {
 /// eight slower still (see PERFORMANCE.md).
 const UNROLL: usize = 4;
 
-/// The sizes this variant branches on: the packed blocks (MC at both sliver heights), the streamed
-/// path's row count, groups of rows of b and unrolled vectors, and the micro-tile's width.
+/// The sizes this variant branches on: the packed blocks of this process's blocking (MC at both
+/// sliver heights), the streamed path's row count, groups of rows of b and unrolled vectors, and the micro-tile's width.
 pub const TILES: &[Tile] = &[
-    Tile::elements("k", KC),
-    Tile::elements("n", NC),
+    Tile::configured("k", kc),
+    Tile::configured("n", nc),
     Tile::elements("m", SMALL_M),
-    Tile::elements("m", MC_SLIVERS * 6),
-    Tile::elements("m", MC_SLIVERS * 12),
+    Tile::configured("m", mc_rows_at_6),
+    Tile::configured("m", mc_rows_at_12),
     Tile::elements("k", GROUP),
     Tile::vectors("n", UNROLL),
     Tile::vectors("n", NR_VECTORS),
@@ -262,8 +355,8 @@ impl WithSimd for Streamed<'_> {
         // [N]: one row's partial sums over a KC slice.
         let mut acc = vec![0.0f32; n];
         for (a_row, c_row) in self.a.chunks_exact(k).zip(self.c.chunks_exact_mut(n)) {
-            for pc in (0..k).step_by(KC) {
-                let slice_end = (pc + KC).min(k);
+            for pc in (0..k).step_by(self.kc) {
+                let slice_end = (pc + self.kc).min(k);
                 let mut p = pc;
                 while p < slice_end {
                     let row = |q: usize| &self.b[q * ldb..][..n];
@@ -296,16 +389,23 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
         let MatmulDims { m, k, n, .. } = self.dims;
+        let Blocking {
+            kc: kc_max,
+            mc_slivers,
+            nc: nc_max,
+        } = self.blocking;
         let nr = NR_VECTORS * crate::vmath::lanes::<S>();
-        let mc_max = MC_SLIVERS * MR;
-        let mut a_packed = vec![0.0f32; mc_max * KC];
-        let mut b_packed = vec![0.0f32; NC.div_ceil(nr) * nr * KC];
+        let mc_max = mc_slivers * MR;
+        // The buffers are as large as this call needs, not as the blocking allows.
+        let kc_len = kc_max.min(k);
+        let mut a_packed = vec![0.0f32; mc_max.min(m.next_multiple_of(MR)) * kc_len];
+        let mut b_packed = vec![0.0f32; nc_max.min(n).div_ceil(nr) * nr * kc_len];
         // LOOP 5: split n into NC-wide panels.
-        for jc in (0..n).step_by(NC) {
-            let nc = NC.min(n - jc);
+        for jc in (0..n).step_by(nc_max) {
+            let nc = nc_max.min(n - jc);
             // LOOP 4: split k into KC-deep slices; pack the b panel.
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
                 pack_b::<S>(self.b, self.dims.ldb, pc, kc, jc, nc, &mut b_packed);
                 // LOOP 3: split m into MC-tall blocks; pack the a block.
                 for ic in (0..m).step_by(mc_max) {
@@ -329,20 +429,57 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
     }
 }
 
-/// a [M, K], b [K, N], bias [N] → c [M, N], run at `isa`.
+/// a [M, K], b [K, N], bias [N] → c [M, N], run at `isa` with this process's [`blocking`].
 pub fn matmul(dims: &MatmulDims, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32], isa: Isa) {
+    matmul_with(&blocking(), dims, a, b, bias, c, isa);
+}
+
+/// [`matmul`] with the blocking given: what the tuner times its candidates with. Panics on a
+/// blocking [`Blocking::check`] refuses.
+pub fn matmul_with(
+    blocking: &Blocking,
+    dims: &MatmulDims,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    isa: Isa,
+) {
+    if let Err(e) = blocking.check() {
+        panic!("{e}");
+    }
     dims.check(a, b, bias, c);
     dims.init_output(bias, c);
     if dims.m == 0 || dims.k == 0 || dims.n == 0 {
         return;
     }
+    let blocking = *blocking;
     if dims.m < SMALL_M {
         // A few rows (a decode step): packing b costs more than it saves; stream b, 8 rows per pass.
-        isa.run(Streamed { dims: *dims, a, b, c });
+        let kc = blocking.kc;
+        isa.run(Streamed {
+            dims: *dims,
+            kc,
+            a,
+            b,
+            c,
+        });
         return;
     }
     match isa {
-        Isa::Avx512 => isa.run(Matmul::<12> { dims: *dims, a, b, c }),
-        _ => isa.run(Matmul::<6> { dims: *dims, a, b, c }),
+        Isa::Avx512 => isa.run(Matmul::<12> {
+            dims: *dims,
+            blocking,
+            a,
+            b,
+            c,
+        }),
+        _ => isa.run(Matmul::<6> {
+            dims: *dims,
+            blocking,
+            a,
+            b,
+            c,
+        }),
     }
 }
