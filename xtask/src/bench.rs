@@ -390,7 +390,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let machine = machine();
     let threads = machine.logical_cpus;
-    let parameters = crate::tune::establish()?;
+    let parameters = crate::tune::establish(&machine)?;
     eprintln!("bench: kernel parameters: {}", parameters.summary());
 
     eprintln!("bench [1/4] verify: every kernel set against the golden cases, and the op-level sweep");

@@ -66,12 +66,13 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Every command that runs kernels fixes this machine's kernel parameters before its first
-    // kernel call (tuning them if none are stored), so that verify checks what bench times.
+    // kernel call (tuning them if none are stored), so that verify checks what bench times; bench
+    // and probe do so themselves, since they also record or print them.
     let runs_kernels = matches!(
         cli.command,
-        Command::Verify(_) | Command::Opcheck(_) | Command::Logits(_) | Command::Generate(_) | Command::Probe(_)
+        Command::Verify(_) | Command::Opcheck(_) | Command::Logits(_) | Command::Generate(_)
     );
-    if runs_kernels && let Err(error) = tune::establish() {
+    if runs_kernels && let Err(error) = tune::establish(&tkbench_harness::measure::probe::machine()) {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }

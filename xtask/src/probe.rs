@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     if !machine.transparent_huge_pages.is_empty() {
         println!("thp       {}", machine.transparent_huge_pages);
     }
-    println!("params    {}", crate::tune::establish()?.summary());
+    println!("params    {}", crate::tune::establish(&machine)?.summary());
     println!(
         "build     {}; target features {}; commit {}",
         machine.rustc,

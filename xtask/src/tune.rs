@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use tkbench_harness::check::golden::workspace_root;
-use tkbench_harness::measure::probe::machine;
+use tkbench_harness::measure::probe::{Machine, machine};
 use tkbench_harness::measure::tune::{self, Parameters, Source, Stale};
 
 use crate::Outcome;
@@ -33,8 +33,7 @@ fn path(machine_id: &str) -> PathBuf {
 
 /// The parameters of this machine: from `TKBENCH_MATMUL_BLOCKING` when it is set, else the stored ones, else a fresh
 /// sweep (stored for the next run; `again` forces it). Progress goes to stderr.
-fn find(again: bool) -> Result<Parameters> {
-    let machine = machine();
+fn find(machine: &Machine, again: bool) -> Result<Parameters> {
     if let Some(blocking) = tune::apply_env().map_err(|e| anyhow!(e))? {
         let mut parameters = Parameters::defaults(&machine.machine_id, machine.cpu_family, machine.cpu_model);
         parameters.source = Source::Environment;
@@ -71,17 +70,17 @@ fn find(again: bool) -> Result<Parameters> {
     Ok(parameters)
 }
 
-/// Finds this machine's parameters and fixes them for the rest of the process; what every command
-/// that runs kernels calls before its first kernel call.
-pub fn establish() -> Result<Parameters> {
-    let parameters = find(false)?;
+/// Finds the parameters of `machine` (this one) and fixes them for the rest of the process; what
+/// every command that runs kernels calls before its first kernel call.
+pub fn establish(machine: &Machine) -> Result<Parameters> {
+    let parameters = find(machine, false)?;
     parameters.apply().map_err(|e| anyhow!(e))?;
     Ok(parameters)
 }
 
 /// Runs `cargo xtask tune`.
 pub fn run(args: Args) -> Result<Outcome> {
-    let parameters = find(args.again)?;
+    let parameters = find(&machine(), args.again)?;
     parameters.apply().map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&parameters)?);

@@ -1012,27 +1012,34 @@ mod tests {
 
     #[test]
     fn machine_ids_name_the_generation_when_the_brand_does_not() {
-        assert_eq!(
-            machine_id("AMD EPYC", "AuthenticAMD", 0x19, 0x11, 2),
-            "amd-epyc-zen4-2cpu"
-        );
-        assert_eq!(
-            machine_id("AMD EPYC", "AuthenticAMD", 0x1a, 0x02, 2),
-            "amd-epyc-zen5-2cpu"
-        );
-        assert_eq!(
-            machine_id("Intel(R) Xeon(R) Processor", "GenuineIntel", 6, 0x8f, 2),
-            "intel-xeon-sapphire-rapids-2cpu"
-        );
-        assert_eq!(
-            machine_id("AMD EPYC", "AuthenticAMD", 0x30, 0x4, 8),
-            "amd-epyc-30h-4h-8cpu"
-        );
-        assert_eq!(
-            machine_id("AMD EPYC 9B14 96-Core Processor", "AuthenticAMD", 0x19, 0x11, 2),
-            "amd-epyc-9b14-2cpu"
-        );
-        assert_eq!(machine_id("Apple M2", "", 0, 0, 8), "apple-m2-8cpu");
+        for (brand, vendor, family, model, cpus, id) in [
+            ("AMD EPYC", "AuthenticAMD", 0x19, 0x11, 2, "amd-epyc-zen4-2cpu"),
+            ("AMD EPYC", "AuthenticAMD", 0x1a, 0x02, 2, "amd-epyc-zen5-2cpu"),
+            (
+                "Intel(R) Xeon(R) Processor",
+                "GenuineIntel",
+                6,
+                0x8f,
+                2,
+                "intel-xeon-sapphire-rapids-2cpu",
+            ),
+            ("AMD EPYC", "AuthenticAMD", 0x30, 0x4, 8, "amd-epyc-30h-4h-8cpu"),
+            (
+                "AMD EPYC 9B14 96-Core Processor",
+                "AuthenticAMD",
+                0x19,
+                0x11,
+                2,
+                "amd-epyc-9b14-2cpu",
+            ),
+            ("Apple M2", "", 0, 0, 8, "apple-m2-8cpu"),
+        ] {
+            assert_eq!(
+                machine_id(brand, vendor, family, model, cpus),
+                id,
+                "{brand}, {family:x}h {model:x}h"
+            );
+        }
     }
 
     #[rstest::rstest]

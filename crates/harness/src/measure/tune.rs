@@ -1,9 +1,9 @@
 //! Kernel parameters chosen per machine: a short timed sweep of the blocked matmul's cache blocking,
 //! kept per machine in a file, applied to a process before any kernel runs, and recorded in reports.
 //!
-//! Why a sweep and not a rule from cache sizes: on the Zen 4 EPYC this project meets, a b sliver of
-//! KC × NR = 256 × 32 floats (all of the 32 KiB L1d) ran faster than the 192 that a fit-in-L1 rule
-//! gives, since the L2 prefetcher feeds the sliver well enough; the caches bound the candidates, the
+//! Why a sweep and not a rule from cache sizes: a fit-in-L1 rule picks a KC that the clock does not
+//! (PERFORMANCE.md, "Matmul: the cache blocking tuned per machine"), since the prefetchers feed a b
+//! sliver from L2 better than the rule assumes; the candidates span the plausible sizes and the
 //! clock picks among them.
 
 use std::path::Path;
