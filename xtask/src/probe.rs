@@ -101,6 +101,15 @@ pub fn run(args: Args) -> Result<Outcome> {
             b.working_set_bytes / 1024,
             if b.huge_pages { ", huge pages" } else { "" }
         );
+        if let Some(read) = b.read_gb_per_s {
+            println!(
+                "bandwidth {:<7} {} thread(s): {:>8.1} GB/s (reads alone, {:.2} × the triad)",
+                b.level,
+                b.threads,
+                read,
+                read / b.gb_per_s
+            );
+        }
     }
     if args.curve {
         for p in &limits.curve {

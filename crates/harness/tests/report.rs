@@ -1,7 +1,7 @@
 //! Reports: a saved report loads back equal; an unknown schema, a corrupt file or a missing field is
 //! a clear error naming the file; failed rows are shown, never hidden; the plots are well-formed SVG.
 
-use tkbench_harness::measure::probe::{Bandwidth, CurvePoint, FmaPeak, Limits, machine};
+use tkbench_harness::measure::probe::{Bandwidth, CurvePoint, FmaPeak, Limits, MeasuredCache, machine};
 use tkbench_harness::measure::report::{
     self, Kind, Level, Limit, Mode, PeerInfo, Report, Roofline, Row, Time, Verdict, VerifySummary, render_markdown,
 };
@@ -21,7 +21,11 @@ fn row(op: &str, shape: &str, variant: &str, median: f64, verdict: Verdict) -> R
             lower: median * 0.98,
             upper: median * 1.02,
         },
-        work: Work { flops: 2e6, bytes: 1e6 },
+        work: Work {
+            flops: 2e6,
+            bytes: 1e6,
+            written: 5e5,
+        },
         tokens: None,
         roofline: Roofline {
             bound_ns: median / 2.0,
@@ -52,6 +56,7 @@ fn sample() -> Report {
                     working_set_bytes: 600_000,
                     gb_per_s: 200.0,
                     huge_pages: false,
+                    read_gb_per_s: None,
                 },
                 Bandwidth {
                     level: "dram".into(),
@@ -59,6 +64,7 @@ fn sample() -> Report {
                     working_set_bytes: 400_000_000,
                     gb_per_s: 38.0,
                     huge_pages: true,
+                    read_gb_per_s: None,
                 },
             ],
             curve: vec![],
@@ -225,13 +231,21 @@ fn one_thread_bounds_read_the_curve_at_the_rows_own_working_set() {
         },
     ];
     let bytes = 100_000.0 * 10f64.sqrt();
-    let work = Work { flops: 0.0, bytes };
+    let work = Work {
+        flops: 0.0,
+        bytes,
+        written: 0.0,
+    };
     // One thread: the curve's 300 GB/s (log-interpolated) at the row's bytes, not the l2 triad's 200.
     let one = report::roofline(&limits, work, 1);
     assert_eq!(one.limit, Limit::L2);
     assert!((one.bound_ns - bytes / 300.0).abs() < 1e-6, "{one:?}");
     // Beyond the caches the bound is DRAM's triad (the better of its pages), not the curve's end.
-    let far = Work { flops: 0.0, bytes: 1e9 };
+    let far = Work {
+        flops: 0.0,
+        bytes: 1e9,
+        written: 0.0,
+    };
     assert_eq!(report::roofline(&limits, far, 1).bound_ns, 1e9 / 38.0);
     // Without a curve (reports before it), the level's triad.
     limits.curve.clear();
@@ -239,6 +253,159 @@ fn one_thread_bounds_read_the_curve_at_the_rows_own_working_set() {
     let big = Work {
         flops: 0.0,
         bytes: 1_200_000.0,
+        written: 0.0,
     };
     assert_eq!(report::roofline(&limits, big, 1).limit, Limit::Dram);
+}
+
+fn bandwidth(level: &str, threads: usize, working_set_bytes: u64, gb_per_s: f64) -> Bandwidth {
+    Bandwidth {
+        level: level.into(),
+        threads,
+        working_set_bytes,
+        gb_per_s,
+        huge_pages: false,
+        read_gb_per_s: None,
+    }
+}
+
+fn traffic(bytes: f64, written: f64) -> Work {
+    Work {
+        flops: 0.0,
+        bytes,
+        written,
+    }
+}
+
+#[test]
+fn reads_and_writes_are_weighed_apart() {
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+    // The triad's own mix (8 bytes read, 4 written) takes the triad's time, whatever reads alone do.
+    for read_over_triad in [1.0, 1.3, 1.5, 2.0] {
+        let ns = report::memory_ns(traffic(12.0, 4.0), 100.0, read_over_triad);
+        assert!(close(ns, 0.12), "{read_over_triad}: {ns}");
+    }
+    // Reads alone run at the read bandwidth; a copy (as much written as read) takes longer than its
+    // bytes at the triad's rate.
+    assert!(close(report::memory_ns(traffic(8.0, 0.0), 100.0, 1.6), 8.0 / 160.0));
+    let copy = report::memory_ns(traffic(8.0, 4.0), 100.0, 1.6);
+    assert!(close(copy, 4.0 / 160.0 + 4.0 * (3.0 / 100.0 - 2.0 / 160.0)), "{copy}");
+    assert!(copy > 8.0 / 100.0);
+    // Reads that ran no faster than the triad (or slower, a noisy reading) make every byte cost the
+    // triad's.
+    for read_over_triad in [1.0, 0.7] {
+        let ns = report::memory_ns(traffic(8.0, 4.0), 100.0, read_over_triad);
+        assert!(close(ns, 0.08), "{read_over_triad}: {ns}");
+    }
+}
+
+#[test]
+fn the_roofline_uses_the_read_bandwidth_the_probe_measured() {
+    let mut limits = sample().limits;
+    limits.bandwidth[1].read_gb_per_s = Some(57.0);
+    let reads = traffic(1e9, 0.0);
+    assert_eq!(report::roofline(&limits, reads, 1).bound_ns, 1e9 / 57.0);
+    let triad_mix = traffic(1.2e9, 0.4e9);
+    let bound = report::roofline(&limits, triad_mix, 1).bound_ns;
+    assert!((bound - 1.2e9 / 38.0).abs() < 1e-6 * bound, "{bound}");
+}
+
+/// Limits with an L3 the probe found at 20 MB of the 32 MiB the CPU reports, measured on one and two
+/// threads, and a one-thread curve falling from 60 GB/s at 1 MB to 20 GB/s at 100 MB.
+fn shared_l3_limits() -> Limits {
+    let found = 20_000_000u64;
+    let fill = |threads: u64| (found as f64 * 0.6) as u64 / threads;
+    Limits {
+        fma: vec![FmaPeak {
+            isa: "avx512".into(),
+            threads: 2,
+            gflops: 400.0,
+        }],
+        bandwidth: vec![
+            bandwidth("l3", 1, fill(1), 60.0),
+            bandwidth("dram", 1, 400_000_000, 20.0),
+            bandwidth("l3", 2, fill(2), 120.0),
+            bandwidth("dram", 2, 200_000_000, 30.0),
+        ],
+        curve: vec![
+            CurvePoint {
+                working_set_bytes: 1_000_000,
+                gb_per_s: 60.0,
+            },
+            CurvePoint {
+                working_set_bytes: 100_000_000,
+                gb_per_s: 20.0,
+            },
+        ],
+        caches: vec![MeasuredCache {
+            level: 3,
+            bytes: found,
+            reported_bytes: Some(32 << 20),
+            gb_per_s: 60.0,
+        }],
+    }
+}
+
+#[test]
+fn two_threads_past_the_last_cache_keep_the_share_of_it_the_curve_has_left() {
+    let limits = shared_l3_limits();
+    // At 10 MB the two-thread row fits the L3 and takes its triad.
+    assert_eq!(report::roofline(&limits, traffic(10e6, 0.0), 2).limit, Limit::L3);
+    // At 30 MB (past the 20 MB found) the one-thread curve has made part of its fall from the L3 to
+    // DRAM; two threads get DRAM's triad raised by the same share of the L3's lead.
+    let bytes = 30e6;
+    let one = limits.curve_gb_per_s(bytes).unwrap();
+    let share = (one - 20.0) / (60.0 - 20.0);
+    assert!(share > 0.0 && share < 1.0, "{share}");
+    let two = report::roofline(&limits, traffic(bytes, 0.0), 2);
+    assert_eq!(two.limit, Limit::Dram);
+    let expected = bytes / (30.0 + share * (120.0 - 30.0));
+    assert!(
+        (two.bound_ns - expected).abs() < 1e-6 * expected,
+        "{two:?} against {expected}"
+    );
+    assert_eq!(report::partly_cached(&limits, bytes, 2), 30.0 + share * 90.0);
+    // Past the curve's end, DRAM's triad alone.
+    assert_eq!(report::roofline(&limits, traffic(1e9, 0.0), 2).bound_ns, 1e9 / 30.0);
+}
+
+#[test]
+fn every_row_above_its_roofline_states_a_cause() {
+    let mut report = sample();
+    report.limits = shared_l3_limits();
+    let above = |r: &Row| report.above_roofline(r);
+    let base = row("softmax", "rows=64,cols=50257", "simd", 1000.0, Verdict::Pass);
+    // Below or at the bound: no cause needed.
+    assert_eq!(above(&base), None);
+    let at = |bound_ns: f64, limit: Limit, bytes: f64| Row {
+        roofline: Roofline { bound_ns, limit },
+        work: traffic(bytes, bytes / 2.0),
+        ..base.clone()
+    };
+    assert_eq!(above(&at(1000.0, Limit::Dram, 25e6)), None);
+    // Above the median (1000 ns) but within the time's interval (upper end 1020 ns): noise.
+    let noise = above(&at(1010.0, Limit::L2, 1e5)).unwrap();
+    assert!(noise.starts_with("noise"), "{noise}");
+    // Between the L3 found (20 MB) and the one reported (33.6 MB): partly cached.
+    let cached = above(&at(1500.0, Limit::Dram, 25e6)).unwrap();
+    assert!(
+        cached.starts_with("partly cached") && cached.contains("25.0 MB") && cached.contains("33.6 MB"),
+        "{cached}"
+    );
+    // Beyond what the CPU reports, or above the FMA peak: said to be unexplained, not passed over.
+    let far = above(&at(1500.0, Limit::Dram, 50e6)).unwrap();
+    assert!(far.starts_with("unexplained"), "{far}");
+    let compute = above(&at(1500.0, Limit::Compute, 1e3)).unwrap();
+    assert!(
+        compute.starts_with("unexplained") && compute.contains("FMA peak"),
+        "{compute}"
+    );
+    // The Markdown marks such rows and lists each with its cause.
+    report.rows = vec![at(1500.0, Limit::Dram, 25e6), base.clone()];
+    let md = render_markdown(&report);
+    assert!(md.contains("150 % (dram) †"), "{md}");
+    assert!(md.contains("## Rows above their roofline"), "{md}");
+    assert!(md.contains("| partly cached: its 25.0 MB lie between"), "{md}");
+    report.rows = vec![base];
+    assert!(render_markdown(&report).contains("No row ran faster than its roofline bound."));
 }

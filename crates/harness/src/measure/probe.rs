@@ -96,6 +96,11 @@ pub struct Bandwidth {
     /// them) and the higher bandwidth is kept.
     #[serde(default)]
     pub huge_pages: bool,
+    /// The bandwidth of reads alone on the triad's two input arrays (8 bytes per element), in the
+    /// same pages; `None` in reports from before it was measured. Above `gb_per_s` where writing a
+    /// line costs more than reading one, as it does wherever a line written is first read.
+    #[serde(default)]
+    pub read_gb_per_s: Option<f64>,
 }
 
 /// One point of the probe's bandwidth curve: a one-thread triad on one working set.
@@ -167,6 +172,17 @@ impl Limits {
         let ((x0, y0), (x1, y1)) = (envelope[i - 1], envelope[i]);
         let t = (bytes.ln() - x0.ln()) / (x1.ln() - x0.ln());
         Some((y0.ln() + t * (y1.ln() - y0.ln())).exp())
+    }
+
+    /// How much faster reads alone ran than the triad at `level` on `threads` threads: 1 where the
+    /// probe did not measure reads (reports from before it did) or they ran no faster.
+    pub fn read_over_triad(&self, level: &str, threads: usize) -> f64 {
+        self.bandwidth
+            .iter()
+            .find(|b| b.level == level && b.threads == threads)
+            .and_then(|b| b.read_gb_per_s.map(|read| read / b.gb_per_s))
+            .unwrap_or(1.0)
+            .max(1.0)
     }
 
     /// The bandwidth of `level` on `threads` threads, if measured.
@@ -573,6 +589,48 @@ impl WithSimd for Triad<'_> {
     }
 }
 
+/// A sum over the triad's two input arrays: the bandwidth of reads alone. Eight accumulators, so that
+/// the adds' latency does not bound an L1-sized working set.
+struct ReadSum<'a> {
+    b: &'a [f32],
+    c: &'a [f32],
+}
+
+impl WithSimd for ReadSum<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> f32 {
+        const LANES: usize = 4;
+        let mut acc = [s.splat_f32s(0.0); 2 * LANES];
+        let (b, b_tail) = S::as_simd_f32s(self.b);
+        let (c, c_tail) = S::as_simd_f32s(self.c);
+        let (b_blocks, b_rest) = b.split_at(b.len() / LANES * LANES);
+        let (c_blocks, c_rest) = c.split_at(c.len() / LANES * LANES);
+        for (b, c) in b_blocks.chunks_exact(LANES).zip(c_blocks.chunks_exact(LANES)) {
+            for i in 0..LANES {
+                acc[i] = s.add_f32s(acc[i], b[i]);
+                acc[LANES + i] = s.add_f32s(acc[LANES + i], c[i]);
+            }
+        }
+        for (&b, &c) in b_rest.iter().zip(c_rest) {
+            acc[0] = s.add_f32s(acc[0], b);
+            acc[LANES] = s.add_f32s(acc[LANES], c);
+        }
+        let total = acc.into_iter().reduce(|x, y| s.add_f32s(x, y)).expect("accumulators");
+        s.reduce_sum_f32s(total) + b_tail.iter().chain(c_tail).sum::<f32>()
+    }
+}
+
+/// What a bandwidth measurement streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    /// a = b + 3c: two arrays read, one written, 12 bytes per element.
+    Triad,
+    /// A sum over b and c: two arrays read, 8 bytes per element.
+    Read,
+}
+
 /// The share of a cache level the probe's triad fills: enough to measure the level, with room left for
 /// the stack and the code. The roofline takes a row to fit a level when its bytes fit the cache.
 pub const WORKING_SET_FRACTION: f64 = 0.6;
@@ -585,6 +643,18 @@ const TRIAD_SKEW: usize = 1024 / 4;
 /// The triad bandwidth of `threads` threads on arrays of `elements` floats asked for on `pages`, and
 /// the pages they got (small where the system refused huge ones).
 fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages, runs: usize) -> (f64, Pages) {
+    stream_bandwidth(Stream::Triad, elements, threads, passes, pages, runs)
+}
+
+/// The bandwidth of `stream` on `threads` threads, as [`triad_bandwidth`] measures it.
+fn stream_bandwidth(
+    stream: Stream,
+    elements: usize,
+    threads: usize,
+    passes: usize,
+    pages: Pages,
+    runs: usize,
+) -> (f64, Pages) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -611,13 +681,27 @@ fn triad_bandwidth(elements: usize, threads: usize, passes: usize, pages: Pages,
                 let b = &b[TRIAD_SKEW..][..elements];
                 let c = &c[2 * TRIAD_SKEW..][..elements];
                 for _ in 0..passes {
-                    isa.run(Triad { a, b, c });
-                    black_box(&mut *a);
+                    match stream {
+                        Stream::Triad => {
+                            isa.run(Triad { a, b, c });
+                            black_box(&mut *a);
+                        }
+                        Stream::Read => {
+                            black_box(isa.run(ReadSum { b, c }));
+                        }
+                    }
                 }
             });
         });
     });
-    ((3 * 4 * elements * threads * passes) as f64 / seconds / 1e9, got)
+    let bytes_per_element = match stream {
+        Stream::Triad => 12,
+        Stream::Read => 8,
+    };
+    (
+        (bytes_per_element * elements * threads * passes) as f64 / seconds / 1e9,
+        got,
+    )
 }
 
 /// The curve as (working set, bandwidth), each bandwidth the median of three neighbouring readings
@@ -816,22 +900,28 @@ pub fn measure_limits(all_threads: usize, quick: bool) -> Limits {
             .chain([("dram", dram_total / threads)]);
         for (level, elements) in levels {
             let passes = ((traffic / (12.0 * elements as f64)) as usize).max(2);
-            let (small, _) = triad_bandwidth(elements, threads, passes, Pages::Small, 3);
-            // Only a working set far beyond the caches can tell the pages apart; arrays the system
-            // kept on small pages measure nothing new.
-            let huge = match level {
-                "dram" => match triad_bandwidth(elements, threads, passes, Pages::Huge, 3) {
-                    (gb_per_s, Pages::Huge) => gb_per_s,
-                    (_, Pages::Small) => 0.0,
-                },
-                _ => 0.0,
+            let measure = |stream| {
+                let (small, _) = stream_bandwidth(stream, elements, threads, passes, Pages::Small, 3);
+                // Only a working set far beyond the caches can tell the pages apart; arrays the
+                // system kept on small pages measure nothing new.
+                let huge = match level {
+                    "dram" => match stream_bandwidth(stream, elements, threads, passes, Pages::Huge, 3) {
+                        (gb_per_s, Pages::Huge) => gb_per_s,
+                        (_, Pages::Small) => 0.0,
+                    },
+                    _ => 0.0,
+                };
+                (small.max(huge), huge > small)
             };
+            let (gb_per_s, huge_pages) = measure(Stream::Triad);
+            let (read, _) = measure(Stream::Read);
             bandwidth.push(Bandwidth {
                 level: level.into(),
                 threads,
                 working_set_bytes: (12 * elements) as u64,
-                gb_per_s: small.max(huge),
-                huge_pages: huge > small,
+                gb_per_s,
+                huge_pages,
+                read_gb_per_s: Some(read),
             });
         }
     }

@@ -245,8 +245,8 @@ impl Row {
         self.tokens.map(|t| t as f64 / self.time_ns.median * 1e9)
     }
 
-    /// The roofline bound over the measured time, in percent (above 100 when the data stayed in a
-    /// faster cache level between iterations than its size suggests).
+    /// The roofline bound over the measured time, in percent; above 100 only with a cause
+    /// ([`Report::above_roofline`]).
     pub fn percent(&self) -> f64 {
         100.0 * self.roofline.bound_ns / self.time_ns.median
     }
@@ -291,6 +291,56 @@ pub struct Report {
 }
 
 impl Report {
+    /// Why `row` ran faster than its roofline bound, as far as this report can tell; `None` for a
+    /// row at or below its bound. Every row above 100 % gets a cause, and one the report cannot
+    /// explain says so rather than passing silently.
+    pub fn above_roofline(&self, row: &Row) -> Option<String> {
+        if row.percent() <= 100.0 {
+            return None;
+        }
+        if row.roofline.bound_ns <= row.time_ns.upper {
+            return Some(format!(
+                "noise: the bound ({}) lies within the time's 95 % interval",
+                format_time(row.roofline.bound_ns)
+            ));
+        }
+        if row.roofline.limit != Limit::Compute {
+            // A level the row outgrew by the probe's measure yet fits by what the CPU reports: a
+            // cache that falls gradually (a victim cache, or one shared with other tenants) keeps
+            // part of a working set the probe already counts as the next level's.
+            for cache in &self.limits.caches {
+                let Some(reported) = cache.reported_bytes else {
+                    continue;
+                };
+                let copies = if cache.level >= 3 { 1 } else { row.threads as u64 };
+                let (found, reported) = ((cache.bytes * copies) as f64, (reported * copies) as f64);
+                if row.work.bytes > found && row.work.bytes <= reported {
+                    return Some(format!(
+                        "partly cached: its {} lie between the L{} the probe found ({}) and the L{} the CPU reports ({})",
+                        format_bytes(row.work.bytes),
+                        cache.level,
+                        format_bytes(found),
+                        cache.level,
+                        format_bytes(reported),
+                    ));
+                }
+            }
+        }
+        Some(match row.roofline.limit {
+            Limit::Compute => format!(
+                "unexplained: faster than the FMA peak the probe measured ({:.1} GFLOP/s on {} thread(s))",
+                self.limits.peak_gflops(row.threads),
+                row.threads
+            ),
+            limit => format!(
+                "unexplained: faster than the probe's {} bandwidth for {} on {} thread(s)",
+                limit.name(),
+                format_bytes(row.work.bytes),
+                row.threads
+            ),
+        })
+    }
+
     /// `full` or `quick`.
     pub fn mode_name(&self) -> &'static str {
         match self.mode {
@@ -470,9 +520,14 @@ fn read_one(dir: &Path) -> Result<Measured> {
     })
 }
 
-/// The roofline bound of `flops` and `bytes` on `threads` threads with the limits measured. The level
-/// is the smallest cache whose measured capacity (per thread) holds the bytes, else DRAM. The
-/// bandwidth is, on one thread, the probe's curve at the row's bytes; on more, the level's triad.
+/// The roofline bound of `work` on `threads` threads with the limits measured.
+///
+/// The level is the smallest cache whose measured capacity holds the bytes, else DRAM. The triad
+/// bandwidth there is, on one thread, the probe's curve at the row's own bytes (for DRAM, the better
+/// of that and DRAM's triad, since a working set just past the last cache found is still partly
+/// cached); on more threads, the level's triad, and past the last cache the DRAM triad raised by the
+/// share of the one-thread curve's fall still ahead at these bytes ([`partly_cached`]). Reads and
+/// writes are then weighed apart ([`memory_ns`]).
 pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
     let peak = limits.peak_gflops(threads);
     // The probe's working sets fill a fraction of each cache; a row fits a level when its bytes fit
@@ -490,17 +545,25 @@ pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
                 .any(|b| fits(&b))
         })
         .unwrap_or(Limit::Dram);
-    // One thread's bound in a cache reads the probe's curve at the row's own working set: a level's
-    // triad runs on a share of the level, and a smaller working set within it runs faster. DRAM's
-    // triad is the better of small and huge pages, which the curve (on small pages) is not.
-    let curve = (threads == 1 && level != Limit::Dram)
+    // One thread's bound reads the probe's curve at the row's own working set: a level's triad runs
+    // on a share of the level, and a smaller working set within it runs faster. DRAM's triad is the
+    // better of small and huge pages, which the curve (on small pages) is not.
+    let triad = limits.gb_per_s(level.name(), threads);
+    let on_curve = within_curve(limits, work.bytes);
+    let curve = (threads == 1 && (level != Limit::Dram || on_curve))
         .then(|| limits.curve_gb_per_s(work.bytes))
         .flatten();
-    let bw = curve
-        .or_else(|| limits.gb_per_s(level.name(), threads))
-        .unwrap_or(f64::NAN);
+    let bw = match (level, curve, triad) {
+        (Limit::Dram, Some(curve), Some(triad)) => curve.max(triad),
+        (_, Some(curve), _) => curve,
+        (Limit::Dram, None, Some(triad)) if threads > 1 && on_curve => {
+            partly_cached(limits, work.bytes, threads).max(triad)
+        }
+        (_, None, Some(triad)) => triad,
+        (_, None, None) => f64::NAN,
+    };
     let compute_ns = work.flops / peak;
-    let memory_ns = work.bytes / bw;
+    let memory_ns = memory_ns(work, bw, limits.read_over_triad(level.name(), threads));
     if compute_ns >= memory_ns {
         Roofline {
             bound_ns: compute_ns,
@@ -512,6 +575,56 @@ pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
             limit: level,
         }
     }
+}
+
+/// Whether the probe's curve reached working sets of `bytes`: past its end it says nothing of them.
+fn within_curve(limits: &Limits, bytes: f64) -> bool {
+    limits
+        .curve
+        .last()
+        .is_some_and(|end| bytes <= end.working_set_bytes as f64)
+}
+
+/// The time to move `work`'s bytes where a triad runs at `triad` GB/s and reads alone run
+/// `read_over_triad` times as fast (at least 1), in nanoseconds.
+///
+/// A linear model, time = read / R + written / W, with R = `read_over_triad` × `triad` and W chosen
+/// so that the triad's own mix (8 bytes read to 4 written) takes exactly its measured time: writes
+/// then cost 3 / triad − 2 / R per byte, at least what the triad's bytes cost on average. A row of
+/// reads alone is bound by the read bandwidth, and a copy (as much written as read) by more than
+/// the triad; where reads ran no faster than the triad, every byte costs the triad's.
+pub fn memory_ns(work: Work, triad: f64, read_over_triad: f64) -> f64 {
+    let read = triad * read_over_triad.max(1.0);
+    let per_written_byte = 3.0 / triad - 2.0 / read;
+    work.read() / read + work.written * per_written_byte
+}
+
+/// The triad bandwidth on `threads` threads at a working set of `bytes` past the last cache the
+/// probe found: DRAM's triad, raised toward the last cache level's by the share of the fall from
+/// that level to DRAM that the one-thread curve has still to make at these bytes. A last level
+/// shared by the cores falls on the same working sets whatever the thread count, so the one-thread
+/// curve says how much of a set this size stays cached. Without a curve, DRAM's triad.
+pub fn partly_cached(limits: &Limits, bytes: f64, threads: usize) -> f64 {
+    let dram = |t| limits.gb_per_s(Limit::Dram.name(), t);
+    let top = |t| {
+        [Limit::L3, Limit::L2, Limit::L1]
+            .into_iter()
+            .find_map(|level| limits.gb_per_s(level.name(), t))
+    };
+    let Some(dram_t) = dram(threads) else {
+        return f64::NAN;
+    };
+    let curve = within_curve(limits, bytes)
+        .then(|| limits.curve_gb_per_s(bytes))
+        .flatten();
+    let (Some(top_t), Some(top_1), Some(dram_1), Some(curve)) = (top(threads), top(1), dram(1), curve) else {
+        return dram_t;
+    };
+    if top_1 <= dram_1 || top_t <= dram_t {
+        return dram_t;
+    }
+    let share = ((curve - dram_1) / (top_1 - dram_1)).clamp(0.0, 1.0);
+    dram_t + share * (top_t - dram_t)
 }
 
 fn format_time(ns: f64) -> String {
@@ -597,6 +710,14 @@ pub fn render_markdown(report: &Report) -> String {
             b.threads,
             b.gb_per_s
         );
+        if let Some(read) = b.read_gb_per_s {
+            out += &format!(
+                "| read bandwidth, {} ({} KiB per thread) | {} | {read:.1} GB/s |\n",
+                b.level,
+                b.working_set_bytes * 2 / 3 / 1024,
+                b.threads,
+            );
+        }
     }
     let mut ops: Vec<&str> = report.rows.iter().map(|r| r.op.as_str()).collect();
     ops.dedup();
@@ -625,8 +746,9 @@ pub fn render_markdown(report: &Report) -> String {
                 Some(e) => format!("{} (err/bound {e:.2})", r.verdict.name()),
                 None => r.verdict.name().to_owned(),
             };
+            let mark = if report.above_roofline(r).is_some() { " †" } else { "" };
             out += &format!(
-                "| {} | {} | {} | {} | {} ({}–{}) | {:.1} | {:.1} | {speedup} | {:.0} % ({}) | {peer} | {verdict} |\n",
+                "| {} | {} | {} | {} | {} ({}–{}) | {:.1} | {:.1} | {speedup} | {:.0} % ({}){mark} | {peer} | {verdict} |\n",
                 r.shape,
                 r.variant,
                 r.isa.name(),
@@ -641,7 +763,40 @@ pub fn render_markdown(report: &Report) -> String {
             );
         }
     }
+    let above: Vec<(&Row, String)> = report
+        .rows
+        .iter()
+        .filter_map(|r| report.above_roofline(r).map(|cause| (r, cause)))
+        .collect();
+    out += "\n## Rows above their roofline\n\n";
+    if above.is_empty() {
+        out += "No row ran faster than its roofline bound.\n";
+    } else {
+        out += "Each row marked † above, with why it could run faster than its bound.\n\n\
+                | op | shape | variant | isa | threads | % roofline (limit) | cause |\n|---|---|---|---|---|---|---|\n";
+        for (r, cause) in above {
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {:.0} % ({}) | {cause} |\n",
+                r.op,
+                r.shape,
+                r.variant,
+                r.isa.name(),
+                r.threads,
+                r.percent(),
+                r.roofline.limit.name()
+            );
+        }
+    }
     out
+}
+
+/// Bytes in MB (1e6 bytes), or KB below a megabyte.
+fn format_bytes(bytes: f64) -> String {
+    if bytes >= 1e6 {
+        format!("{:.1} MB", bytes / 1e6)
+    } else {
+        format!("{:.1} KB", bytes / 1e3)
+    }
 }
 
 /// Schema 1, read for comparison with reports written before schema 2: rows stored their derived
@@ -751,6 +906,7 @@ mod v1 {
                 work: Work {
                     flops: self.flops,
                     bytes: self.bytes,
+                    written: 0.0,
                 },
                 tokens,
                 roofline: Roofline {

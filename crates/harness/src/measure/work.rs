@@ -5,7 +5,9 @@
 //! Conventions: a fused multiply-add is 2 FLOPs; exp and tanh count as 1 FLOP each (they are
 //! polynomials, but the count should describe the op, not an implementation); bytes are the
 //! compulsory traffic of the op's inputs and outputs in f32 (every input read once, every output
-//! written once), with GB = 1e9 bytes.
+//! written once), with GB = 1e9 bytes. The bytes written are also counted on their own: a stream of
+//! writes costs a core more than one of reads (each line written is first read into the cache), so
+//! the roofline weighs them apart.
 
 use std::ops::Add;
 
@@ -21,6 +23,17 @@ pub struct Work {
     pub flops: f64,
     /// Bytes read and written.
     pub bytes: f64,
+    /// Of `bytes`, those written. Reports from before the split lack it and load it as 0; their
+    /// roofline bounds were computed when they were written.
+    #[serde(default)]
+    pub written: f64,
+}
+
+impl Work {
+    /// Of `bytes`, those read.
+    pub fn read(self) -> f64 {
+        self.bytes - self.written
+    }
 }
 
 impl Add for Work {
@@ -30,6 +43,7 @@ impl Add for Work {
         Work {
             flops: self.flops + other.flops,
             bytes: self.bytes + other.bytes,
+            written: self.written + other.written,
         }
     }
 }

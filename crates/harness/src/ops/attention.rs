@@ -220,6 +220,7 @@ impl Op for Attention {
         Work {
             flops: 4.0 * c * pairs,
             bytes: (2.0 * s.queries as f64 * c + 2.0 * keys * c) * F32,
+            written: s.queries as f64 * c * F32,
         }
     }
 

@@ -142,6 +142,7 @@ impl Op for Embedding {
         Work {
             flops: t * c,
             bytes: 3.0 * t * c * F32 + t * F32,
+            written: t * c * F32,
         }
     }
 

@@ -102,6 +102,7 @@ impl Op for Gelu {
         Work {
             flops: 8.0 * s.n as f64,
             bytes: 2.0 * s.n as f64 * F32,
+            written: s.n as f64 * F32,
         }
     }
 

@@ -141,6 +141,7 @@ impl Op for LayerNorm {
         Work {
             flops: 8.0 * r * c,
             bytes: 2.0 * r * c * F32 + 2.0 * c * F32,
+            written: r * c * F32,
         }
     }
 

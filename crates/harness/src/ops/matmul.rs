@@ -185,6 +185,7 @@ impl Op for Matmul {
         Work {
             flops: 2.0 * m * k * n + bias_flops,
             bytes: (m * k + k * n + m * n) * F32 + bias_bytes,
+            written: m * n * F32,
         }
     }
 

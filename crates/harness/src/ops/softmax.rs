@@ -102,6 +102,7 @@ impl Op for Softmax {
         Work {
             flops: 5.0 * n,
             bytes: 2.0 * n * F32,
+            written: n * F32,
         }
     }
 
