@@ -43,6 +43,10 @@ pub struct Args {
     /// Where to write the report [default: reports/<machine-id>/].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Measure nothing: render the Markdown and the plots of a saved report again beside it, from
+    /// its JSON (which is left as it is), with this build's rendering.
+    #[arg(long, value_name = "REPORT.json", conflicts_with_all = ["quick", "isa", "torch", "out"])]
+    render: Option<PathBuf>,
 }
 
 /// `--isa`: `all`, or a level this CPU has.
@@ -379,6 +383,17 @@ fn build_rows(
 
 /// Runs `cargo xtask bench`.
 pub fn run(args: Args) -> Result<Outcome> {
+    if let Some(path) = &args.render {
+        let report = Report::load(path)?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .with_context(|| format!("{}: not a report's file name", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        write_renderings(&report, dir, stem)?;
+        eprintln!("bench: rendered {} again: its .md and .svg", path.display());
+        return Ok(Outcome::Pass);
+    }
     let start = Instant::now();
     let torch = args
         .torch
@@ -509,12 +524,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let stem = format!("{}-{}", &machine.date[..10], machine.commit);
     let path = dir.join(format!("{stem}.json"));
     report.save(&path)?;
-    report::write(&dir.join(format!("{stem}.md")), &report::render_markdown(&report))?;
-    report::write(
-        &dir.join(format!("{stem}-throughput.svg")),
-        &svg::throughput_svg(&report),
-    )?;
-    report::write(&dir.join(format!("{stem}-roofline.svg")), &svg::roofline_svg(&report))?;
+    write_renderings(&report, &dir, &stem)?;
     let failed = report.rows.iter().filter(|r| r.verdict != Verdict::Pass).count();
     println!("{}", path.display());
     eprintln!(
@@ -529,6 +539,18 @@ pub fn run(args: Args) -> Result<Outcome> {
     } else {
         Outcome::Fail
     })
+}
+
+/// Writes `report`'s Markdown and plots into `dir` as `<stem>.md`, `<stem>-throughput.svg` and
+/// `<stem>-roofline.svg`.
+fn write_renderings(report: &Report, dir: &Path, stem: &str) -> Result<()> {
+    report::write(&dir.join(format!("{stem}.md")), &report::render_markdown(report))?;
+    report::write(
+        &dir.join(format!("{stem}-throughput.svg")),
+        &svg::throughput_svg(report),
+    )?;
+    report::write(&dir.join(format!("{stem}-roofline.svg")), &svg::roofline_svg(report))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -392,6 +392,26 @@ fn every_row_above_its_roofline_states_a_cause() {
         cached.starts_with("partly cached") && cached.contains("25.0 MB") && cached.contains("33.6 MB"),
         "{cached}"
     );
+    // Two threads whose L3 reading (120 GB/s) is 2 × the one-thread 60 would be a fair bound; with a
+    // reading that scaled less (70 GB/s) and a row within 2 × 60, the probe is named.
+    let two = |bound_ns| Row {
+        threads: 2,
+        ..at(bound_ns, Limit::L3, 10e6)
+    };
+    assert!(above(&two(1500.0)).unwrap().starts_with("unexplained"));
+    let mut scaled_less = report.clone();
+    scaled_less.limits.bandwidth[2].gb_per_s = 70.0;
+    let cause = scaled_less.above_roofline(&two(1500.0)).unwrap();
+    assert!(
+        cause.starts_with("probe scaled less") && cause.contains("1.17 ×") && cause.contains("at 88 %"),
+        "{cause}"
+    );
+    assert!(
+        scaled_less
+            .above_roofline(&two(2500.0))
+            .unwrap()
+            .starts_with("unexplained")
+    );
     // Beyond what the CPU reports, or above the FMA peak: said to be unexplained, not passed over.
     let far = above(&at(1500.0, Limit::Dram, 50e6)).unwrap();
     assert!(far.starts_with("unexplained"), "{far}");

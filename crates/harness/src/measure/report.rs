@@ -326,6 +326,25 @@ impl Report {
                 }
             }
         }
+        // A level's reading on several threads that scaled less than the row did: the probe ran the
+        // threads while something else on the host held a CPU, or the level's share was smaller
+        // then. Against the one-thread reading times the threads, the row is within its bound.
+        if row.threads > 1 && row.roofline.limit != Limit::Compute {
+            let level = row.roofline.limit.name();
+            if let (Some(many), Some(one)) = (self.limits.gb_per_s(level, row.threads), self.limits.gb_per_s(level, 1))
+            {
+                let scaled = row.roofline.bound_ns * many / (one * row.threads as f64);
+                if many < one * row.threads as f64 && scaled <= row.time_ns.median {
+                    return Some(format!(
+                        "probe scaled less: its {level} triad on {} threads ({many:.1} GB/s) is {:.2} × the one-thread {one:.1} GB/s; against {} × that, the row is at {:.0} %",
+                        row.threads,
+                        many / one,
+                        row.threads,
+                        100.0 * scaled / row.time_ns.median
+                    ));
+                }
+            }
+        }
         Some(match row.roofline.limit {
             Limit::Compute => format!(
                 "unexplained: faster than the FMA peak the probe measured ({:.1} GFLOP/s on {} thread(s))",
