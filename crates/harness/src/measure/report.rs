@@ -17,13 +17,14 @@ pub const SCHEMA: u32 = 2;
 /// Errors reading reports or criterion output, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. The I/O error is part of the message, not a source
+    /// of its own, so that a chain of causes does not repeat it.
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not valid JSON, or not a report.
     #[error("{path}: {message}")]
@@ -415,9 +416,9 @@ pub fn units() -> BTreeMap<String, String> {
 impl Report {
     /// Reads and checks a report file: valid JSON, a known schema, every field present.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ReportError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let bad = |message: String| ReportError::Format {
             path: path.to_owned(),
@@ -450,9 +451,9 @@ impl Report {
 
 /// Writes `text` to `path`, creating the directory.
 pub fn write(path: &Path, text: &str) -> Result<()> {
-    let io = |source| ReportError::Io {
+    let io = |error| ReportError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -476,9 +477,9 @@ pub fn read_criterion(root: &Path) -> Result<Vec<Measured>> {
     let mut found = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| ReportError::Io {
+        let entries = std::fs::read_dir(&dir).map_err(|error| ReportError::Io {
             path: dir.clone(),
-            source,
+            error,
         })?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -496,9 +497,9 @@ pub fn read_criterion(root: &Path) -> Result<Vec<Measured>> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| ReportError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     serde_json::from_str(&text).map_err(|e| ReportError::Format {
         path: path.to_owned(),
