@@ -631,6 +631,16 @@ enum Stream {
     Read,
 }
 
+impl Stream {
+    /// Bytes moved per element of the arrays.
+    fn bytes_per_element(self) -> usize {
+        match self {
+            Stream::Triad => 12,
+            Stream::Read => 8,
+        }
+    }
+}
+
 /// The share of a cache level the probe's triad fills: enough to measure the level, with room left for
 /// the stack and the code. The roofline takes a row to fit a level when its bytes fit the cache.
 pub const WORKING_SET_FRACTION: f64 = 0.6;
@@ -694,12 +704,8 @@ fn stream_bandwidth(
             });
         });
     });
-    let bytes_per_element = match stream {
-        Stream::Triad => 12,
-        Stream::Read => 8,
-    };
     (
-        (bytes_per_element * elements * threads * passes) as f64 / seconds / 1e9,
+        (stream.bytes_per_element() * elements * threads * passes) as f64 / seconds / 1e9,
         got,
     )
 }

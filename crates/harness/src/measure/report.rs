@@ -305,59 +305,70 @@ impl Report {
                 format_time(row.roofline.bound_ns)
             ));
         }
-        if row.roofline.limit != Limit::Compute {
-            // A level the row outgrew by the probe's measure yet fits by what the CPU reports: a
-            // cache that falls gradually (a victim cache, or one shared with other tenants) keeps
-            // part of a working set the probe already counts as the next level's.
-            for cache in &self.limits.caches {
-                let Some(reported) = cache.reported_bytes else {
-                    continue;
-                };
-                let copies = if cache.level >= 3 { 1 } else { row.threads as u64 };
-                let (found, reported) = ((cache.bytes * copies) as f64, (reported * copies) as f64);
-                if row.work.bytes > found && row.work.bytes <= reported {
-                    return Some(format!(
-                        "partly cached: its {} lie between the L{} the probe found ({}) and the L{} the CPU reports ({})",
-                        format_bytes(row.work.bytes),
-                        cache.level,
-                        format_bytes(found),
-                        cache.level,
-                        format_bytes(reported),
-                    ));
-                }
+        let level = match row.roofline.limit {
+            Limit::Compute => {
+                return Some(format!(
+                    "unexplained: faster than the FMA peak the probe measured ({:.1} GFLOP/s on {} thread(s))",
+                    self.limits.peak_gflops(row.threads),
+                    row.threads
+                ));
             }
+            limit => limit.name(),
+        };
+        let cause = self
+            .partly_cached_cause(row)
+            .or_else(|| self.scaled_less_cause(row, level))
+            .unwrap_or_else(|| {
+                format!(
+                    "unexplained: faster than the probe's {level} bandwidth for {} on {} thread(s)",
+                    format_bytes(row.work.bytes),
+                    row.threads
+                )
+            });
+        Some(cause)
+    }
+
+    /// A level the memory-bound `row` outgrew by the probe's measure yet fits by what the CPU
+    /// reports: a cache that falls gradually (a victim cache, or one shared with other tenants)
+    /// keeps part of a working set the probe already counts as the next level's.
+    fn partly_cached_cause(&self, row: &Row) -> Option<String> {
+        self.limits.caches.iter().find_map(|cache| {
+            let copies = if cache.level >= 3 { 1 } else { row.threads as u64 };
+            let found = (cache.bytes * copies) as f64;
+            let reported = (cache.reported_bytes? * copies) as f64;
+            (row.work.bytes > found && row.work.bytes <= reported).then(|| {
+                format!(
+                    "partly cached: its {} lie between the L{} the probe found ({}) and the L{} the CPU reports ({})",
+                    format_bytes(row.work.bytes),
+                    cache.level,
+                    format_bytes(found),
+                    cache.level,
+                    format_bytes(reported),
+                )
+            })
+        })
+    }
+
+    /// `level`'s reading on the memory-bound `row`'s several threads scaled less than the row did:
+    /// the probe ran the threads while something else on the host held a CPU, or the level's share
+    /// was smaller then. Against the one-thread reading times the threads, the row is within its
+    /// bound.
+    fn scaled_less_cause(&self, row: &Row, level: &str) -> Option<String> {
+        if row.threads < 2 {
+            return None;
         }
-        // A level's reading on several threads that scaled less than the row did: the probe ran the
-        // threads while something else on the host held a CPU, or the level's share was smaller
-        // then. Against the one-thread reading times the threads, the row is within its bound.
-        if row.threads > 1 && row.roofline.limit != Limit::Compute {
-            let level = row.roofline.limit.name();
-            if let (Some(many), Some(one)) = (self.limits.gb_per_s(level, row.threads), self.limits.gb_per_s(level, 1))
-            {
-                let scaled = row.roofline.bound_ns * many / (one * row.threads as f64);
-                if many < one * row.threads as f64 && scaled <= row.time_ns.median {
-                    return Some(format!(
-                        "probe scaled less: its {level} triad on {} threads ({many:.1} GB/s) is {:.2} × the one-thread {one:.1} GB/s; against {} × that, the row is at {:.0} %",
-                        row.threads,
-                        many / one,
-                        row.threads,
-                        100.0 * scaled / row.time_ns.median
-                    ));
-                }
-            }
-        }
-        Some(match row.roofline.limit {
-            Limit::Compute => format!(
-                "unexplained: faster than the FMA peak the probe measured ({:.1} GFLOP/s on {} thread(s))",
-                self.limits.peak_gflops(row.threads),
-                row.threads
-            ),
-            limit => format!(
-                "unexplained: faster than the probe's {} bandwidth for {} on {} thread(s)",
-                limit.name(),
-                format_bytes(row.work.bytes),
-                row.threads
-            ),
+        let many = self.limits.gb_per_s(level, row.threads)?;
+        let one = self.limits.gb_per_s(level, 1)?;
+        let threads = row.threads as f64;
+        let scaled = row.roofline.bound_ns * many / (one * threads);
+        (many < one * threads && scaled <= row.time_ns.median).then(|| {
+            format!(
+                "probe scaled less: its {level} triad on {} threads ({many:.1} GB/s) is {:.2} × the one-thread {one:.1} GB/s; against {} × that, the row is at {:.0} %",
+                row.threads,
+                many / one,
+                row.threads,
+                100.0 * scaled / row.time_ns.median
+            )
         })
     }
 
@@ -569,16 +580,13 @@ pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
     // on a share of the level, and a smaller working set within it runs faster. DRAM's triad is the
     // better of small and huge pages, which the curve (on small pages) is not.
     let triad = limits.gb_per_s(level.name(), threads);
-    let on_curve = within_curve(limits, work.bytes);
-    let curve = (threads == 1 && (level != Limit::Dram || on_curve))
+    let curve = (threads == 1 && (level != Limit::Dram || within_curve(limits, work.bytes)))
         .then(|| limits.curve_gb_per_s(work.bytes))
         .flatten();
     let bw = match (level, curve, triad) {
         (Limit::Dram, Some(curve), Some(triad)) => curve.max(triad),
         (_, Some(curve), _) => curve,
-        (Limit::Dram, None, Some(triad)) if threads > 1 && on_curve => {
-            partly_cached(limits, work.bytes, threads).max(triad)
-        }
+        (Limit::Dram, None, Some(_)) if threads > 1 => partly_cached(limits, work.bytes, threads),
         (_, None, Some(triad)) => triad,
         (_, None, None) => f64::NAN,
     };
@@ -741,6 +749,8 @@ pub fn render_markdown(report: &Report) -> String {
     }
     let mut ops: Vec<&str> = report.rows.iter().map(|r| r.op.as_str()).collect();
     ops.dedup();
+    // Each row's cause, found once: for its mark in its op's table and for the list at the end.
+    let causes: Vec<Option<String>> = report.rows.iter().map(|r| report.above_roofline(r)).collect();
     let peer_text = |r: &Row| match (r.peer, r.peer_speedup()) {
         (
             Some(Peer {
@@ -759,14 +769,14 @@ pub fn render_markdown(report: &Report) -> String {
         out += &format!(
             "\n## {op}\n\n| shape | variant | isa | threads | time (95 % CI) | GFLOP/s | GB/s | × scalar | % roofline (limit) | × PyTorch | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         );
-        for r in report.rows.iter().filter(|r| r.op == op) {
+        for (r, cause) in report.rows.iter().zip(&causes).filter(|(r, _)| r.op == op) {
             let speedup = report.speedup_vs_scalar(r).map_or("—".into(), |s| format!("{s:.1}"));
             let peer = peer_text(r);
             let verdict = match r.max_error_ratio {
                 Some(e) => format!("{} (err/bound {e:.2})", r.verdict.name()),
                 None => r.verdict.name().to_owned(),
             };
-            let mark = if report.above_roofline(r).is_some() { " †" } else { "" };
+            let mark = if cause.is_some() { " †" } else { "" };
             out += &format!(
                 "| {} | {} | {} | {} | {} ({}–{}) | {:.1} | {:.1} | {speedup} | {:.0} % ({}){mark} | {peer} | {verdict} |\n",
                 r.shape,
@@ -783,12 +793,13 @@ pub fn render_markdown(report: &Report) -> String {
             );
         }
     }
-    let above: Vec<(&Row, String)> = report
+    out += "\n## Rows above their roofline\n\n";
+    let above: Vec<(&Row, &String)> = report
         .rows
         .iter()
-        .filter_map(|r| report.above_roofline(r).map(|cause| (r, cause)))
+        .zip(&causes)
+        .filter_map(|(r, cause)| cause.as_ref().map(|cause| (r, cause)))
         .collect();
-    out += "\n## Rows above their roofline\n\n";
     if above.is_empty() {
         out += "No row ran faster than its roofline bound.\n";
     } else {
