@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use tkbench_harness::check::golden::{Case, workspace_golden_dir, workspace_root};
+use tkbench_reference::{Family, LlamaConfig};
 
 use crate::Outcome;
 
@@ -29,13 +30,14 @@ pub fn run(args: Args) -> Result<Outcome> {
         );
     }
     let case = Case::load(&case_dir)?;
-    let checkpoint = case.checkpoint()?;
     let out = args
         .out
         .unwrap_or_else(|| workspace_root().join("target/tkbench/checkpoints").join(&args.case));
-    checkpoint
-        .save(&out)
-        .with_context(|| format!("writing the checkpoint of `{}`", args.case))?;
+    let saved = match case.manifest.family {
+        Family::Gpt2 => case.checkpoint()?.save(&out),
+        Family::Llama => case.checkpoint_of::<LlamaConfig>()?.save(&out),
+    };
+    saved.with_context(|| format!("writing the checkpoint of `{}`", args.case))?;
     println!("{}", out.display());
     eprintln!(
         "wrote the checkpoint of `{}` (digest {}) to {}",

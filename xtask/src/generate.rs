@@ -1,7 +1,7 @@
 //! `cargo xtask generate`: the greedy continuation of a prompt, as ids and as text.
 
 use anyhow::Result;
-use tkbench_reference::{Checkpoint, Gpt2, Tokenizer};
+use tkbench_reference::{Checkpoint, Config, Family, Gpt2, Llama, LlamaConfig, Tokenizer};
 
 use crate::Outcome;
 use crate::logits::Precision;
@@ -22,25 +22,40 @@ pub struct Args {
 
 /// Runs `cargo xtask generate`.
 pub fn run(args: Args) -> Result<Outcome> {
-    let prompt = args.prompt.token_ids()?;
-    let checkpoint = Checkpoint::load(&args.prompt.model)?;
-    let generated = match args.dtype {
-        Precision::F32 => Gpt2::<f32>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
-        Precision::F64 => Gpt2::<f64>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
+    let family = Family::of_dir(&args.prompt.model)?;
+    let prompt = args.prompt.token_ids_for(family)?;
+    let (generated, vocab_size) = match family {
+        Family::Gpt2 => {
+            let checkpoint = Checkpoint::<Config>::load(&args.prompt.model)?;
+            let generated = match args.dtype {
+                Precision::F32 => Gpt2::<f32>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
+                Precision::F64 => Gpt2::<f64>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
+            };
+            (generated, checkpoint.config().vocab_size)
+        }
+        Family::Llama => {
+            let checkpoint = Checkpoint::<LlamaConfig>::load(&args.prompt.model)?;
+            let generated = match args.dtype {
+                Precision::F32 => Llama::<f32>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
+                Precision::F64 => Llama::<f64>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
+            };
+            (generated, checkpoint.config().vocab_size)
+        }
     };
     let ids = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     println!("prompt ids:    {}", ids(&prompt));
     println!("generated ids: {}", ids(&generated));
-    if checkpoint.config().vocab_size == Tokenizer::VOCAB_SIZE {
+    if family == Family::Gpt2 && vocab_size == Tokenizer::VOCAB_SIZE {
         let tokenizer = Tokenizer::gpt2();
         println!("prompt text:    {:?}", tokenizer.decode(&prompt)?);
         println!("generated text: {:?}", tokenizer.decode(&generated)?);
-    } else {
+    } else if family == Family::Gpt2 {
         println!(
-            "(no text: the model's vocab_size is {}, not the GPT-2 tokenizer's {})",
-            checkpoint.config().vocab_size,
+            "(no text: the model's vocab_size is {vocab_size}, not the GPT-2 tokenizer's {})",
             Tokenizer::VOCAB_SIZE
         );
+    } else {
+        println!("(no text: the {family} family's tokenizers are not read; the ids are the output)");
     }
     Ok(Outcome::Pass)
 }

@@ -10,7 +10,7 @@ use safetensors::Dtype;
 use tkbench_harness::model::{KernelModel, Weights};
 use tkbench_harness::registry::KernelSet;
 use tkbench_kernels::Isa;
-use tkbench_reference::{Checkpoint, Gpt2, Real};
+use tkbench_reference::{CausalLm, Checkpoint, Config, Family, Gpt2, Llama, LlamaConfig, Real};
 
 use crate::Outcome;
 use crate::prompt::PromptArgs;
@@ -70,10 +70,9 @@ impl Mode {
 }
 
 /// The logits [T, V] of `tokens` in `mode`.
-pub fn logits<F: Real>(checkpoint: &Checkpoint, tokens: &[u32], mode: Mode) -> Result<Array2<F>> {
-    let model = Gpt2::<F>::from_checkpoint(checkpoint);
+pub fn logits<F: Real>(model: &impl CausalLm<F>, tokens: &[u32], mode: Mode) -> Result<Array2<F>> {
     match mode {
-        Mode::Prefill => Ok(model.forward(tokens)?),
+        Mode::Prefill => Ok(model.forward_cached(tokens, &mut model.new_cache())?),
         Mode::Decode => {
             model.check_tokens(tokens, 0)?;
             let mut cache = model.new_cache();
@@ -106,13 +105,11 @@ fn write_logits<F: Real>(
     std::fs::rename(&partial, path).with_context(|| format!("{}: cannot write", path.display()))
 }
 
-/// Runs `cargo xtask logits`.
-pub fn run(args: Args) -> Result<Outcome> {
-    let tokens = args.prompt.token_ids()?;
-    let checkpoint = Checkpoint::load(&args.prompt.model)?;
-    let metadata: HashMap<String, String> = [
+/// The metadata written beside the logits: the model, its digest, the mode and the tokens.
+fn metadata(args: &Args, digest: &str, tokens: &[u32]) -> HashMap<String, String> {
+    [
         ("model", args.prompt.model.display().to_string()),
-        ("digest", checkpoint.digest()),
+        ("digest", digest.to_owned()),
         ("mode", args.mode.name().to_owned()),
         (
             "tokens",
@@ -121,7 +118,36 @@ pub fn run(args: Args) -> Result<Outcome> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    .collect()
+}
+
+/// Runs `cargo xtask logits`.
+pub fn run(args: Args) -> Result<Outcome> {
+    let family = Family::of_dir(&args.prompt.model)?;
+    let tokens = args.prompt.token_ids_for(family)?;
+    if family == Family::Llama {
+        if args.kernels.is_some() {
+            anyhow::bail!("--kernels: the kernel-driven model is GPT-2's; a Llama model runs as the reference");
+        }
+        let checkpoint = Checkpoint::<LlamaConfig>::load(&args.prompt.model)?;
+        let metadata = metadata(&args, &checkpoint.digest(), &tokens);
+        let (t, v) = match args.dtype {
+            Precision::F32 => {
+                let l = logits(&Llama::<f32>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
+                write_logits(&args.out, &l, Dtype::F32, metadata)?;
+                l.dim()
+            }
+            Precision::F64 => {
+                let l = logits(&Llama::<f64>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
+                write_logits(&args.out, &l, Dtype::F64, metadata)?;
+                l.dim()
+            }
+        };
+        eprintln!("wrote logits [{t}, {v}] to {}", args.out.display());
+        return Ok(Outcome::Pass);
+    }
+    let checkpoint = Checkpoint::<Config>::load(&args.prompt.model)?;
+    let metadata = metadata(&args, &checkpoint.digest(), &tokens);
     if let Some(set) = args.kernels.clone() {
         if matches!(args.dtype, Precision::F64) {
             anyhow::bail!("--dtype f64: kernel sets run in float32; drop --dtype or --kernels");
@@ -159,12 +185,12 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let (t, v) = match args.dtype {
         Precision::F32 => {
-            let l = logits::<f32>(&checkpoint, &tokens, args.mode)?;
+            let l = logits(&Gpt2::<f32>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
             write_logits(&args.out, &l, Dtype::F32, metadata)?;
             l.dim()
         }
         Precision::F64 => {
-            let l = logits::<f64>(&checkpoint, &tokens, args.mode)?;
+            let l = logits(&Gpt2::<f64>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
             write_logits(&args.out, &l, Dtype::F64, metadata)?;
             l.dim()
         }

@@ -3,18 +3,19 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use tkbench_reference::Tokenizer;
+use tkbench_reference::{Family, Tokenizer};
 
 /// A model directory and a prompt given as ids or as text.
 #[derive(clap::Args)]
 pub struct PromptArgs {
-    /// A Hugging Face GPT-2 checkpoint directory (config.json + model.safetensors).
+    /// A Hugging Face checkpoint directory (config.json + model.safetensors) of GPT-2 or of the
+    /// Llama family.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// The prompt as comma-separated token ids, e.g. 15496,995.
     #[arg(long, value_name = "IDS", conflicts_with = "text", required_unless_present = "text")]
     pub tokens: Option<String>,
-    /// The prompt as text, encoded with the GPT-2 tokenizer (r50k_base).
+    /// The prompt as text, encoded with the GPT-2 tokenizer (r50k_base); GPT-2 models only.
     #[arg(long, value_name = "TEXT")]
     pub text: Option<String>,
 }
@@ -27,6 +28,18 @@ impl PromptArgs {
             (None, Some(text)) => Ok(Tokenizer::gpt2().encode(text)),
             (None, None) => bail!("give the prompt with --tokens or --text"),
         }
+    }
+
+    /// The prompt's token ids for a model of `family`: `--text` is refused for a family whose
+    /// tokenizer is not GPT-2's.
+    pub fn token_ids_for(&self, family: Family) -> Result<Vec<u32>> {
+        if family != Family::Gpt2 && self.text.is_some() {
+            bail!(
+                "--text: {} is a {family} model, and only the GPT-2 tokenizer is built in; give the prompt as --tokens",
+                self.model.display()
+            );
+        }
+        self.token_ids()
     }
 }
 

@@ -269,7 +269,7 @@ fn checkpoint_writes_a_loadable_copy_of_a_case() {
     let run = xtask(&["checkpoint", "tiny", "--out", out.to_str().unwrap()]);
     assert!(run.status.success(), "{}", stderr(&run));
     let case = Case::load(&case_dir("tiny")).unwrap();
-    let copy = tkbench_reference::Checkpoint::load(&out).unwrap();
+    let copy = tkbench_reference::Checkpoint::<tkbench_reference::Config>::load(&out).unwrap();
     assert_eq!(copy.digest(), case.manifest.checkpoint.digest);
     assert_input_error(&["checkpoint", "nope"], &["no golden case named `nope`"]);
 }

@@ -4,9 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
-use tkbench_harness::check::golden::{Case, GoldenError, case_dirs, check_reference, workspace_golden_dir};
+use tkbench_harness::check::golden::{
+    Case, CaseArchitecture, GoldenError, case_dirs, check_reference, workspace_golden_dir,
+};
 use tkbench_harness::registry::Registry;
 use tkbench_kernels::Isa;
+use tkbench_reference::{Config, LlamaConfig};
+
+/// The case's GPT-2 config, if it is a GPT-2 case.
+fn gpt2(c: &Case) -> Option<&Config> {
+    Config::of(&c.manifest.config)
+}
+
+/// The case's Llama config, if it is a Llama case.
+fn llama(c: &Case) -> Option<&LlamaConfig> {
+    LlamaConfig::of(&c.manifest.config)
+}
 
 fn committed_cases() -> Vec<PathBuf> {
     case_dirs(&workspace_golden_dir().join("cases")).expect("golden cases are committed")
@@ -23,8 +36,7 @@ fn reference_reproduces_every_golden_case() {
     let mut failures = Vec::new();
     for dir in &dirs {
         let case = Case::load(dir).unwrap();
-        let checkpoint = case.checkpoint().unwrap();
-        let check = check_reference(&case, &checkpoint).unwrap();
+        let check = check_reference(&case).unwrap();
         let hidden = check.f64_hidden.iter().map(|h| h.value).fold(0.0, f64::max);
         println!(
             "{:<16} f64 logits {:.2e} hidden {:.2e} (bound {:.0e}); f32 logits {:.2e} (bound {:.2e}, oracle gap {:.2e})",
@@ -50,36 +62,28 @@ fn reference_reproduces_every_golden_case() {
 #[test]
 fn the_cases_cover_what_the_golden_set_promises() {
     let cases: Vec<Case> = committed_cases().iter().map(|d| Case::load(d).unwrap()).collect();
-    let has = |f: &dyn Fn(&Case) -> bool| cases.iter().any(f);
+    let has = |f: &dyn Fn(&Case) -> bool| cases.iter().filter(|c| gpt2(c).is_some()).any(f);
     assert!(has(&|c| c.manifest.tokens.len() == 1), "a case with T = 1");
     assert!(
-        has(&|c| c.manifest.tokens.len() == c.manifest.config.n_positions),
+        has(&|c| c.manifest.tokens.len() == c.manifest.config.n_positions()),
         "a case filling n_positions"
     );
     assert!(
-        has(&|c| {
-            let cfg = &c.manifest.config;
-            cfg.n_embd % 16 != 0 && cfg.head_size() % 16 != 0 && cfg.vocab_size % 2 == 1
-        }),
+        has(&|c| gpt2(c)
+            .is_some_and(|cfg| cfg.n_embd % 16 != 0 && cfg.head_size() % 16 != 0 && cfg.vocab_size % 2 == 1)),
         "a case with width and head size not multiples of 16 and an odd vocab"
     );
+    let small_dims = |c: &Case| gpt2(c).is_some_and(|cfg| (cfg.n_embd, cfg.n_head, cfg.vocab_size) == (768, 12, 50257));
     assert!(
-        has(&|c| {
-            let cfg = &c.manifest.config;
-            (cfg.n_embd, cfg.n_head, cfg.vocab_size) == (768, 12, 50257) && !c.manifest.checkpoint.committed
-        }),
+        has(&|c| small_dims(c) && !c.manifest.checkpoint.committed),
         "a GPT-2-small-sized case rebuilt from its seed"
     );
-    let small_dims = |c: &Case| {
-        let cfg = &c.manifest.config;
-        (cfg.n_embd, cfg.n_head, cfg.vocab_size) == (768, 12, 50257)
-    };
     assert!(
-        has(&|c| small_dims(c) && c.manifest.steps.first() == Some(&c.manifest.config.n_positions)),
+        has(&|c| small_dims(c) && c.manifest.steps.first() == Some(&c.manifest.config.n_positions())),
         "a prefill of the full context at GPT-2-small dimensions"
     );
     assert!(
-        has(&|c| small_dims(c) && c.manifest.config.n_layer == 12 && c.manifest.steps.len() > 1),
+        has(&|c| small_dims(c) && c.manifest.config.n_layer() == 12 && c.manifest.steps.len() > 1),
         "GPT-2-small's 12 layers, with a decode step after the prefill"
     );
     assert!(
@@ -91,7 +95,7 @@ fn the_cases_cover_what_the_golden_set_promises() {
             && c.manifest
                 .calls()
                 .last()
-                .is_some_and(|(p0, len)| p0 + len == c.manifest.config.n_positions && len == 1)),
+                .is_some_and(|(p0, len)| p0 + len == c.manifest.config.n_positions() && len == 1)),
         "a decode step that fills the context"
     );
 
@@ -263,4 +267,58 @@ fn invalid_manifest_config_is_refused_not_panicked_on() {
     edit_manifest(&dir, "n_head: 12", "n_head: 0");
     let error = Case::load(&dir).unwrap_err().to_string();
     assert!(error.contains("manifest.yaml") && error.contains("n_head"), "{error}");
+}
+
+#[test]
+fn the_llama_cases_cover_what_the_family_promises() {
+    let cases: Vec<Case> = committed_cases().iter().map(|d| Case::load(d).unwrap()).collect();
+    let llamas: Vec<(&Case, &LlamaConfig)> = cases.iter().filter_map(|c| llama(c).map(|cfg| (c, cfg))).collect();
+    let has = |f: &dyn Fn(&Case, &LlamaConfig) -> bool| llamas.iter().any(|(c, cfg)| f(c, cfg));
+    let groups: Vec<usize> = llamas
+        .iter()
+        .map(|(_, cfg)| cfg.num_attention_heads / cfg.num_key_value_heads)
+        .collect();
+    for group in [1, 2, 3] {
+        assert!(
+            groups.contains(&group),
+            "a case with query groups of {group} (groups {groups:?})"
+        );
+    }
+    assert!(
+        has(&|_, cfg| cfg.num_key_value_heads == 1 && cfg.num_attention_heads > 1),
+        "a multi-query case"
+    );
+    assert!(has(&|_, cfg| cfg.tie_word_embeddings), "a case with tied embeddings");
+    assert!(
+        has(&|_, cfg| !cfg.tie_word_embeddings),
+        "a case with an LM head of its own"
+    );
+    assert!(
+        has(&|_, cfg| cfg.q_width() != cfg.hidden_size && cfg.hidden_size % 16 != 0 && cfg.vocab_size % 2 == 1),
+        "a case whose queries are not the residual's width, at odd widths"
+    );
+    let smollm2 = |cfg: &LlamaConfig| {
+        let real = LlamaConfig::smollm2_135m();
+        LlamaConfig {
+            num_hidden_layers: real.num_hidden_layers,
+            max_position_embeddings: real.max_position_embeddings,
+            ..cfg.clone()
+        } == real
+    };
+    assert!(
+        has(&|c, cfg| smollm2(cfg) && !c.manifest.checkpoint.committed),
+        "a case at SmolLM2-135M's dimensions, rebuilt from its seed"
+    );
+    assert!(
+        has(&|c, cfg| smollm2(cfg) && c.manifest.steps.first() >= Some(&1024)),
+        "a long prefill at SmolLM2's dimensions"
+    );
+    assert!(
+        has(&|c, cfg| smollm2(cfg) && c.manifest.calls().any(|(p0, len)| p0 > 0 && len > 1)),
+        "chunked prefill after a cache at SmolLM2's dimensions"
+    );
+    assert!(
+        has(&|c, cfg| smollm2(cfg) && c.manifest.calls().any(|(p0, len)| p0 > 0 && len == 1)),
+        "decode steps after a cache at SmolLM2's dimensions"
+    );
 }

@@ -1,5 +1,5 @@
-//! Loading a Hugging Face GPT-2 checkpoint directory (`config.json` + `model.safetensors`) into
-//! validated float32 tensors, writing one back, and a content digest that names a checkpoint.
+//! Loading a Hugging Face checkpoint directory (`config.json` + `model.safetensors`) of any family
+//! into validated float32 tensors, writing one back, and a content digest that names a checkpoint.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-
-/// The prefix `save_pretrained` puts before every tensor name; hub checkpoints have none.
-const HF_PREFIX: &str = "transformer.";
+use crate::family::Architecture;
 
 /// A dense float32 tensor in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,16 +21,18 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
-/// A GPT-2 checkpoint: its config and every tensor the model needs, by canonical name (without the
-/// `transformer.` prefix), each checked against the shape the config implies.
+/// A checkpoint of family `A` (GPT-2 unless said otherwise): its config and every tensor the model
+/// needs, by canonical name (for GPT-2, without the `transformer.` prefix), each checked against
+/// the shape the config implies.
 #[derive(Debug, Clone)]
-pub struct Checkpoint {
-    config: Config,
+pub struct Checkpoint<A: Architecture = Config> {
+    config: A,
     tensors: BTreeMap<String, Tensor>,
     origin: PathBuf,
 }
 
-/// The tensors of one block, by suffix after `h.<l>.`, with their shapes for width C and MLP width I.
+/// The tensors of one GPT-2 block, by suffix after `h.<l>.`, with their shapes for width C and MLP
+/// width I.
 fn block_tensors(c: usize, i: usize) -> [(&'static str, Vec<usize>); 12] {
     [
         ("ln_1.weight", vec![c]),
@@ -51,8 +51,8 @@ fn block_tensors(c: usize, i: usize) -> [(&'static str, Vec<usize>); 12] {
 }
 
 /// The canonical names and shapes of every tensor a GPT-2 model with `config` needs, in a fixed
-/// order, produced lazily. Linear (Conv1D) weights are stored `[in, out]`: `y = x · W + b`.
-pub fn expected_tensors(config: &Config) -> impl Iterator<Item = (String, Vec<usize>)> + '_ {
+/// order. Linear (Conv1D) weights are stored `[in, out]`: `y = x · W + b`.
+pub fn gpt2_tensors(config: &Config) -> impl Iterator<Item = (String, Vec<usize>)> + '_ {
     let (c, i, v, p) = (config.n_embd, config.n_inner, config.vocab_size, config.n_positions);
     let embeddings = [
         ("wte.weight".to_owned(), vec![v, c]),
@@ -67,25 +67,29 @@ pub fn expected_tensors(config: &Config) -> impl Iterator<Item = (String, Vec<us
     embeddings.into_iter().chain(blocks).chain(ln_f)
 }
 
-/// Whether `name` (canonical) is one of the tensors of a model with `config`.
-fn is_model_tensor(name: &str, config: &Config) -> bool {
+/// Whether `name` (canonical) is one of the tensors of a GPT-2 with `config`.
+pub fn is_gpt2_tensor(name: &str, config: &Config) -> bool {
     if matches!(name, "wte.weight" | "wpe.weight" | "ln_f.weight" | "ln_f.bias") {
         return true;
     }
-    let Some((layer, suffix)) = name.strip_prefix("h.").and_then(|rest| rest.split_once('.')) else {
-        return false;
-    };
-    let in_range = layer
-        .parse::<usize>()
-        .is_ok_and(|l| l < config.n_layer && layer == l.to_string());
-    in_range && block_tensors(0, 0).iter().any(|(s, _)| *s == suffix)
+    block_suffix(name, "h.", config.n_layer).is_some_and(|suffix| block_tensors(0, 0).iter().any(|(s, _)| *s == suffix))
 }
 
-impl Checkpoint {
+/// The suffix of `name` after `<prefix><l>.` for a layer l below `layers` written without leading
+/// zeros, if it has one.
+pub(crate) fn block_suffix<'a>(name: &'a str, prefix: &str, layers: usize) -> Option<&'a str> {
+    let (layer, suffix) = name.strip_prefix(prefix)?.split_once('.')?;
+    let in_range = layer
+        .parse::<usize>()
+        .is_ok_and(|l| l < layers && layer == l.to_string());
+    in_range.then_some(suffix)
+}
+
+impl<A: Architecture> Checkpoint<A> {
     /// Loads `dir/config.json` and `dir/model.safetensors`.
     ///
-    /// Tensor names are accepted with or without the `transformer.` prefix; tensors the model does
-    /// not use (such as a stored `lm_head.weight`, which GPT-2 ties to `wte`) are ignored.
+    /// Tensor names are accepted with or without the family's prefix (GPT-2's `transformer.`);
+    /// tensors the family may store but not use (such as a tied `lm_head.weight`) are ignored.
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::Io {
@@ -96,7 +100,7 @@ impl Checkpoint {
                 ),
             });
         }
-        let config = Config::from_file(&dir.join("config.json"))?;
+        let config = A::from_file(&dir.join("config.json"))?;
         let path = dir.join("model.safetensors");
         let bytes = std::fs::read(&path).map_err(|source| Error::Io {
             path: path.clone(),
@@ -108,20 +112,19 @@ impl Checkpoint {
     /// Reads the tensors of `config` from the bytes of a safetensors file; `path` names it in errors.
     ///
     /// Refused: a tensor missing, misshaped, not F32 or holding NaN or infinity; a tensor stored both
-    /// with and without the prefix; and any tensor the model does not use (other than the tied
-    /// `lm_head.weight` and the causal-mask buffers `attn.bias` and `attn.masked_bias`), since extra
-    /// tensors mean the config does not describe the file (a 12-layer file read as 2 layers).
-    pub fn from_safetensors_bytes(config: Config, bytes: &[u8], path: &Path) -> Result<Self> {
+    /// with and without the prefix; and any tensor the model does not use (other than those
+    /// [`Architecture::ignorable`] allows, such as GPT-2's tied `lm_head.weight` and causal-mask
+    /// buffers), since extra tensors mean the config does not describe the file (a 12-layer file
+    /// read as 2 layers).
+    pub fn from_safetensors_bytes(config: A, bytes: &[u8], path: &Path) -> Result<Self> {
         let bad_file = |message: String| Error::Safetensors {
             path: path.to_owned(),
             message,
         };
         let file = SafeTensors::deserialize(bytes).map_err(|e| bad_file(e.to_string()))?;
         for stored in file.names() {
-            let name = stored.strip_prefix(HF_PREFIX).unwrap_or(stored);
-            let ignorable =
-                name == "lm_head.weight" || name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias");
-            if !is_model_tensor(name, &config) && !ignorable {
+            let name = A::PREFIX.and_then(|p| stored.strip_prefix(p)).unwrap_or(stored);
+            if !config.is_model_tensor(name) && !config.ignorable(name) {
                 return Err(Error::UnexpectedTensor {
                     path: path.to_owned(),
                     name: stored.to_owned(),
@@ -129,20 +132,26 @@ impl Checkpoint {
             }
         }
         let mut tensors = BTreeMap::new();
-        for (name, expected) in expected_tensors(&config) {
-            let prefixed = format!("{HF_PREFIX}{name}");
-            let (stored_name, view) = match (file.tensor(&name), file.tensor(&prefixed)) {
-                (Ok(view), Err(_)) => (name.clone(), view),
-                (Err(_), Ok(view)) => (prefixed, view),
-                (Ok(_), Ok(_)) => {
+        for (name, expected) in config.expected_tensors() {
+            let prefixed = A::PREFIX.map(|p| format!("{p}{name}"));
+            let with_prefix = prefixed.as_deref().map(|p| (p, file.tensor(p)));
+            let (stored_name, view) = match (file.tensor(&name), with_prefix) {
+                (Ok(view), None | Some((_, Err(_)))) => (name.clone(), view),
+                (Err(_), Some((prefixed, Ok(view)))) => (prefixed.to_owned(), view),
+                (Ok(_), Some((prefixed, Ok(_)))) => {
                     return Err(bad_file(format!(
                         "tensor `{name}` is stored twice, as `{name}` and `{prefixed}`"
                     )));
                 }
-                (Err(_), Err(_)) => {
+                (Err(_), None | Some((_, Err(_)))) => {
+                    let looked_for = match &prefixed {
+                        Some(prefixed) => format!("`{name}` and `{prefixed}`"),
+                        None => format!("`{name}`"),
+                    };
                     return Err(Error::MissingTensor {
                         path: path.to_owned(),
                         name,
+                        looked_for,
                     });
                 }
             };
@@ -185,12 +194,13 @@ impl Checkpoint {
 
     /// Builds a checkpoint from tensors made in memory; every tensor of `config` must be present with
     /// its expected shape. `origin` describes where the tensors came from, for error messages.
-    pub fn from_tensors(config: Config, mut tensors: BTreeMap<String, Tensor>, origin: &Path) -> Result<Self> {
+    pub fn from_tensors(config: A, mut tensors: BTreeMap<String, Tensor>, origin: &Path) -> Result<Self> {
         let mut checked = BTreeMap::new();
-        for (name, expected) in expected_tensors(&config) {
+        for (name, expected) in config.expected_tensors() {
             let Some(tensor) = tensors.remove(&name) else {
                 return Err(Error::MissingTensor {
                     path: origin.to_owned(),
+                    looked_for: format!("`{name}`"),
                     name,
                 });
             };
@@ -213,7 +223,7 @@ impl Checkpoint {
     }
 
     /// The model's hyper-parameters.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &A {
         &self.config
     }
 
@@ -227,14 +237,14 @@ impl Checkpoint {
         &self.tensors
     }
 
-    /// A 1-D tensor by canonical name. Panics if `name` is not one of [`expected_tensors`], which the
+    /// A 1-D tensor by canonical name. Panics if `name` is not one of [`Architecture::expected_tensors`], which the
     /// constructors have already checked.
     pub fn vector(&self, name: &str) -> ArrayView1<'_, f32> {
         let t = &self.tensors[name];
         ArrayView1::from_shape(t.shape[0], &t.data).expect("shape checked at load")
     }
 
-    /// A 2-D tensor by canonical name. Panics if `name` is not one of [`expected_tensors`], which the
+    /// A 2-D tensor by canonical name. Panics if `name` is not one of [`Architecture::expected_tensors`], which the
     /// constructors have already checked.
     pub fn matrix(&self, name: &str) -> ArrayView2<'_, f32> {
         let t = &self.tensors[name];
@@ -256,7 +266,7 @@ impl Checkpoint {
         hex(&hasher.finalize())
     }
 
-    /// Writes `dir/config.json` and `dir/model.safetensors` (names prefixed with `transformer.`, as
+    /// Writes `dir/config.json` and `dir/model.safetensors` (names with the family's prefix, as
     /// `save_pretrained` writes them), creating `dir` if needed.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let io = |path: &Path| {
@@ -273,7 +283,7 @@ impl Checkpoint {
             .iter()
             .map(|(name, t)| {
                 let raw = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
-                (format!("{HF_PREFIX}{name}"), raw, &t.shape)
+                (format!("{}{name}", A::PREFIX.unwrap_or_default()), raw, &t.shape)
             })
             .collect();
         let views = bytes.iter().map(|(name, raw, shape)| {

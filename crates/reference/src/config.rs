@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::family::{Architecture, Family};
 
 /// The activation functions accepted, all the tanh approximation of GELU that GPT-2 uses.
 const TANH_GELU_NAMES: [&str; 2] = ["gelu_new", "gelu_pytorch_tanh"];
@@ -225,14 +226,78 @@ impl Config {
     }
 }
 
+impl Architecture for Config {
+    const FAMILY: Family = Family::Gpt2;
+    const PREFIX: Option<&'static str> = Some("transformer.");
+
+    fn from_json_str(text: &str, path: &Path) -> Result<Self> {
+        Config::from_json_str(text, path)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        Config::validate(self, path)
+    }
+
+    fn expected_tensors(&self) -> Box<dyn Iterator<Item = (String, Vec<usize>)> + '_> {
+        Box::new(crate::checkpoint::gpt2_tensors(self))
+    }
+
+    fn is_model_tensor(&self, canonical: &str) -> bool {
+        crate::checkpoint::is_gpt2_tensor(canonical, self)
+    }
+
+    fn ignorable(&self, canonical: &str) -> bool {
+        // The LM head is tied to `wte`; the causal-mask buffers are constants older versions saved.
+        canonical == "lm_head.weight" || canonical.ends_with(".attn.bias") || canonical.ends_with(".attn.masked_bias")
+    }
+
+    fn to_hf_json(&self) -> Value {
+        Config::to_hf_json(self)
+    }
+
+    fn synthetic_init(name: &str, shape: &[usize]) -> (f64, f64) {
+        let is_layernorm = ["ln_1.", "ln_2.", "ln_f."].iter().any(|ln| name.contains(ln));
+        match (name, is_layernorm) {
+            ("wte.weight" | "wpe.weight", _) => (0.0, 1.0 / (shape[1] as f64).sqrt()),
+            (_, true) if name.ends_with(".weight") => (1.0, 0.1),
+            (_, true) => (0.0, 0.1),
+            _ if name.ends_with(".weight") => (0.0, 1.0 / (shape[0] as f64).sqrt()),
+            _ => (0.0, 0.05),
+        }
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn width(&self) -> usize {
+        self.n_embd
+    }
+    fn n_layer(&self) -> usize {
+        self.n_layer
+    }
+    fn n_positions(&self) -> usize {
+        self.n_positions
+    }
+}
+
 /// Typed access to the fields of the config object, with errors that name the field.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     map: &'a Map<String, Value>,
     path: &'a Path,
 }
 
-impl Fields<'_> {
-    fn invalid(&self, field: &str, expected: &str, found: &Value) -> Error {
+impl<'a> Fields<'a> {
+    /// The fields of `map`, read from `path`.
+    pub(crate) fn new(map: &'a Map<String, Value>, path: &'a Path) -> Self {
+        Self { map, path }
+    }
+
+    /// The value of `field`, if present and not null.
+    pub(crate) fn get(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field).filter(|v| !v.is_null())
+    }
+
+    pub(crate) fn invalid(&self, field: &str, expected: &str, found: &Value) -> Error {
         Error::Config {
             path: self.path.to_owned(),
             field: field.into(),
@@ -240,7 +305,7 @@ impl Fields<'_> {
         }
     }
 
-    fn unsupported(&self, field: &str, reason: &str) -> Error {
+    pub(crate) fn unsupported(&self, field: &str, reason: &str) -> Error {
         Error::Unsupported {
             path: self.path.to_owned(),
             field: field.into(),
@@ -249,7 +314,7 @@ impl Fields<'_> {
         }
     }
 
-    fn positive(&self, field: &str) -> Result<usize> {
+    pub(crate) fn positive(&self, field: &str) -> Result<usize> {
         let value = self.map.get(field).ok_or_else(|| Error::Config {
             path: self.path.to_owned(),
             field: field.into(),
@@ -261,7 +326,7 @@ impl Fields<'_> {
         }
     }
 
-    fn optional_bool(&self, field: &str) -> Result<Option<bool>> {
+    pub(crate) fn optional_bool(&self, field: &str) -> Result<Option<bool>> {
         match self.map.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -269,7 +334,7 @@ impl Fields<'_> {
         }
     }
 
-    fn optional_str(&self, field: &str) -> Result<Option<&str>> {
+    pub(crate) fn optional_str(&self, field: &str) -> Result<Option<&str>> {
         match self.map.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),

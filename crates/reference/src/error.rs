@@ -44,12 +44,14 @@ pub enum Error {
         message: String,
     },
     /// A tensor the model needs is not in the file.
-    #[error("{path}: missing tensor `{name}` (looked for `{name}` and `transformer.{name}`)")]
+    #[error("{path}: missing tensor `{name}` (looked for {looked_for})")]
     MissingTensor {
         /// The tensor file.
         path: PathBuf,
-        /// The canonical tensor name (without the `transformer.` prefix).
+        /// The canonical tensor name (for GPT-2, without the `transformer.` prefix).
         name: String,
+        /// The stored names looked for, quoted.
+        looked_for: String,
     },
     /// The file holds a tensor the model does not use: the config does not describe the file.
     #[error(
@@ -75,7 +77,7 @@ pub enum Error {
     },
     /// A KV cache made for another model.
     #[error(
-        "the KV cache has {cache_layers} layers of width {cache_width}, but the model has {n_layer} of width {n_embd}"
+        "the KV cache has {cache_layers} layers of width {cache_width}, but the model has {n_layer} of width {width}"
     )]
     CacheMismatch {
         /// Layers of the cache.
@@ -84,8 +86,8 @@ pub enum Error {
         cache_width: usize,
         /// Layers of the model.
         n_layer: usize,
-        /// Width of the model.
-        n_embd: usize,
+        /// Width of the model's keys and values.
+        width: usize,
     },
     /// A tensor has the wrong shape for the config.
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]

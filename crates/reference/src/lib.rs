@@ -1,5 +1,6 @@
-//! tkbench-reference: a plain GPT-2-style decoder-only model on ndarray, in float64 and float32,
-//! with its checkpoint loader, tokenizer and deterministic synthetic checkpoints.
+//! tkbench-reference: plain decoder-only models on ndarray (GPT-2, and the Llama family), in float64
+//! and float32, with their checkpoint loader, the GPT-2 tokenizer and deterministic synthetic
+//! checkpoints.
 //!
 //! This crate is the readable twin every fast kernel is measured against: no unsafe code, no SIMD,
 //! no threads. Read [`model`] top to bottom for the whole forward pass.
@@ -16,6 +17,8 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod family;
+pub mod llama;
 pub mod model;
 pub mod ops;
 pub mod real;
@@ -25,6 +28,8 @@ pub mod tokenizer;
 pub use checkpoint::{Checkpoint, Tensor};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use model::{Gpt2, KvCache};
+pub use family::{Architecture, Family};
+pub use llama::{Llama, LlamaConfig};
+pub use model::{CausalLm, Gpt2, KvCache};
 pub use real::Real;
 pub use tokenizer::Tokenizer;

@@ -65,32 +65,38 @@ pub struct Gpt2<F> {
     pub ln_f: LayerNorm<F>,
 }
 
-/// The keys and values of every token seen so far, per layer, each [S, C] (heads side by side).
+/// The keys and values of every token seen so far, per layer, each [S, W] (heads side by side; W is
+/// C for GPT-2, and the key/value heads' width for Llama).
 #[derive(Debug, Clone)]
 pub struct KvCache<F> {
-    keys: Vec<Array2<F>>,
-    values: Vec<Array2<F>>,
+    pub(crate) keys: Vec<Array2<F>>,
+    pub(crate) values: Vec<Array2<F>>,
 }
 
 impl<F: Real> KvCache<F> {
-    /// An empty cache for `config`.
+    /// An empty cache for a GPT-2 with `config`.
     pub fn new(config: &Config) -> Self {
-        let empty = Array2::zeros((0, config.n_embd));
+        Self::empty(config.n_layer, config.n_embd)
+    }
+
+    /// An empty cache of `layers` layers whose keys and values are `width` wide.
+    pub fn empty(layers: usize, width: usize) -> Self {
+        let empty = Array2::zeros((0, width));
         Self {
-            keys: vec![empty.clone(); config.n_layer],
-            values: vec![empty; config.n_layer],
+            keys: vec![empty.clone(); layers],
+            values: vec![empty; layers],
         }
     }
 
-    /// Whether this cache fits a model with `config`.
-    fn check_fits(&self, config: &Config) -> Result<()> {
-        let width = self.keys.first().map_or(0, |k| k.ncols());
-        if self.keys.len() != config.n_layer || width != config.n_embd {
+    /// Whether this cache fits a model of `layers` layers whose keys and values are `width` wide.
+    pub(crate) fn check_fits(&self, layers: usize, width: usize) -> Result<()> {
+        let cache_width = self.keys.first().map_or(0, |k| k.ncols());
+        if self.keys.len() != layers || cache_width != width {
             return Err(Error::CacheMismatch {
                 cache_layers: self.keys.len(),
-                cache_width: width,
-                n_layer: config.n_layer,
-                n_embd: config.n_embd,
+                cache_width,
+                n_layer: layers,
+                width,
             });
         }
         Ok(())
@@ -257,7 +263,7 @@ impl<F: Real> Gpt2<F> {
         cache: &mut KvCache<F>,
         mut hidden: Option<&mut Vec<Array2<F>>>,
     ) -> Result<Array2<F>> {
-        cache.check_fits(&self.config)?;
+        cache.check_fits(self.config.n_layer, self.config.n_embd)?;
         let p0 = cache.len();
         self.check_tokens(tokens, p0)?;
 
@@ -280,47 +286,102 @@ impl<F: Real> Gpt2<F> {
     /// Greedy decoding: the `n` tokens that follow `prompt`, each the argmax of the previous step's
     /// logits (the lowest id on ties), computed incrementally through the KV cache.
     pub fn generate(&self, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
-        self.check_tokens(prompt, 0)?;
-        // The last generated token is never fed back, so n tokens need prompt + n − 1 positions.
-        let fed = prompt.len() + n.saturating_sub(1);
-        if fed > self.config.n_positions {
-            return Err(Error::GenerationOverflow {
-                prompt: prompt.len(),
-                n,
-                n_positions: self.config.n_positions,
-            });
-        }
-        let mut cache = self.new_cache();
-        let mut out = Vec::with_capacity(n);
-        let mut logits = self.forward_cached(prompt, &mut cache)?;
-        while out.len() < n {
-            let next = ops::argmax(&logits.row(logits.nrows() - 1).to_owned());
-            out.push(u32::try_from(next).expect("vocab_size fits u32"));
-            if out.len() < n {
-                logits = self.forward_cached(&[out[out.len() - 1]], &mut cache)?;
-            }
-        }
-        Ok(out)
+        greedy(self, prompt, n)
     }
+}
+
+/// What every family's model offers its callers: a KV cache, the cached forward pass with the
+/// hidden states, and the checks of its input. The golden check and greedy generation are written
+/// once against it.
+pub trait CausalLm<F: Real> {
+    /// An empty KV cache for this model.
+    fn new_cache(&self) -> KvCache<F>;
+    /// The logits [T, V] of `tokens` placed after those in `cache`, which grows by T.
+    fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache<F>) -> Result<Array2<F>>;
+    /// The logits [R, V] of the rows `logit_rows` of this call and the L + 1 hidden states [T, C].
+    fn forward_cached_rows(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache<F>,
+        logit_rows: &[usize],
+    ) -> Result<(Array2<F>, Vec<Array2<F>>)>;
+    /// Checks that `tokens` can follow `cached` tokens.
+    fn check_tokens(&self, tokens: &[u32], cached: usize) -> Result<()>;
+    /// P: the longest sequence the model takes.
+    fn n_positions(&self) -> usize;
+}
+
+impl<F: Real> CausalLm<F> for Gpt2<F> {
+    fn new_cache(&self) -> KvCache<F> {
+        Gpt2::new_cache(self)
+    }
+    fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache<F>) -> Result<Array2<F>> {
+        Gpt2::forward_cached(self, tokens, cache)
+    }
+    fn forward_cached_rows(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache<F>,
+        logit_rows: &[usize],
+    ) -> Result<(Array2<F>, Vec<Array2<F>>)> {
+        Gpt2::forward_cached_rows(self, tokens, cache, logit_rows)
+    }
+    fn check_tokens(&self, tokens: &[u32], cached: usize) -> Result<()> {
+        Gpt2::check_tokens(self, tokens, cached)
+    }
+    fn n_positions(&self) -> usize {
+        self.config.n_positions
+    }
+}
+
+/// Greedy decoding with any model: the `n` tokens that follow `prompt`, each the argmax of the
+/// previous step's logits (the lowest id on ties), computed incrementally through the KV cache.
+pub fn greedy<F: Real>(model: &impl CausalLm<F>, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
+    model.check_tokens(prompt, 0)?;
+    // The last generated token is never fed back, so n tokens need prompt + n − 1 positions.
+    let fed = prompt.len() + n.saturating_sub(1);
+    if fed > model.n_positions() {
+        return Err(Error::GenerationOverflow {
+            prompt: prompt.len(),
+            n,
+            n_positions: model.n_positions(),
+        });
+    }
+    let mut cache = model.new_cache();
+    let mut out = Vec::with_capacity(n);
+    let mut logits = model.forward_cached(prompt, &mut cache)?;
+    while out.len() < n {
+        let next = ops::argmax(&logits.row(logits.nrows() - 1).to_owned());
+        out.push(u32::try_from(next).expect("vocab_size fits u32"));
+        if out.len() < n {
+            logits = model.forward_cached(&[out[out.len() - 1]], &mut cache)?;
+        }
+    }
+    Ok(out)
 }
 
 /// Checks that `tokens` can follow `cached` tokens in a model with `config`: non-empty, every id
 /// below vocab_size, and cached + T within n_positions.
 pub fn check_tokens(config: &Config, tokens: &[u32], cached: usize) -> Result<()> {
+    check_token_ids(tokens, cached, config.vocab_size, config.n_positions)
+}
+
+/// Checks that `tokens` can follow `cached` tokens in a model of `vocab_size` ids and
+/// `n_positions` positions.
+pub fn check_token_ids(tokens: &[u32], cached: usize, vocab_size: usize, n_positions: usize) -> Result<()> {
     if tokens.is_empty() {
         return Err(Error::EmptyPrompt);
     }
-    let vocab_size = config.vocab_size;
     if let Some((index, &id)) = tokens.iter().enumerate().find(|&(_, &id)| id as usize >= vocab_size) {
         return Err(Error::TokenOutOfRange { index, id, vocab_size });
     }
     let total = cached + tokens.len();
-    if total > config.n_positions {
+    if total > n_positions {
         return Err(Error::ContextOverflow {
             cached,
             new: tokens.len(),
             total,
-            n_positions: config.n_positions,
+            n_positions,
         });
     }
     Ok(())

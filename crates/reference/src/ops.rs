@@ -1,8 +1,8 @@
 //! The model's operations as standalone functions on ndarray, in any precision: the float64 truth that
 //! every kernel variant is checked against, and the building blocks of [`crate::model`].
 //!
-//! Legend: T = rows (tokens), C = channels, S = keys (cached + new), NH = heads, HS = C / NH,
-//! N = a row length, K = a reduction length.
+//! Legend: T = rows (tokens), C = channels, S = keys (cached + new), NH = query heads, NKV =
+//! key/value heads, HS = a head's width, N = a row length, K = a reduction length.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 
@@ -30,6 +30,77 @@ pub fn layernorm<F: Real>(x: &ArrayView2<F>, gamma: &ArrayView1<F>, beta: &Array
         row.mapv_inplace(|v| v * rstd);
     }
     y * gamma + beta
+}
+
+/// RMSNorm of every row of x [T, C]: x / √(mean(x²) + eps) · gamma, with no mean subtracted and
+/// no shift (Llama's norm).
+pub fn rmsnorm<F: Real>(x: &ArrayView2<F>, gamma: &ArrayView1<F>, eps: F) -> Array2<F> {
+    let c = F::of(x.ncols() as f64);
+    let mut y = x.to_owned();
+    for mut row in y.rows_mut() {
+        let mean_square = row.iter().map(|&v| v * v).sum::<F>() / c;
+        let rstd = (mean_square + eps).sqrt().recip();
+        row.mapv_inplace(|v| v * rstd);
+    }
+    y * gamma
+}
+
+/// The rotary embedding's angles' cosines and sines [P, HS / 2] for positions 0 .. P, in Hugging
+/// Face's default convention: the angle of position p and pair i is p · θ^(−2i / HS). They are
+/// computed in float64 whatever `F`, since an angle of a late position loses every digit of its
+/// fraction that float32 cannot hold.
+pub fn rope_table<F: Real>(positions: usize, head_size: usize, theta: f64) -> (Array2<F>, Array2<F>) {
+    let half = head_size / 2;
+    let mut cos = Array2::zeros((positions, half)); // [P, HS / 2]
+    let mut sin = Array2::zeros((positions, half)); // [P, HS / 2]
+    for p in 0..positions {
+        for i in 0..half {
+            let inv_freq = 1.0 / theta.powf((2 * i) as f64 / head_size as f64);
+            let angle = p as f64 * inv_freq;
+            cos[[p, i]] = F::of(angle.cos());
+            sin[[p, i]] = F::of(angle.sin());
+        }
+    }
+    (cos, sin)
+}
+
+/// Rotary position embedding of x [T, NH · HS] (heads side by side) at positions pos0 .. pos0 + T,
+/// rotate-half pairing: within each head, channel i pairs with channel i + HS / 2, and the pair
+/// (a, b) at angle φ becomes (a cos φ − b sin φ, b cos φ + a sin φ). `cos` and `sin` are
+/// [`rope_table`]'s, with at least pos0 + T rows.
+pub fn rope<F: Real>(
+    x: &ArrayView2<F>,
+    n_head: usize,
+    cos: &ArrayView2<F>,
+    sin: &ArrayView2<F>,
+    pos0: usize,
+) -> Array2<F> {
+    let hs = x.ncols() / n_head;
+    let half = hs / 2;
+    let mut y = x.to_owned(); // [T, NH · HS]
+    for (t, mut row) in y.rows_mut().into_iter().enumerate() {
+        let (cos, sin) = (cos.row(pos0 + t), sin.row(pos0 + t)); // [HS / 2]
+        for h in 0..n_head {
+            for i in 0..half {
+                let (a, b) = (x[[t, h * hs + i]], x[[t, h * hs + half + i]]);
+                row[h * hs + i] = a * cos[i] - b * sin[i];
+                row[h * hs + half + i] = b * cos[i] + a * sin[i];
+            }
+        }
+    }
+    y
+}
+
+/// SiLU (swish): x · σ(x) = x / (1 + e^(−x)).
+pub fn silu<F: Real>(x: F) -> F {
+    x / (F::one() + (-x).exp())
+}
+
+/// The SwiGLU gate of Llama's MLP: silu(gate) · up, element by element, gate and up [T, I].
+pub fn swiglu<F: Real>(gate: &ArrayView2<F>, up: &ArrayView2<F>) -> Array2<F> {
+    let mut y = gate.mapv(silu); // [T, I]
+    y.zip_mut_with(up, |g, &u| *g = *g * u);
+    y
 }
 
 /// y = x · w + b: x [T, K], w [K, N] (stored [in, out] as GPT-2's Conv1D), b [N] → [T, N].
@@ -74,15 +145,32 @@ pub fn causal_attention<F: Real>(
     n_head: usize,
     scale: F,
 ) -> Array2<F> {
+    grouped_causal_attention(q, k, v, n_head, n_head, scale)
+}
+
+/// Causal grouped-query attention: the NH query heads of q [T, NH · HS] share NKV key/value heads of
+/// k and v [S, NKV · HS], query head h reading key/value head h / (NH / NKV), as Hugging Face's
+/// `repeat_kv` repeats each key/value head for NH / NKV consecutive query heads. NKV = NH is
+/// multi-head attention, NKV = 1 multi-query attention. Returns [T, NH · HS].
+pub fn grouped_causal_attention<F: Real>(
+    q: &ArrayView2<F>,
+    k: &ArrayView2<F>,
+    v: &ArrayView2<F>,
+    n_head: usize,
+    n_kv_head: usize,
+    scale: F,
+) -> Array2<F> {
     let (t, c) = q.dim();
     let hs = c / n_head;
+    let group = n_head / n_kv_head; // query heads per key/value head
     let p0 = k.nrows() - t; // position of the first query
-    let mut y = Array2::zeros((t, c)); // [T, C]
+    let mut y = Array2::zeros((t, c)); // [T, NH · HS]
     for h in 0..n_head {
         let cols = h * hs..(h + 1) * hs;
+        let kv_cols = (h / group) * hs..(h / group + 1) * hs;
         let qh = q.slice(s![.., cols.clone()]); // [T, HS]
-        let kh = k.slice(s![.., cols.clone()]); // [S, HS]
-        let vh = v.slice(s![.., cols.clone()]); // [S, HS]
+        let kh = k.slice(s![.., kv_cols.clone()]); // [S, HS]
+        let vh = v.slice(s![.., kv_cols]); // [S, HS]
         let mut scores = qh.dot(&kh.t()) * scale; // [T, S]
         for (i, mut row) in scores.rows_mut().into_iter().enumerate() {
             let (seen, mut hidden) = row.view_mut().split_at(Axis(0), p0 + i + 1);

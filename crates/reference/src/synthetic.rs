@@ -1,18 +1,19 @@
-//! Deterministic synthetic GPT-2 checkpoints: weights drawn from a counter-based generator that
+//! Deterministic synthetic checkpoints of every family: weights drawn from a counter-based generator that
 //! `golden/oracle/make_golden.py` implements identically, so a checkpoint too large to commit is
 //! rebuilt bit for bit from its config and seed.
 //!
 //! Scheme `tkbench-splitmix64-v1`. Every tensor has a key `seed ^ fnv1a64(canonical name)`; element
 //! `i` is `z = splitmix64(key + (i + 1) · 0x9E3779B97F4A7C15)`, mapped to a symmetric uniform
 //! `u = ((z >> 40) + 0.5) / 2²⁴ · 2 − 1` and to `offset + std · √3 · u` in float64, then rounded to
-//! float32. [`init`] gives the offset and standard deviation of each tensor: LayerNorm gains around
-//! 1 and every bias non-zero, so that a forgotten bias or a swapped gain cannot hide.
+//! float32. Each family's [`Architecture::synthetic_init`] gives the offset and standard deviation
+//! of each tensor: norm gains around 1 and every bias non-zero, so that a forgotten bias or a
+//! swapped gain cannot hide; weight matrices get 1/√fan_in.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::checkpoint::{Checkpoint, Tensor, expected_tensors};
-use crate::config::Config;
+use crate::checkpoint::{Checkpoint, Tensor};
+use crate::family::Architecture;
 
 /// The name of the generator scheme, recorded in golden manifests.
 pub const SCHEME: &str = "tkbench-splitmix64-v1";
@@ -44,22 +45,10 @@ pub fn symmetric_uniform(key: u64, i: u64) -> f64 {
     ((draw(key, i) >> 40) as f64 + 0.5) / 16_777_216.0 * 2.0 - 1.0
 }
 
-/// The (offset, standard deviation) of the synthetic values of tensor `name` with `shape`.
-pub fn init(name: &str, shape: &[usize]) -> (f64, f64) {
-    let is_layernorm = ["ln_1.", "ln_2.", "ln_f."].iter().any(|ln| name.contains(ln));
-    match (name, is_layernorm) {
-        ("wte.weight" | "wpe.weight", _) => (0.0, 1.0 / (shape[1] as f64).sqrt()),
-        (_, true) if name.ends_with(".weight") => (1.0, 0.1),
-        (_, true) => (0.0, 0.1),
-        _ if name.ends_with(".weight") => (0.0, 1.0 / (shape[0] as f64).sqrt()),
-        _ => (0.0, 0.05),
-    }
-}
-
-/// The synthetic tensor `name` of `shape` for `seed`.
-pub fn tensor(seed: u64, name: &str, shape: &[usize]) -> Tensor {
+/// The synthetic tensor `name` of `shape` for `seed`, of family `A`.
+pub fn tensor<A: Architecture>(seed: u64, name: &str, shape: &[usize]) -> Tensor {
     let key = seed ^ fnv1a64(name.as_bytes());
-    let (offset, std) = init(name, shape);
+    let (offset, std) = A::synthetic_init(name, shape);
     let half_width = std * 3f64.sqrt();
     let len: usize = shape.iter().product();
     let data = (0..len as u64)
@@ -72,10 +61,11 @@ pub fn tensor(seed: u64, name: &str, shape: &[usize]) -> Tensor {
 }
 
 /// The synthetic checkpoint of `config` for `seed`.
-pub fn checkpoint(config: &Config, seed: u64) -> Checkpoint {
-    let tensors: BTreeMap<String, Tensor> = expected_tensors(config)
+pub fn checkpoint<A: Architecture>(config: &A, seed: u64) -> Checkpoint<A> {
+    let tensors: BTreeMap<String, Tensor> = config
+        .expected_tensors()
         .map(|(name, shape)| {
-            let t = tensor(seed, &name, &shape);
+            let t = tensor::<A>(seed, &name, &shape);
             (name, t)
         })
         .collect();

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{small_checkpoint, small_config, tensor_list, write_safetensors};
-use tkbench_reference::{Checkpoint, Error, Gpt2};
+use tkbench_reference::{Checkpoint, Config, Error, Gpt2};
 
 /// A checkpoint directory holding the small checkpoint, for tests to damage.
 fn saved() -> tempfile::TempDir {
@@ -16,7 +16,7 @@ fn saved() -> tempfile::TempDir {
 }
 
 fn load_err(dir: &Path) -> Error {
-    Checkpoint::load(dir).expect_err("a damaged checkpoint must not load")
+    Checkpoint::<Config>::load(dir).expect_err("a damaged checkpoint must not load")
 }
 
 fn set_config_field(dir: &Path, field: &str, value: serde_json::Value) {
@@ -33,7 +33,7 @@ fn set_config_field(dir: &Path, field: &str, value: serde_json::Value) {
 #[test]
 fn saved_checkpoint_loads_back_identical() {
     let dir = saved();
-    let loaded = Checkpoint::load(dir.path()).unwrap();
+    let loaded = Checkpoint::<Config>::load(dir.path()).unwrap();
     assert_eq!(loaded.digest(), small_checkpoint().digest());
     assert_eq!(loaded.config(), &small_config());
 }
@@ -44,7 +44,7 @@ fn names_with_and_without_the_transformer_prefix_load_the_same() {
     let bare = tensor_list(&small_checkpoint(), "");
     write_safetensors(&dir.path().join("model.safetensors"), &bare);
     assert_eq!(
-        Checkpoint::load(dir.path()).unwrap().digest(),
+        Checkpoint::<Config>::load(dir.path()).unwrap().digest(),
         small_checkpoint().digest()
     );
 }
@@ -275,7 +275,7 @@ fn null_n_inner_means_four_times_the_width() {
 fn scale_attn_weights_false_is_honoured() {
     let dir = saved();
     set_config_field(dir.path(), "scale_attn_weights", serde_json::json!(false));
-    let unscaled = Gpt2::<f64>::from_checkpoint(&Checkpoint::load(dir.path()).unwrap());
+    let unscaled = Gpt2::<f64>::from_checkpoint(&Checkpoint::<Config>::load(dir.path()).unwrap());
     let scaled = Gpt2::<f64>::from_checkpoint(&small_checkpoint());
     let tokens = [1, 2, 3];
     let diff = (&unscaled.forward(&tokens).unwrap() - &scaled.forward(&tokens).unwrap())
@@ -379,7 +379,7 @@ fn tensors_the_config_does_not_describe_are_refused() {
     tensors.push(("transformer.h.0.attn.bias".into(), vec![1, 1, 20, 20], vec![1.0; 400]));
     write_safetensors(&dir.path().join("model.safetensors"), &tensors);
     assert_eq!(
-        Checkpoint::load(dir.path()).unwrap().digest(),
+        Checkpoint::<Config>::load(dir.path()).unwrap().digest(),
         small_checkpoint().digest()
     );
 

@@ -16,7 +16,9 @@ use ndarray::Array2;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tkbench_reference::{Checkpoint, Config, Gpt2, Real, synthetic};
+use tkbench_reference::{
+    Architecture, CausalLm, Checkpoint, Config, Family, Gpt2, Llama, LlamaConfig, Real, synthetic,
+};
 
 use crate::check::metrics::{MaxRel, max_rel};
 
@@ -149,6 +151,107 @@ pub struct Tolerances {
     pub f32_max_rel: Tolerance,
 }
 
+/// The hyper-parameters of a case's model, by family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelConfig {
+    /// A Llama-architecture model, under transformers' `LlamaConfig` field names.
+    Llama(LlamaConfig),
+    /// A GPT-2 model.
+    Gpt2(Config),
+}
+
+impl ModelConfig {
+    /// The family the config belongs to.
+    pub fn family(&self) -> Family {
+        match self {
+            ModelConfig::Gpt2(_) => Family::Gpt2,
+            ModelConfig::Llama(_) => Family::Llama,
+        }
+    }
+
+    fn architecture(&self) -> &dyn ArchitectureFacts {
+        match self {
+            ModelConfig::Gpt2(c) => c,
+            ModelConfig::Llama(c) => c,
+        }
+    }
+
+    /// V: the vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.architecture().vocab()
+    }
+
+    /// C: the width of every hidden state.
+    pub fn width(&self) -> usize {
+        self.architecture().hidden_width()
+    }
+
+    /// L: the number of blocks; the outputs hold L + 1 hidden states.
+    pub fn n_layer(&self) -> usize {
+        self.architecture().layers()
+    }
+
+    /// P: the longest sequence the model takes.
+    pub fn n_positions(&self) -> usize {
+        self.architecture().positions()
+    }
+
+    fn validate(&self, path: &Path) -> tkbench_reference::Result<()> {
+        match self {
+            ModelConfig::Gpt2(c) => c.validate(path),
+            ModelConfig::Llama(c) => c.validate(path),
+        }
+    }
+}
+
+/// The sizes of an [`Architecture`], seen without its type.
+trait ArchitectureFacts {
+    fn vocab(&self) -> usize;
+    fn hidden_width(&self) -> usize;
+    fn layers(&self) -> usize;
+    fn positions(&self) -> usize;
+}
+
+impl<A: Architecture> ArchitectureFacts for A {
+    fn vocab(&self) -> usize {
+        self.vocab_size()
+    }
+    fn hidden_width(&self) -> usize {
+        self.width()
+    }
+    fn layers(&self) -> usize {
+        self.n_layer()
+    }
+    fn positions(&self) -> usize {
+        self.n_positions()
+    }
+}
+
+/// An architecture a golden case may hold: the family's config found in a [`ModelConfig`].
+pub trait CaseArchitecture: Architecture {
+    /// The config of this family in `config`, or None if `config` is of another family.
+    fn of(config: &ModelConfig) -> Option<&Self>;
+}
+
+impl CaseArchitecture for Config {
+    fn of(config: &ModelConfig) -> Option<&Self> {
+        match config {
+            ModelConfig::Gpt2(c) => Some(c),
+            ModelConfig::Llama(_) => None,
+        }
+    }
+}
+
+impl CaseArchitecture for LlamaConfig {
+    fn of(config: &ModelConfig) -> Option<&Self> {
+        match config {
+            ModelConfig::Llama(c) => Some(c),
+            ModelConfig::Gpt2(_) => None,
+        }
+    }
+}
+
 /// `manifest.yaml` of a golden case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,14 +260,17 @@ pub struct Manifest {
     pub schema: u32,
     /// The case name, also its directory name.
     pub name: String,
+    /// The model family; GPT-2 when absent (the cases made before there was a second family).
+    #[serde(default, skip_serializing_if = "is_gpt2")]
+    pub family: Family,
     /// What the case covers.
     pub description: String,
     /// Who made the golden tensors.
     pub oracle: Oracle,
     /// The weights.
     pub checkpoint: CheckpointInfo,
-    /// The model's hyper-parameters.
-    pub config: Config,
+    /// The model's hyper-parameters, of the case's family.
+    pub config: ModelConfig,
     /// The input token ids.
     pub tokens: Vec<u32>,
     /// The lengths of the calls that feed the tokens, in order, each after the ones before it in
@@ -233,6 +339,10 @@ pub fn case_dirs(cases_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
+fn is_gpt2(family: &Family) -> bool {
+    *family == Family::Gpt2
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     tkbench_reference::checkpoint::hex(&Sha256::digest(bytes))
 }
@@ -274,6 +384,9 @@ impl Manifest {
         #[derive(Deserialize)]
         struct Versioned {
             schema: Option<u32>,
+            #[serde(default)]
+            family: Family,
+            config: Option<serde_yaml::Value>,
         }
         let versioned: Versioned = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         match versioned.schema {
@@ -285,7 +398,22 @@ impl Manifest {
             }
             None => return Err(bad("field `schema`: missing".into())),
         }
+        // The config is read as its family's before the whole, so that a wrong or missing field of
+        // it is named, where an untagged enum would only say that no family matched.
+        let config = versioned.config.ok_or_else(|| bad("field `config`: missing".into()))?;
+        let typed = match versioned.family {
+            Family::Gpt2 => serde_yaml::from_value::<Config>(config).map(|_| ()),
+            Family::Llama => serde_yaml::from_value::<LlamaConfig>(config).map(|_| ()),
+        };
+        typed.map_err(|e| bad(format!("field `config` (family {}): {e}", versioned.family)))?;
         let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if manifest.config.family() != manifest.family {
+            return Err(bad(format!(
+                "field `config` is a {} config, but field `family` is {}",
+                manifest.config.family(),
+                manifest.family
+            )));
+        }
         manifest.config.validate(path)?;
         manifest.validate_positions().map_err(bad)?;
         Ok(manifest)
@@ -372,14 +500,14 @@ impl Case {
         let (r, h, v, c) = (
             manifest.logit_positions.len(),
             manifest.hidden_positions.len(),
-            manifest.config.vocab_size,
-            manifest.config.n_embd,
+            manifest.config.vocab_size(),
+            manifest.config.width(),
         );
         let f64_le = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));
         let f32_le = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4-byte chunk"));
         let logits = read_array(&file, &path, "logits", Dtype::F64, [r, v], f64_le)?;
         let logits_f32 = read_array(&file, &path, "logits_f32", Dtype::F32, [r, v], f32_le)?;
-        let hidden_states = (0..=manifest.config.n_layer)
+        let hidden_states = (0..=manifest.config.n_layer())
             .map(|i| read_array(&file, &path, &format!("hidden_states.{i}"), Dtype::F64, [h, c], f64_le))
             .collect::<Result<_>>()?;
         // The recorded gap sets the float32 bound: it must be the gap of the checksummed tensors.
@@ -412,16 +540,32 @@ impl Case {
         &self.manifest.name
     }
 
-    /// The weights the case was made from: the committed checkpoint (file checksums verified) or the
-    /// synthetic one rebuilt from its seed; either way its digest must match the manifest's.
+    /// The weights of a GPT-2 case: [`Case::checkpoint_of`] for the GPT-2 family.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
+        self.checkpoint_of::<Config>()
+    }
+
+    /// The weights the case was made from, of family `A`: the committed checkpoint (file checksums
+    /// verified) or the synthetic one rebuilt from its seed; either way its digest must match the
+    /// manifest's. A case of another family is an error that names both.
+    pub fn checkpoint_of<A: CaseArchitecture>(&self) -> Result<Checkpoint<A>> {
+        let Some(config) = A::of(&self.manifest.config) else {
+            return Err(GoldenError::Manifest {
+                path: self.dir.join("manifest.yaml"),
+                message: format!(
+                    "the case is of family {}, but a {} checkpoint was asked for",
+                    self.manifest.family,
+                    A::FAMILY
+                ),
+            });
+        };
         let info = &self.manifest.checkpoint;
         let (checkpoint, origin) = if info.committed {
             let dir = self.dir.join("checkpoint");
             for (file, sha) in &info.files {
                 read_verified(&dir.join(file), sha)?;
             }
-            (Checkpoint::load(&dir)?, dir)
+            (Checkpoint::<A>::load(&dir)?, dir)
         } else {
             if info.scheme != synthetic::SCHEME {
                 return Err(GoldenError::Manifest {
@@ -434,7 +578,7 @@ impl Case {
                 });
             }
             let origin = self.dir.join(format!("<{} seed {}>", info.scheme, info.seed));
-            (synthetic::checkpoint(&self.manifest.config, info.seed), origin)
+            (synthetic::checkpoint(config, info.seed), origin)
         };
         let found = checkpoint.digest();
         if found != info.digest {
@@ -444,12 +588,11 @@ impl Case {
                 found,
             });
         }
-        if checkpoint.config() != &self.manifest.config {
+        if checkpoint.config() != config {
             return Err(GoldenError::Manifest {
                 path: self.dir.join("manifest.yaml"),
                 message: format!(
-                    "field `config` differs from the checkpoint's config.json: manifest {:?}, checkpoint {:?}",
-                    self.manifest.config,
+                    "field `config` differs from the checkpoint's config.json: manifest {config:?}, checkpoint {:?}",
                     checkpoint.config()
                 ),
             });
@@ -494,15 +637,33 @@ impl ReferenceCheck {
     }
 }
 
-/// The reference model in precision `F` fed the case's tokens in its steps: the logits [R, V] at
-/// the logit positions and the L + 1 hidden states [H, C] at the hidden positions, in float64.
+/// The GPT-2 reference model in precision `F` fed the case's tokens in its steps: the logits
+/// [R, V] at the logit positions and the L + 1 hidden states [H, C] at the hidden positions, in
+/// float64.
 pub fn run_reference<F: Real>(case: &Case, checkpoint: &Checkpoint) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
+    run_model(case, &Gpt2::<F>::from_checkpoint(checkpoint))
+}
+
+/// The reference model of the case's family, in precision `F`, loaded from the case's checkpoint
+/// and fed its tokens in its steps: [`run_model`]'s logits and hidden states.
+pub fn run_case_reference<F: Real>(case: &Case) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
+    match case.manifest.family {
+        Family::Gpt2 => run_model(case, &Gpt2::<F>::from_checkpoint(&case.checkpoint_of::<Config>()?)),
+        Family::Llama => run_model(
+            case,
+            &Llama::<F>::from_checkpoint(&case.checkpoint_of::<LlamaConfig>()?),
+        ),
+    }
+}
+
+/// `model` fed the case's tokens in its steps: the logits [R, V] at the logit positions and the
+/// L + 1 hidden states [H, C] at the hidden positions, in float64.
+pub fn run_model<F: Real>(case: &Case, model: &impl CausalLm<F>) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
     let m = &case.manifest;
-    let model = Gpt2::<F>::from_checkpoint(checkpoint);
     let mut cache = model.new_cache();
-    let (v, c) = (m.config.vocab_size, m.config.n_embd);
+    let (v, c) = (m.config.vocab_size(), m.config.width());
     let mut logits = Array2::zeros((0, v));
-    let mut hidden = vec![Array2::zeros((0, c)); m.config.n_layer + 1];
+    let mut hidden = vec![Array2::zeros((0, c)); m.config.n_layer() + 1];
     for (p0, len) in m.calls() {
         let logit_rows = rows_in_call(&m.logit_positions, p0, len);
         let hidden_rows = rows_in_call(&m.hidden_positions, p0, len);
@@ -520,10 +681,11 @@ pub fn run_reference<F: Real>(case: &Case, checkpoint: &Checkpoint) -> Result<(A
     Ok((logits, hidden))
 }
 
-/// Runs the reference model, in float64 and float32, on `case` with `checkpoint`.
-pub fn check_reference(case: &Case, checkpoint: &Checkpoint) -> Result<ReferenceCheck> {
-    let (logits64, hidden64) = run_reference::<f64>(case, checkpoint)?;
-    let (logits32, _) = run_reference::<f32>(case, checkpoint)?;
+/// Runs the reference model of the case's family, in float64 and float32, on `case` with the
+/// checkpoint it was made from.
+pub fn check_reference(case: &Case) -> Result<ReferenceCheck> {
+    let (logits64, hidden64) = run_case_reference::<f64>(case)?;
+    let (logits32, _) = run_case_reference::<f32>(case)?;
     Ok(ReferenceCheck {
         case: case.name().to_owned(),
         f64_logits: max_rel(&logits64.view(), &case.logits.view()),

@@ -141,11 +141,11 @@ fn run_kernels(
     threads: usize,
 ) -> Result<(LogitMetrics, Vec<f64>, ProbsCheck), GoldenError> {
     let m = &case.manifest;
-    let (v, c) = (m.config.vocab_size, m.config.n_embd);
+    let (v, c) = (m.config.vocab_size(), m.config.width());
     let model = KernelModel::new(weights, set, isa, threads);
     let mut cache = model.new_cache();
     let (mut logits, mut probs) = (Vec::new(), Vec::new());
-    let mut hidden = vec![Vec::new(); m.config.n_layer + 1];
+    let mut hidden = vec![Vec::new(); m.config.n_layer() + 1];
     for (p0, len) in m.calls() {
         let logit_rows = rows_in_call(&m.logit_positions, p0, len);
         let out = model.forward_cached_rows(&m.tokens[p0..p0 + len], &mut cache, &logit_rows)?;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use tkbench_reference::{Checkpoint, Config, synthetic};
+use tkbench_reference::{Architecture, Checkpoint, Config, synthetic};
 
 /// A small config whose dimensions are all different, so that a transposed tensor cannot pass.
 pub fn small_config() -> Config {
@@ -39,7 +39,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]
 }
 
 /// The tensors of `checkpoint` as (name, shape, data), with an optional name prefix.
-pub fn tensor_list(checkpoint: &Checkpoint, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn tensor_list<A: Architecture>(checkpoint: &Checkpoint<A>, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     checkpoint
         .tensors()
         .iter()
