@@ -1,4 +1,5 @@
-//! tkbench-kernels: the transformer ops (embedding, layernorm, softmax, attention, matmul, gelu) in
+//! tkbench-kernels: the transformer ops (embedding, layernorm, softmax, attention, matmul, gelu, and
+//! Llama's rmsnorm, rope and swiglu) in
 //! interchangeable scalar, SIMD and cache-blocked variants, and the registry that lists them.
 //!
 //! Every variant of an op has the same signature: slices plus a small dims struct, and the ISA level
@@ -19,7 +20,10 @@ pub mod isa;
 pub mod layernorm;
 pub mod matmul;
 pub mod registry;
+pub mod rmsnorm;
+pub mod rope;
 pub mod softmax;
+pub mod swiglu;
 pub mod vmath;
 
 pub use isa::Isa;

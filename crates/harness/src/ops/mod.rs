@@ -43,6 +43,9 @@ ops! {
     attention::Attention,
     matmul::Matmul,
     gelu::Gelu,
+    rmsnorm::RmsNorm,
+    rope::Rope,
+    swiglu::Swiglu,
 }
 
 /// The op named `name`, or an error listing the ops.
@@ -510,6 +513,9 @@ pub(crate) fn sweep_widths() -> Vec<usize> {
 
 /// GPT-2 small, whose sizes the bench shapes take.
 pub(crate) const GPT2_SMALL: tkbench_reference::Config = tkbench_reference::Config::gpt2_small();
+
+/// SmolLM2-135M, whose sizes the Llama ops' bench shapes take.
+pub(crate) const SMOLLM2: tkbench_reference::LlamaConfig = tkbench_reference::LlamaConfig::smollm2_135m();
 
 /// The token counts benched: a decode step (T = 1) and prefills of 128, 512 and 1024.
 pub(crate) fn bench_token_counts(quick: bool) -> Vec<usize> {
