@@ -67,7 +67,7 @@ fn attention_last_block_misread(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f3
     let keys = d.keys();
     if d.key_layout == KeyLayout::Blocks && keys > 1 && !keys.is_multiple_of(KEY_BLOCK) {
         let mut misread = k.to_vec();
-        for c in 0..d.channels() {
+        for c in 0..d.kv_channels() {
             misread[d.key_index(keys - 1, c)] = k[d.key_index(keys - 2, c)];
         }
         tkbench_kernels::attention::scalar::attention(d, q, &misread, v, out, isa);

@@ -3,8 +3,9 @@
 //! replay command, while the op's registered variants pass the same selection.
 
 use tkbench_harness::check::gate::{Selection, run_gate};
-use tkbench_harness::ops::{Op, RmsNorm, Rope, Swiglu};
+use tkbench_harness::ops::{Attention, Op, RmsNorm, Rope, Swiglu};
 use tkbench_harness::registry::Registry;
+use tkbench_kernels::attention::AttentionDims;
 use tkbench_kernels::rmsnorm::RmsNormDims;
 use tkbench_kernels::rope::RopeDims;
 use tkbench_kernels::swiglu::SwigluDims;
@@ -94,6 +95,38 @@ fn swiglu_swapped(d: &SwigluDims, x: &[f32], out: &mut [f32], _: Isa) {
     }
 }
 
+/// Grouped-query attention that maps query head h to key/value head h mod NKV (the heads of a group
+/// interleaved), where Hugging Face's `repeat_kv` gives h / (NH / NKV).
+fn attention_groups_interleaved(d: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], _: Isa) {
+    let (hs, ld, kv_ld) = (d.head_size, d.stride, d.kv_stride);
+    for h in 0..d.heads {
+        let (col, kv_col) = (h * hs, (h % d.kv_heads) * hs);
+        for i in 0..d.queries {
+            let visible = d.pos0 + i + 1;
+            let scores: Vec<f32> = (0..visible)
+                .map(|j| {
+                    (0..hs)
+                        .map(|c| q[i * ld + col + c] * k[d.key_index(j, kv_col + c)])
+                        .sum::<f32>()
+                        * d.scale
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let p: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+            let sum: f32 = p.iter().sum();
+            for c in 0..hs {
+                let acc: f32 = p.iter().enumerate().map(|(j, &p)| p * v[j * kv_ld + kv_col + c]).sum();
+                out[i * ld + col + c] = acc / sum;
+            }
+        }
+    }
+}
+
+#[test]
+fn grouped_attention_with_interleaved_groups_is_rejected() {
+    rejected::<Attention>(wrong::<Attention>("groups-interleaved", attention_groups_interleaved));
+}
+
 #[test]
 fn an_rmsnorm_that_subtracts_the_mean_is_rejected() {
     rejected::<RmsNorm>(wrong::<RmsNorm>("mean-subtracted", rmsnorm_mean_subtracted));
@@ -116,7 +149,7 @@ fn a_swiglu_with_gate_and_up_swapped_is_rejected() {
 
 #[test]
 fn the_registered_variants_pass_the_same_selection() {
-    for op in [RmsNorm::NAME, Rope::NAME, Swiglu::NAME] {
+    for op in [RmsNorm::NAME, Rope::NAME, Swiglu::NAME, Attention::NAME] {
         let selection = Selection {
             op: Some(op),
             ..Selection::default()

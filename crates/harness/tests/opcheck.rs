@@ -242,7 +242,7 @@ fn some_heads_of_several_queries_are_bit_identical_to_the_whole_call() {
         let x = Attention::args(&whole, &inputs);
         let shape = shape_text::<Attention>(&whole);
         let c = whole.channels();
-        let (part, col) = whole.heads(1..heads - 1);
+        let (part, col, _) = whole.heads(1..heads - 1);
         let unwritten = -7.25f32;
         for (variant, f, isa, together) in runs {
             let mut alone = vec![unwritten; queries * c];
@@ -305,7 +305,7 @@ fn keys_in_blocks_give_the_bits_of_keys_in_rows() {
             }
             if heads > 1 {
                 for part in [0..heads / 2, heads / 2..heads] {
-                    let (dims, col) = blocks.heads(part.clone());
+                    let (dims, col, _) = blocks.heads(part.clone());
                     calls.push((format!("heads {part:?}"), dims, 0..queries, col));
                 }
             }

@@ -55,15 +55,16 @@ fn attention_with(
     extra_visible: usize,
     scale: f32,
 ) {
-    let (t, c, hs) = (dims.queries, dims.channels(), dims.head_size);
+    let (t, c, ckv, hs) = (dims.queries, dims.channels(), dims.kv_channels(), dims.head_size);
     let s = dims.keys();
     for h in 0..dims.heads {
+        let kv_col = dims.kv_column(h);
         for i in 0..t {
             let visible = (dims.pos0 + i + 1 + extra_visible).min(s);
             let scores: Vec<f32> = (0..visible)
                 .map(|j| {
                     (0..hs)
-                        .map(|d| q[i * c + h * hs + d] * k[dims.key_index(j, h * hs + d)])
+                        .map(|d| q[i * c + h * hs + d] * k[dims.key_index(j, kv_col + d)])
                         .sum::<f32>()
                         * scale
                 })
@@ -72,7 +73,7 @@ fn attention_with(
             let e: Vec<f32> = scores.iter().map(|x| (x - max).exp()).collect();
             let sum: f32 = e.iter().sum();
             for d in 0..hs {
-                out[i * c + h * hs + d] = (0..visible).map(|j| e[j] * v[j * c + h * hs + d]).sum::<f32>() / sum;
+                out[i * c + h * hs + d] = (0..visible).map(|j| e[j] * v[j * ckv + kv_col + d]).sum::<f32>() / sum;
             }
         }
     }

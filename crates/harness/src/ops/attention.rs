@@ -1,5 +1,6 @@
-//! The attention op: causal multi-head attention of queries at positions pos0 .. over the keys they
-//! see (maths, contract, key layouts and variants in `tkbench_kernels::attention`).
+//! The attention op: causal multi-head or grouped-query attention of queries at positions pos0 ..
+//! over the keys they see (maths, contract, key layouts and variants in
+//! `tkbench_kernels::attention`).
 
 use std::ops::Range;
 
@@ -8,13 +9,13 @@ use tkbench_kernels::attention::{self, AttentionDims, AttentionFn, KeyLayout};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts};
+use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::{By, Split, attention_blocks, row_blocks};
 
-/// Causal multi-head attention.
+/// Causal multi-head (or grouped-query) attention.
 #[derive(Debug, Clone, Copy)]
 pub struct Attention;
 
@@ -23,9 +24,9 @@ pub struct Attention;
 pub struct AttentionArgs<'a> {
     /// q [Tq, C].
     pub q: &'a [f32],
-    /// k [S, C], or in blocks as the shape's key layout says.
+    /// k [S, CKV], or in blocks as the shape's key layout says.
     pub k: &'a [f32],
-    /// v [S, C].
+    /// v [S, CKV].
     pub v: &'a [f32],
 }
 
@@ -34,16 +35,16 @@ pub struct AttentionInputs {
     q: AlignedVec,
     /// k in the shape's key layout.
     k: AlignedVec,
-    /// k [S, C].
+    /// k [S, CKV].
     k_rows: AlignedVec,
     v: AlignedVec,
 }
 
-/// The keys `rows` ([S, C], rows C apart) laid out as the attention call `dims` takes them
+/// The keys `rows` ([S, CKV], rows CKV apart) laid out as the attention call `dims` takes them
 /// (`dims.key_layout`, S = `dims.keys()`), every float of the result that holds no key NaN.
 pub fn keys_as(dims: &AttentionDims, rows: &[f32]) -> Vec<f32> {
     let mut k = vec![f32::NAN; dims.key_floats()];
-    for (j, key) in rows.chunks_exact(dims.channels()).enumerate() {
+    for (j, key) in rows.chunks_exact(dims.kv_channels()).enumerate() {
         dims.store_key(&mut k, j, key);
     }
     k
@@ -56,9 +57,10 @@ pub fn gpt2_scale(head_size: usize) -> f32 {
 
 impl Op for Attention {
     const NAME: &'static str = "attention";
-    /// `key_blocks=1` holds the keys in blocks (a KV cache's layout), `0` (the default) in rows.
-    const FIELDS: &'static [&'static str] = &["queries", "pos0", "heads", "head_size", "key_blocks"];
-    const DEFAULTS: &'static [(&'static str, usize)] = &[("key_blocks", 0)];
+    /// `key_blocks=1` holds the keys in blocks (a KV cache's layout), `0` (the default) in rows;
+    /// `group` is the query heads per key/value head (1, the default: multi-head attention).
+    const FIELDS: &'static [&'static str] = &["queries", "pos0", "heads", "head_size", "key_blocks", "group"];
+    const DEFAULTS: &'static [(&'static str, usize)] = &[("key_blocks", 0), ("group", 1)];
     const RULE: Rule = Rule::PlainF32 { k: 4.0, ulps: 16.0 };
     const RATIONALE: &'static str = "dot products, a softmax and a weighted sum, online or not (the FlashAttention rule): 4x the plain f32 error (at least the random walk of an (S + head_size)-term sum), floor 16 ulps";
     const UNIT: Unit = Unit::Flops;
@@ -79,21 +81,26 @@ impl Op for Attention {
 
     fn values(s: &AttentionDims) -> Vec<usize> {
         let key_blocks = usize::from(s.key_layout == KeyLayout::Blocks);
-        vec![s.queries, s.pos0, s.heads, s.head_size, key_blocks]
+        vec![s.queries, s.pos0, s.heads, s.head_size, key_blocks, s.group()]
     }
 
-    /// GPT-2's scale, rows C apart, keys in rows or in blocks.
+    /// GPT-2's scale (which is Llama's), rows C and CKV apart, keys in rows or in blocks.
     fn shape(v: &[usize]) -> Result<AttentionDims, String> {
-        let (queries, pos0, heads, head_size, key_blocks) = (v[0], v[1], v[2], v[3], v[4]);
+        let (queries, pos0, heads, head_size, key_blocks, group) = (v[0], v[1], v[2], v[3], v[4], v[5]);
         if heads == 0 || head_size == 0 {
             return Err("heads and head_size must be positive".into());
+        }
+        if group == 0 || !heads.is_multiple_of(group) {
+            return Err(format!("group = {group} (query heads per key/value head) does not divide heads = {heads}"));
         }
         let layout = match key_blocks {
             0 => KeyLayout::Rows,
             1 => KeyLayout::Blocks,
             _ => return Err(format!("key_blocks is 0 (keys in rows) or 1 (in blocks), not {key_blocks}")),
         };
-        Ok(AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size)).with_key_layout(layout))
+        Ok(AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size))
+            .with_kv_heads(heads / group)
+            .with_key_layout(layout))
     }
 
     fn output(s: &AttentionDims) -> (usize, usize) {
@@ -101,8 +108,8 @@ impl Op for Attention {
     }
 
     fn draw(s: &AttentionDims, draw: &Draw) -> AttentionInputs {
-        let (c, keys) = (s.channels(), s.keys());
-        let k_rows: AlignedVec = draw.signal("k", keys * c, c).into();
+        let (c, ckv, keys) = (s.channels(), s.kv_channels(), s.keys());
+        let k_rows: AlignedVec = draw.signal("k", keys * ckv, ckv).into();
         let k = match s.key_layout {
             KeyLayout::Rows => k_rows.clone(),
             KeyLayout::Blocks => keys_as(s, &k_rows).into(),
@@ -118,7 +125,7 @@ impl Op for Attention {
             .into(),
             k,
             k_rows,
-            v: draw.uniform("v", keys * c).into(),
+            v: draw.uniform("v", keys * ckv).into(),
         }
     }
 
@@ -136,11 +143,15 @@ impl Op for Attention {
 
     /// Queries at equal work (query i sees pos0 + i + 1 keys, so equal query counts would give the
     /// last thread three times the first one's work in a prefill); a single query (a decode step)
-    /// by heads, each thread reading its heads' columns of the cache.
+    /// by whole groups of heads, each thread reading its key/value heads' columns of the cache.
     fn split(s: &AttentionDims, threads: usize) -> Split {
         if s.queries == 1 {
+            let group = s.group();
             Split {
-                blocks: row_blocks(s.heads, threads),
+                blocks: row_blocks(s.kv_heads, threads)
+                    .into_iter()
+                    .map(|r| r.start * group..r.end * group)
+                    .collect(),
                 by: By::Heads,
                 width: s.head_size,
             }
@@ -154,7 +165,8 @@ impl Op for Attention {
     }
 
     /// A block of queries keeps its positions and sees the keys up to its last query's; a block of
-    /// heads takes q, k, v and out from its first head's column on, rows still `stride` apart.
+    /// heads takes q and out from its first head's column on, k and v from its first key/value
+    /// head's, rows still `stride` and `kv_stride` apart.
     fn call(
         f: AttentionFn,
         isa: Isa,
@@ -172,18 +184,18 @@ impl Op for Attention {
                     &dims,
                     &x.q[r.start * c..r.end * c],
                     &x.k[..dims.key_floats()],
-                    &x.v[..dims.keys() * c],
+                    &x.v[..dims.keys() * s.kv_channels()],
                     out,
                     isa,
                 )
             }
             By::Heads => {
-                let (dims, col) = s.heads(r);
+                let (dims, col, kv_col) = s.heads(r);
                 f(
                     &dims,
                     &x.q[col..],
-                    &x.k[dims.key_index(0, col)..],
-                    &x.v[col..],
+                    &x.k[dims.key_index(0, kv_col)..],
+                    &x.v[kv_col..],
                     out,
                     isa,
                 )
@@ -193,16 +205,17 @@ impl Op for Attention {
     }
 
     fn reference(s: &AttentionDims, x: &AttentionInputs) -> Reference {
-        let (c, keys) = (s.channels(), s.keys());
+        let (c, ckv, keys) = (s.channels(), s.kv_channels(), s.keys());
         let q = ArrayView2::from_shape((s.queries, c), &x.q[..]).expect("q is [Tq, C]");
-        let k = ArrayView2::from_shape((keys, c), &x.k_rows[..]).expect("k is [S, C]");
-        let v = ArrayView2::from_shape((keys, c), &x.v[..]).expect("v is [S, C]");
+        let k = ArrayView2::from_shape((keys, ckv), &x.k_rows[..]).expect("k is [S, CKV]");
+        let v = ArrayView2::from_shape((keys, ckv), &x.v[..]).expect("v is [S, CKV]");
         let up = |a: ArrayView2<f32>| a.mapv(f64::from);
+        let (nh, nkv) = (s.heads, s.kv_heads);
         Reference {
-            f64: ops::causal_attention(&up(q).view(), &up(k).view(), &up(v).view(), s.heads, f64::from(s.scale))
+            f64: ops::grouped_causal_attention(&up(q).view(), &up(k).view(), &up(v).view(), nh, nkv, f64::from(s.scale))
                 .into_iter()
                 .collect(),
-            f32: ops::causal_attention(&q, &k, &v, s.heads, s.scale)
+            f32: ops::grouped_causal_attention(&q, &k, &v, nh, nkv, s.scale)
                 .into_iter()
                 .collect(),
             terms: s.keys() + s.head_size,
@@ -212,14 +225,14 @@ impl Op for Attention {
     }
 
     /// Per visible query-key pair and head channel: a multiply-add for q · k and one for p · v. q
-    /// read, out written, k and v read once.
+    /// read, out written, k and v (of the key/value heads) read once.
     fn work(s: &AttentionDims) -> Work {
-        let c = s.channels() as f64;
+        let (c, ckv) = (s.channels() as f64, s.kv_channels() as f64);
         let pairs: f64 = (0..s.queries).map(|i| (s.pos0 + i + 1) as f64).sum();
         let keys = s.keys() as f64;
         Work {
             flops: 4.0 * c * pairs,
-            bytes: (2.0 * s.queries as f64 * c + 2.0 * keys * c) * F32,
+            bytes: (2.0 * s.queries as f64 * c + 2.0 * keys * ckv) * F32,
             written: s.queries as f64 * c * F32,
         }
     }
@@ -246,6 +259,19 @@ impl Op for Attention {
         }
         shapes.push(dims(0, 5, 2, 8));
         shapes.push(dims(40, 90, 12, 64));
+        // Grouped-query attention: groups of 2, 3 and 4, multi-query, and SmolLM2's 9 heads over 3,
+        // in a prefill, a chunk after a cache and a decode step.
+        for (queries, pos0, heads, kv_heads, hs) in [
+            (7, 0, 4, 2, 24),
+            (33, 31, 6, 2, 16),
+            (1, 70, 8, 2, 32),
+            (9, 5, 4, 1, 15),
+            (1, 20, 5, 1, 64),
+            (20, 40, 9, 3, 64),
+            (1, 66, 9, 3, 64),
+        ] {
+            shapes.push(dims(queries, pos0, heads, hs).with_kv_heads(kv_heads));
+        }
         both_layouts(shapes)
     }
 
@@ -282,8 +308,13 @@ impl Op for Attention {
         ]
         .into_iter()
         .map(|(pos0, heads, hs)| AttentionDims::new(9, pos0, heads, hs, gpt2_scale(hs)))
-        // Decode steps, split by heads.
-        .chain([AttentionDims::new(1, 70, 5, 32, gpt2_scale(32)), AttentionDims::new(1, 16, 3, 24, gpt2_scale(24))])
+        // Decode steps, split by heads, and by groups of heads.
+        .chain([
+            AttentionDims::new(1, 70, 5, 32, gpt2_scale(32)),
+            AttentionDims::new(1, 16, 3, 24, gpt2_scale(24)),
+            AttentionDims::new(1, 70, 9, 64, gpt2_scale(64)).with_kv_heads(3),
+            AttentionDims::new(9, 20, 6, 16, gpt2_scale(16)).with_kv_heads(2),
+        ])
         .collect()
     }
 
@@ -314,7 +345,7 @@ impl Op for Attention {
                 let laid = shape.with_key_layout(layout);
                 [
                     Plant::new("k", laid.key_index(j, ch), f32::NAN),
-                    Plant::new("k_rows", j * shape.channels() + ch, f32::NAN),
+                    Plant::new("k_rows", j * shape.kv_channels() + ch, f32::NAN),
                 ]
             };
             let (heads, hs) = (2, 20);
@@ -353,39 +384,60 @@ impl Op for Attention {
                 decode,
                 vec![Plant::new("v", 66 * c + 4 * hs + 9, f32::NAN)],
             ));
+            // Grouped-query: a NaN in key/value head 1 of 2 reaches exactly query heads 3, 4 and 5.
+            let grouped = AttentionDims::new(1, 40, 6, 16, gpt2_scale(16)).with_kv_heads(2);
+            cases.push(case(
+                name("grouped-nan-in-k", "grouped-nan-in-k-key-blocks"),
+                "NaN in key 30 of key/value head 1 makes exactly query heads 3 to 5 NaN",
+                grouped,
+                key(&grouped, 30, 16 + 9).to_vec(),
+            ));
+            cases.push(case(
+                name("grouped-nan-in-v", "grouped-nan-in-v-key-blocks"),
+                "NaN in value 12 of key/value head 0 makes channel 4 of query heads 0 to 2 NaN",
+                grouped,
+                vec![Plant::new("v", 12 * grouped.kv_channels() + 4, f32::NAN)],
+            ));
         }
         cases
     }
 
-    /// GPT-2 small's heads: a decode step after 512 tokens, prefills from 0.
+    /// GPT-2 small's heads and SmolLM2's (9 query heads over 3 key/value heads): a decode step
+    /// after 512 tokens, prefills from 0.
     fn bench_shapes(quick: bool) -> Vec<AttentionDims> {
         let (nh, hs) = (GPT2_SMALL.n_head, GPT2_SMALL.head_size());
-        bench_token_counts(quick)
+        let (lh, lkv, lhs) = (SMOLLM2.num_attention_heads, SMOLLM2.num_key_value_heads, SMOLLM2.head_dim);
+        let pos0 = |t| if t == 1 { 512 } else { 0 };
+        let gpt2 = bench_token_counts(quick)
             .into_iter()
-            .map(|t| AttentionDims::new(t, if t == 1 { 512 } else { 0 }, nh, hs, gpt2_scale(hs)))
-            .collect()
+            .map(|t| AttentionDims::new(t, pos0(t), nh, hs, gpt2_scale(hs)));
+        let llama = bench_token_counts(quick)
+            .into_iter()
+            .map(|t| AttentionDims::new(t, pos0(t), lh, lhs, gpt2_scale(lhs)).with_kv_heads(lkv));
+        gpt2.chain(llama).collect()
     }
 
-    /// SDPA, causal for a prefill; a decode step sees every cached key.
+    /// SDPA, causal for a prefill; a decode step sees every cached key; grouped-query attention
+    /// through SDPA's `enable_gqa`.
     fn peer(s: &AttentionDims) -> Result<PeerCode, String> {
-        let (nh, hs, tq, keys) = (s.heads, s.head_size, s.queries, s.keys());
+        let (nh, nkv, hs, tq, keys) = (s.heads, s.kv_heads, s.head_size, s.queries, s.keys());
         let setup =
-            format!("q = rand(1, {nh}, {tq}, {hs})\nk = rand(1, {nh}, {keys}, {hs})\nv = rand(1, {nh}, {keys}, {hs})");
+            format!("q = rand(1, {nh}, {tq}, {hs})\nk = rand(1, {nkv}, {keys}, {hs})\nv = rand(1, {nkv}, {keys}, {hs})");
+        let gqa = if nkv == nh { "" } else { ", enable_gqa=True" };
         let stmt = match (s.pos0, tq) {
-            (0, _) => "F.scaled_dot_product_attention(q, k, v, is_causal=True)",
-            (_, 1) => "F.scaled_dot_product_attention(q, k, v)",
+            (0, _) => format!("F.scaled_dot_product_attention(q, k, v, is_causal=True{gqa})"),
+            (_, 1) => format!("F.scaled_dot_product_attention(q, k, v{gqa})"),
             _ => return Err("attention with pos0 > 0 and more than one query is not timed".into()),
         };
-        Ok(PeerCode {
-            setup,
-            stmt: stmt.into(),
-        })
+        Ok(PeerCode { setup, stmt })
     }
 
     /// Small shapes around the vector widths and tiles.
     fn random_case(pick: &mut dyn FnMut(usize) -> usize) -> (AttentionDims, f32) {
-        let (queries, pos0, heads, head_size) = (1 + pick(39), pick(80), 1 + pick(3), 1 + pick(69));
-        let shape = AttentionDims::new(queries, pos0, heads, head_size, gpt2_scale(head_size));
+        let (queries, pos0, kv_heads, head_size) = (1 + pick(39), pick(80), 1 + pick(3), 1 + pick(69));
+        let group = 1 + pick(3);
+        let shape = AttentionDims::new(queries, pos0, kv_heads * group, head_size, gpt2_scale(head_size))
+            .with_kv_heads(kv_heads);
         (shape, super::random_magnitude(pick, &[1.0]))
     }
 }
@@ -406,9 +458,9 @@ fn conditioning(s: &AttentionDims, q: &ArrayView2<f32>, k: &ArrayView2<f32>, v: 
     for i in 0..s.queries {
         for key in 0..=s.pos0 + i {
             for h in 0..s.heads {
-                let channels = h * hs..(h + 1) * hs;
-                let dot: f64 = channels
-                    .map(|c| f64::from(q[[i, c]]) * f64::from(k[[key, c]]))
+                let kv_col = s.kv_column(h);
+                let dot: f64 = (0..hs)
+                    .map(|d| f64::from(q[[i, h * hs + d]]) * f64::from(k[[key, kv_col + d]]))
                     .sum();
                 score = score.max((dot * f64::from(s.scale)).abs());
             }

@@ -258,10 +258,10 @@ fn block_scores<S: Simd, const V: usize>(s: S, d: &AttentionDims, k: &[f32], q: 
         let live = (keys - jb).min(KEY_BLOCK);
         let block = &k[d.key_index(jb, 0)..];
         for h in 0..d.heads {
-            let col = h * hs;
+            let (col, kv_col) = (h * hs, d.kv_column(h));
             let mut acc = [s.splat_f32s(0.0); V];
             for (dd, &qd) in q[col..][..hs].iter().enumerate() {
-                let (kv, _) = S::as_simd_f32s(&block[(col + dd) * KEY_BLOCK..][..KEY_BLOCK]);
+                let (kv, _) = S::as_simd_f32s(&block[(kv_col + dd) * KEY_BLOCK..][..KEY_BLOCK]);
                 let qb = s.splat_f32s(qd);
                 for u in 0..V {
                     acc[u] = s.mul_add_e_f32s(qb, kv[u], acc[u]);
@@ -556,7 +556,7 @@ const _: () = assert!(HEAD_GROUP * 16 <= K_TILE);
 #[inline(always)]
 fn row_scores<S: Simd>(s: S, att: &Attention, q: &[f32], row: usize, p: &mut [f32]) {
     let d = att.dims;
-    let (ld, hs, keys) = (d.stride, d.head_size, d.keys());
+    let (kv_ld, hs, keys) = (d.kv_stride, d.head_size, d.keys());
     let lanes = vmath::lanes::<S>();
     // [HS, K_TILE]: the keys of HEAD_GROUP heads side by side, one vector's worth each.
     let mut k_t = vec![0.0; hs * K_TILE];
@@ -570,15 +570,24 @@ fn row_scores<S: Simd>(s: S, att: &Attention, q: &[f32], row: usize, p: &mut [f3
             let qs: [&[f32]; HEAD_GROUP] = core::array::from_fn(|u| &q[head[u] * hs..][..hs]);
             // A whole block of 16 keys at AVX-512, heads of whole blocks of 16 dimensions: in registers.
             if let Some(t) = att.transpose.as_ref().filter(|_| je - jb == 16 && hs % 16 == 0) {
-                let scores = t.scores(att.k, ld, head.map(|h| h * hs), heads, hs, jb, qs);
+                let scores = t.scores(att.k, kv_ld, head.map(|h| d.kv_column(h)), heads, hs, jb, qs);
                 for (u, scores) in scores.iter().enumerate().take(heads) {
                     p[(h0 + u) * row + jb..][..16].copy_from_slice(scores);
                 }
                 continue;
             }
             for u in 0..heads {
-                let col = (h0 + u) * hs;
-                pack_keys(att.transpose.as_ref(), att.k, ld, col, hs, jb..je, u * lanes, &mut k_t);
+                let kv_col = d.kv_column(h0 + u);
+                pack_keys(
+                    att.transpose.as_ref(),
+                    att.k,
+                    kv_ld,
+                    kv_col,
+                    hs,
+                    jb..je,
+                    u * lanes,
+                    &mut k_t,
+                );
             }
             let mut acc = [s.splat_f32s(0.0); HEAD_GROUP];
             for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
@@ -605,7 +614,7 @@ fn row_scores<S: Simd>(s: S, att: &Attention, q: &[f32], row: usize, p: &mut [f3
 #[inline(always)]
 fn one_query<S: Simd>(s: S, att: Attention) {
     let d = att.dims;
-    let (c, ld, hs, keys) = (d.channels(), d.stride, d.head_size, d.keys());
+    let (c, kv_ld, hs, keys) = (d.channels(), d.kv_stride, d.head_size, d.keys());
     let lanes = vmath::lanes::<S>();
     let tiles = keys.div_ceil(K_TILE);
     // q · scale, as the query-tile path forms it.
@@ -651,8 +660,9 @@ fn one_query<S: Simd>(s: S, att: Attention) {
             }
         }
         for j in t * K_TILE..((t + 1) * K_TILE).min(keys) {
-            let v_row = &att.v[j * ld..][..c];
-            for (h, (acc, v)) in acc.chunks_exact_mut(hs).zip(v_row.chunks_exact(hs)).enumerate() {
+            let v_row = &att.v[j * kv_ld..][..d.kv_channels()];
+            for (h, acc) in acc.chunks_exact_mut(hs).enumerate() {
+                let v = &v_row[d.kv_column(h)..][..hs];
                 let pb = s.splat_f32s(p[h * per_head + j]);
                 let (a, a_tail) = S::as_mut_simd_f32s(acc);
                 let (vv, v_tail) = S::as_simd_f32s(v);
@@ -683,7 +693,7 @@ impl WithSimd for Attention<'_> {
         if d.queries == 1 {
             return one_query(s, self);
         }
-        let (ld, hs, keys) = (d.stride, d.head_size, d.keys());
+        let (ld, kv_ld, hs, keys) = (d.stride, d.kv_stride, d.head_size, d.keys());
         let hsp = hs.div_ceil(HS_ALIGN) * HS_ALIGN;
         let mut v_pack = vec![0.0; if hs == hsp { 0 } else { K_TILE * hsp }]; // [K_TILE, HSP]
         let mut tile = Tile {
@@ -694,7 +704,7 @@ impl WithSimd for Attention<'_> {
             hsp,
         };
         for h in 0..d.heads {
-            let col = h * hs;
+            let (col, kv_col) = (h * hs, d.kv_column(h));
             let q_row = |i: usize| &self.q[i * ld + col..][..hs];
             // LOOP 2: tiles of queries.
             for i0 in (0..d.queries).step_by(Q_TILE) {
@@ -709,21 +719,28 @@ impl WithSimd for Attention<'_> {
                 for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
                     match d.key_layout {
-                        KeyLayout::Rows => {
-                            pack_keys(self.transpose.as_ref(), self.k, ld, col, hs, j0..j1, 0, &mut tile.k_t)
-                        }
-                        KeyLayout::Blocks => pack_key_blocks(&d, self.k, col, j0..j1, &mut tile.k_t),
+                        KeyLayout::Rows => pack_keys(
+                            self.transpose.as_ref(),
+                            self.k,
+                            kv_ld,
+                            kv_col,
+                            hs,
+                            j0..j1,
+                            0,
+                            &mut tile.k_t,
+                        ),
+                        KeyLayout::Blocks => pack_key_blocks(&d, self.k, kv_col, j0..j1, &mut tile.k_t),
                     }
                     // Values are read in place when a head is whole vectors (HS = HSP, as in
                     // GPT-2); otherwise each row is copied into a padded one.
                     let values = if hs == hsp {
                         Values {
-                            rows: &self.v[j0 * ld + col..],
-                            stride: ld,
+                            rows: &self.v[j0 * kv_ld + kv_col..],
+                            stride: kv_ld,
                         }
                     } else {
                         for j in j0..j1 {
-                            v_pack[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * ld + col..][..hs]);
+                            v_pack[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * kv_ld + kv_col..][..hs]);
                         }
                         Values {
                             rows: &v_pack,
@@ -759,7 +776,8 @@ impl WithSimd for Attention<'_> {
     }
 }
 
-/// q [Tq, C], k [S, C] (or in blocks), v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
+/// q [Tq, C], k [S, CKV] (or in blocks), v [S, CKV] → out [Tq, C], rows `stride` and `kv_stride`
+/// apart, run at `isa`.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(q, k, v, out);
     if dims.queries == 0 || dims.channels() == 0 {

@@ -48,17 +48,17 @@ impl WithSimd for Attention<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
         let d = self.dims;
-        let (ld, hs) = (d.stride, d.head_size);
+        let (ld, kv_ld, hs) = (d.stride, d.kv_stride, d.head_size);
         let mut scores = vec![0.0f32; d.keys()]; // [S], one query's row
         let mut acc = vec![0.0f32; hs]; // [HS]
         let mut key = vec![0.0f32; hs]; // [HS], a key gathered from blocks
         for h in 0..d.heads {
-            let col = h * hs;
+            let (col, kv_col) = (h * hs, d.kv_column(h));
             for i in 0..d.queries {
                 let qi = &self.q[i * ld + col..][..hs];
                 let row = &mut scores[..d.pos0 + i + 1];
                 for (j, score) in row.iter_mut().enumerate() {
-                    *score = dot(s, qi, d.key_row(self.k, j, col, &mut key)) * d.scale;
+                    *score = dot(s, qi, d.key_row(self.k, j, kv_col, &mut key)) * d.scale;
                 }
                 let max = row_max(s, row);
                 let m = s.splat_f32s(max);
@@ -75,7 +75,7 @@ impl WithSimd for Attention<'_> {
                 let sum = s.reduce_sum_f32s(sum) + tail.iter().sum::<f32>();
                 acc.fill(0.0);
                 for (j, &p) in scores[..d.pos0 + i + 1].iter().enumerate() {
-                    axpy(s, p, &self.v[j * ld + col..][..hs], &mut acc);
+                    axpy(s, p, &self.v[j * kv_ld + kv_col..][..hs], &mut acc);
                 }
                 let inv = 1.0 / sum;
                 for (o, &a) in self.out[i * ld + col..][..hs].iter_mut().zip(&acc) {
@@ -86,7 +86,8 @@ impl WithSimd for Attention<'_> {
     }
 }
 
-/// q [Tq, C], k [S, C] (or in blocks), v [S, C] → out [Tq, C], rows `stride` apart, run at `isa`.
+/// q [Tq, C], k [S, CKV] (or in blocks), v [S, CKV] → out [Tq, C], rows `stride` and `kv_stride`
+/// apart, run at `isa`.
 pub fn attention(dims: &AttentionDims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], isa: Isa) {
     dims.check(q, k, v, out);
     if dims.queries == 0 || dims.channels() == 0 {
