@@ -28,3 +28,11 @@ pub fn isa(name: &str) -> Result<Isa, String> {
 pub fn kernels(spec: &str) -> Result<KernelSet, String> {
     KernelSet::parse(&Registry::builtin(), spec)
 }
+
+/// Parses `--family`: a model family this tkbench implements.
+pub fn family(name: &str) -> Result<tkbench_reference::Family, String> {
+    tkbench_reference::Family::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = tkbench_reference::Family::ALL.iter().map(|f| f.name()).collect();
+        format!("no family named `{name}`; families are {}", names.join(", "))
+    })
+}

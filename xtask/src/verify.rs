@@ -26,6 +26,9 @@ pub struct Args {
     /// Only this case (repeatable); the default is every case.
     #[arg(long = "case", value_name = "NAME")]
     cases: Vec<String>,
+    /// Only the cases of this model family (gpt2, llama) at the model level.
+    #[arg(long, value_parser = crate::args::family)]
+    family: Option<Family>,
     /// Only rows that substitute a variant of this op (and the fastest set).
     #[arg(long, value_parser = crate::args::op)]
     op: Option<&'static dyn AnyOp>,
@@ -123,34 +126,24 @@ fn verify_model(args: &Args) -> Result<Vec<Row>> {
     }
     let threads = args.threads.unwrap_or(0);
     let mut dirs: Vec<PathBuf> = names.iter().map(|n| golden.join("cases").join(n)).collect();
-    // The kernel-driven model is GPT-2's; the Llama cases' reference check is `golden --check`.
-    let mut llama = Vec::new();
-    dirs.retain(|dir| {
-        let is_llama = Case::load(dir).is_ok_and(|c| c.manifest.family == Family::Llama);
-        if is_llama {
-            llama.push(
-                dir.file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-            );
+    if let Some(family) = args.family {
+        let mut kept = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            if Case::load(&dir)?.manifest.family == family {
+                kept.push(dir);
+            }
         }
-        !is_llama
-    });
-    if !llama.is_empty() {
-        eprintln!(
-            "verify: {} Llama case(s) left to `cargo xtask golden --check` (no kernel-driven Llama model): {}",
-            llama.len(),
-            llama.join(", ")
-        );
-        if dirs.is_empty() {
-            bail!("no GPT-2 case selected: the model level has nothing to run");
+        if kept.is_empty() {
+            bail!("no selected case is of family {family}");
         }
+        dirs = kept;
     }
     let start = Instant::now();
     let mut rows = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let case_start = Instant::now();
         let case = Case::load(dir)?;
-        let checkpoint = case.checkpoint()?;
+        let checkpoint = case.any_checkpoint()?;
         eprint!(
             "verify [{}/{}] {}: {} rows ",
             i + 1,

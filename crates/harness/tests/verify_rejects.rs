@@ -36,7 +36,7 @@ fn a_softmax_with_a_short_sum_fails_the_model_level_on_its_probabilities_alone()
     let entry = registry.entries().find(|e| e.name == "short-sum").unwrap();
     let set = KernelSet::fastest(&registry).with(entry);
     let case = Case::load(&workspace_golden_dir().join("cases/tiny")).unwrap();
-    let checkpoint = case.checkpoint().unwrap();
+    let checkpoint = case.any_checkpoint().unwrap();
     let subjects = [Subject::Kernels(set, Isa::Scalar)];
     let rows = verify_case(&case, &checkpoint, &subjects, 1, |_| {}).unwrap();
     let row = &rows[0];

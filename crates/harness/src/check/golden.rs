@@ -540,6 +540,14 @@ impl Case {
         &self.manifest.name
     }
 
+    /// The weights the case was made from, of its family.
+    pub fn any_checkpoint(&self) -> Result<AnyCheckpoint> {
+        Ok(match self.manifest.family {
+            Family::Gpt2 => AnyCheckpoint::Gpt2(self.checkpoint_of::<Config>()?),
+            Family::Llama => AnyCheckpoint::Llama(self.checkpoint_of::<LlamaConfig>()?),
+        })
+    }
+
     /// The weights of a GPT-2 case: [`Case::checkpoint_of`] for the GPT-2 family.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         self.checkpoint_of::<Config>()
@@ -601,6 +609,26 @@ impl Case {
     }
 }
 
+/// A checkpoint of either family.
+#[derive(Debug, Clone)]
+pub enum AnyCheckpoint {
+    /// A GPT-2 checkpoint.
+    Gpt2(Checkpoint),
+    /// A Llama checkpoint.
+    Llama(Checkpoint<LlamaConfig>),
+}
+
+impl AnyCheckpoint {
+    /// The reference model of the checkpoint's family in precision `F`, fed the case's tokens in
+    /// its steps: [`run_model`]'s logits and hidden states.
+    pub fn run_reference<F: Real>(&self, case: &Case) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
+        match self {
+            AnyCheckpoint::Gpt2(c) => run_model(case, &Gpt2::<F>::from_checkpoint(c)),
+            AnyCheckpoint::Llama(c) => run_model(case, &Llama::<F>::from_checkpoint(c)),
+        }
+    }
+}
+
 /// How closely the reference model reproduces one golden case.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReferenceCheck {
@@ -647,13 +675,7 @@ pub fn run_reference<F: Real>(case: &Case, checkpoint: &Checkpoint) -> Result<(A
 /// The reference model of the case's family, in precision `F`, loaded from the case's checkpoint
 /// and fed its tokens in its steps: [`run_model`]'s logits and hidden states.
 pub fn run_case_reference<F: Real>(case: &Case) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
-    match case.manifest.family {
-        Family::Gpt2 => run_model(case, &Gpt2::<F>::from_checkpoint(&case.checkpoint_of::<Config>()?)),
-        Family::Llama => run_model(
-            case,
-            &Llama::<F>::from_checkpoint(&case.checkpoint_of::<LlamaConfig>()?),
-        ),
-    }
+    case.any_checkpoint()?.run_reference::<F>(case)
 }
 
 /// `model` fed the case's tokens in its steps: the logits [R, V] at the logit positions and the
@@ -684,8 +706,9 @@ pub fn run_model<F: Real>(case: &Case, model: &impl CausalLm<F>) -> Result<(Arra
 /// Runs the reference model of the case's family, in float64 and float32, on `case` with the
 /// checkpoint it was made from.
 pub fn check_reference(case: &Case) -> Result<ReferenceCheck> {
-    let (logits64, hidden64) = run_case_reference::<f64>(case)?;
-    let (logits32, _) = run_case_reference::<f32>(case)?;
+    let checkpoint = case.any_checkpoint()?;
+    let (logits64, hidden64) = checkpoint.run_reference::<f64>(case)?;
+    let (logits32, _) = checkpoint.run_reference::<f32>(case)?;
     Ok(ReferenceCheck {
         case: case.name().to_owned(),
         f64_logits: max_rel(&logits64.view(), &case.logits.view()),

@@ -8,6 +8,7 @@
 //! Legend: T = new tokens, S = tokens attended to, C = `n_embd`, I = `n_inner`, V = `vocab_size`,
 //! NH = `n_head`, HS = C / NH.
 
+pub mod llama;
 pub mod threads;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use tkbench_kernels::embedding::EmbeddingDims;
 use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::softmax::SoftmaxDims;
-use tkbench_reference::{Checkpoint, Config, Result};
+use tkbench_reference::{Checkpoint, Config, Family, Result};
 
 use crate::aligned::{AlignedVec, LINE, Pages};
 use crate::measure::work::Work;
@@ -107,6 +108,67 @@ impl<'a> Weights<'a> {
 
     fn tensor(&self, name: &str) -> &[f32] {
         &self.arena[self.places[name].clone()]
+    }
+}
+
+/// The ops a family's kernel-driven model calls, by name.
+pub fn family_ops(family: Family) -> &'static [&'static str] {
+    match family {
+        Family::Gpt2 => &["embedding", "layernorm", "matmul", "attention", "gelu", "softmax"],
+        Family::Llama => &["rmsnorm", "matmul", "rope", "attention", "swiglu", "softmax"],
+    }
+}
+
+/// What the checks ask of a kernel-driven model of any family.
+pub trait KernelLm {
+    /// An empty KV cache.
+    fn new_cache(&self) -> KvCache;
+    /// The logits and probabilities of the rows `logit_rows` of `tokens` placed after the tokens in
+    /// `cache` (which grows by T), and every row's hidden states.
+    fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output>;
+}
+
+impl KernelLm for KernelModel<'_> {
+    fn new_cache(&self) -> KvCache {
+        KernelModel::new_cache(self)
+    }
+    fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output> {
+        KernelModel::forward_cached_rows(self, tokens, cache, logit_rows)
+    }
+}
+
+impl KernelLm for llama::LlamaKernelModel<'_> {
+    fn new_cache(&self) -> KvCache {
+        llama::LlamaKernelModel::new_cache(self)
+    }
+    fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output> {
+        llama::LlamaKernelModel::forward_cached_rows(self, tokens, cache, logit_rows)
+    }
+}
+
+/// The kernel layout of a checkpoint of either family.
+pub enum AnyWeights<'a> {
+    /// GPT-2's.
+    Gpt2(Weights<'a>),
+    /// Llama's.
+    Llama(llama::LlamaWeights<'a>),
+}
+
+impl<'a> AnyWeights<'a> {
+    /// Prepares `checkpoint` for its family's kernel-driven model.
+    pub fn new(checkpoint: &'a crate::check::golden::AnyCheckpoint) -> Self {
+        match checkpoint {
+            crate::check::golden::AnyCheckpoint::Gpt2(c) => AnyWeights::Gpt2(Weights::new(c)),
+            crate::check::golden::AnyCheckpoint::Llama(c) => AnyWeights::Llama(llama::LlamaWeights::new(c)),
+        }
+    }
+
+    /// The family's kernel-driven model on these weights, running `kernels` at `isa` on `threads`.
+    pub fn model(&self, kernels: &KernelSet, isa: Isa, threads: usize) -> Box<dyn KernelLm + '_> {
+        match self {
+            AnyWeights::Gpt2(w) => Box::new(KernelModel::new(w, kernels, isa, threads)),
+            AnyWeights::Llama(w) => Box::new(llama::LlamaKernelModel::new(w, kernels, isa, threads)),
+        }
     }
 }
 
