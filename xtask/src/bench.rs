@@ -18,11 +18,12 @@ use tkbench_harness::measure::report::{
 };
 use tkbench_harness::measure::svg;
 use tkbench_harness::measure::tune::{self, Parameters};
+use tkbench_harness::model::llama::{llama_peer, llama_work};
 use tkbench_harness::model::{model_peer, model_work};
 use tkbench_harness::ops::{OPS, op_named};
 use tkbench_harness::registry::{KernelSet, Registry};
 use tkbench_kernels::{Isa, IsaSupport};
-use tkbench_reference::Config;
+use tkbench_reference::{Config, LlamaConfig};
 
 use crate::Outcome;
 use crate::golden::listed_cases;
@@ -128,6 +129,12 @@ fn parse_function(id: &str) -> (String, Option<String>, usize) {
         Some((variant, isa)) => (variant.to_owned(), Some(isa.to_owned()), threads),
         None => (name.to_owned(), None, threads),
     }
+}
+
+/// Whether a model group's phase is the SmolLM2-sized Llama's (`llama-prefill`, `llama-decode`) rather
+/// than the GPT-2-small-sized model's.
+fn is_llama(phase: &str) -> bool {
+    phase.starts_with("llama-")
 }
 
 /// Reads `tokens=..,cached=..` of a model group.
@@ -238,8 +245,12 @@ fn run_peer(python: &Path, rows: &[Row], quick: bool) -> Result<(PeerTimes, Stri
     let mut jobs = Vec::new();
     for r in rows {
         let code = if r.kind == Kind::Model {
-            let (_, tokens, cached) = model_shape(&format!("{},{}", r.op, r.shape));
-            Ok(model_peer(&Config::gpt2_small(), tokens, cached))
+            let (phase, tokens, cached) = model_shape(&format!("{},{}", r.op, r.shape));
+            Ok(if is_llama(&phase) {
+                llama_peer(&LlamaConfig::smollm2_135m(), tokens, cached)
+            } else {
+                model_peer(&Config::gpt2_small(), tokens, cached)
+            })
         } else {
             op_named(&r.op).and_then(|op| op.peer(&r.shape))
         };
@@ -318,7 +329,11 @@ fn build_rows(
         let (variant, isa, threads) = parse_function(&m.function);
         let (kind, op, shape, w, tokens, verdict_key) = if group_op == "model" {
             let (phase, tokens, cached) = model_shape(shape);
-            let w = model_work(&Config::gpt2_small(), tokens, cached);
+            let w = if is_llama(&phase) {
+                llama_work(&LlamaConfig::smollm2_135m(), tokens, cached)
+            } else {
+                model_work(&Config::gpt2_small(), tokens, cached)
+            };
             let rest = shape.split_once(',').map_or("", |(_, r)| r).to_owned();
             let isa = isa.clone().unwrap_or_else(|| "none".into());
             (Kind::Model, phase, rest, w, Some(tokens), (variant.clone(), isa))

@@ -123,6 +123,9 @@ pub fn family_ops(family: Family) -> &'static [&'static str] {
 pub trait KernelLm {
     /// An empty KV cache.
     fn new_cache(&self) -> KvCache;
+    /// The logits, probabilities and hidden states of every row of `tokens` placed after the
+    /// tokens in `cache`, which grows by T.
+    fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output>;
     /// The logits and probabilities of the rows `logit_rows` of `tokens` placed after the tokens in
     /// `cache` (which grows by T), and every row's hidden states.
     fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output>;
@@ -132,6 +135,9 @@ impl KernelLm for KernelModel<'_> {
     fn new_cache(&self) -> KvCache {
         KernelModel::new_cache(self)
     }
+    fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
+        KernelModel::forward_cached(self, tokens, cache)
+    }
     fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output> {
         KernelModel::forward_cached_rows(self, tokens, cache, logit_rows)
     }
@@ -140,6 +146,9 @@ impl KernelLm for KernelModel<'_> {
 impl KernelLm for llama::LlamaKernelModel<'_> {
     fn new_cache(&self) -> KvCache {
         llama::LlamaKernelModel::new_cache(self)
+    }
+    fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
+        llama::LlamaKernelModel::forward_cached(self, tokens, cache)
     }
     fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output> {
         llama::LlamaKernelModel::forward_cached_rows(self, tokens, cache, logit_rows)
