@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ndarray::{Array2, Axis, concatenate};
 use safetensors::Dtype;
-use tkbench_harness::model::{KernelModel, Weights};
+use tkbench_harness::check::golden::AnyCheckpoint;
+use tkbench_harness::model::AnyWeights;
 use tkbench_harness::registry::KernelSet;
 use tkbench_kernels::Isa;
 use tkbench_reference::{CausalLm, Checkpoint, Config, Family, Gpt2, Llama, LlamaConfig, Real};
@@ -125,41 +126,28 @@ fn metadata(args: &Args, digest: &str, tokens: &[u32]) -> HashMap<String, String
 pub fn run(args: Args) -> Result<Outcome> {
     let family = Family::of_dir(&args.prompt.model)?;
     let tokens = args.prompt.token_ids_for(family)?;
-    if family == Family::Llama {
-        if args.kernels.is_some() {
-            anyhow::bail!("--kernels: the kernel-driven model is GPT-2's; a Llama model runs as the reference");
-        }
-        let checkpoint = Checkpoint::<LlamaConfig>::load(&args.prompt.model)?;
-        let metadata = metadata(&args, &checkpoint.digest(), &tokens);
-        let (t, v) = match args.dtype {
-            Precision::F32 => {
-                let l = logits(&Llama::<f32>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
-                write_logits(&args.out, &l, Dtype::F32, metadata)?;
-                l.dim()
-            }
-            Precision::F64 => {
-                let l = logits(&Llama::<f64>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
-                write_logits(&args.out, &l, Dtype::F64, metadata)?;
-                l.dim()
-            }
-        };
-        eprintln!("wrote logits [{t}, {v}] to {}", args.out.display());
-        return Ok(Outcome::Pass);
-    }
-    let checkpoint = Checkpoint::<Config>::load(&args.prompt.model)?;
-    let metadata = metadata(&args, &checkpoint.digest(), &tokens);
+    let checkpoint = match family {
+        Family::Gpt2 => AnyCheckpoint::Gpt2(Checkpoint::<Config>::load(&args.prompt.model)?),
+        Family::Llama => AnyCheckpoint::Llama(Checkpoint::<LlamaConfig>::load(&args.prompt.model)?),
+    };
+    let (digest, vocab_size, n_positions) = match &checkpoint {
+        AnyCheckpoint::Gpt2(c) => (c.digest(), c.config().vocab_size, c.config().n_positions),
+        AnyCheckpoint::Llama(c) => (c.digest(), c.config().vocab_size, c.config().max_position_embeddings),
+    };
+    let metadata = metadata(&args, &digest, &tokens);
     if let Some(set) = args.kernels.clone() {
         if matches!(args.dtype, Precision::F64) {
             anyhow::bail!("--dtype f64: kernel sets run in float32; drop --dtype or --kernels");
         }
         let isa = args.isa.unwrap_or_else(Isa::best);
-        let weights = Weights::new(&checkpoint);
-        let model = KernelModel::new(&weights, &set, isa, args.threads.unwrap_or(0));
-        let v = checkpoint.config().vocab_size;
+        let weights = AnyWeights::new(&checkpoint);
+        let model = weights.model(&set, isa, args.threads.unwrap_or(0));
+        let v = vocab_size;
         let rows: Vec<f32> = match args.mode {
-            Mode::Prefill => model.forward(&tokens)?.logits,
+            Mode::Prefill => model.forward_cached(&tokens, &mut model.new_cache())?.logits,
             Mode::Decode => {
-                tkbench_reference::model::check_tokens(checkpoint.config(), &tokens, 0)?;
+                // The whole prompt is checked before the first step, as the reference does.
+                tkbench_reference::model::check_token_ids(&tokens, 0, vocab_size, n_positions)?;
                 let mut cache = model.new_cache();
                 let mut all = Vec::with_capacity(tokens.len() * v);
                 for &t in &tokens {
@@ -185,16 +173,24 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let (t, v) = match args.dtype {
         Precision::F32 => {
-            let l = logits(&Gpt2::<f32>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
+            let l = reference_logits::<f32>(&checkpoint, &tokens, args.mode)?;
             write_logits(&args.out, &l, Dtype::F32, metadata)?;
             l.dim()
         }
         Precision::F64 => {
-            let l = logits(&Gpt2::<f64>::from_checkpoint(&checkpoint), &tokens, args.mode)?;
+            let l = reference_logits::<f64>(&checkpoint, &tokens, args.mode)?;
             write_logits(&args.out, &l, Dtype::F64, metadata)?;
             l.dim()
         }
     };
     eprintln!("wrote logits [{t}, {v}] to {}", args.out.display());
     Ok(Outcome::Pass)
+}
+
+/// The logits of the reference model of the checkpoint's family, in precision `F`.
+fn reference_logits<F: Real>(checkpoint: &AnyCheckpoint, tokens: &[u32], mode: Mode) -> Result<Array2<F>> {
+    match checkpoint {
+        AnyCheckpoint::Gpt2(c) => logits(&Gpt2::<F>::from_checkpoint(c), tokens, mode),
+        AnyCheckpoint::Llama(c) => logits(&Llama::<F>::from_checkpoint(c), tokens, mode),
+    }
 }

@@ -202,6 +202,31 @@ fn failed_rows_are_shown_not_hidden() {
 }
 
 #[test]
+fn each_op_gets_one_section_when_its_rows_interleave_with_anothers() {
+    let mut report = sample();
+    report.rows = vec![
+        row("prefill", "tokens=128", "fastest", 1e6, Verdict::Pass),
+        row("llama-prefill", "tokens=128", "fastest", 1e6, Verdict::Pass),
+        row("prefill", "tokens=512", "fastest", 4e6, Verdict::Pass),
+        row("llama-prefill", "tokens=512", "fastest", 4e6, Verdict::Pass),
+    ];
+    let md = render_markdown(&report);
+    assert_eq!(md.matches("\n## prefill\n").count(), 1, "{md}");
+    assert_eq!(md.matches("\n## llama-prefill\n").count(), 1, "{md}");
+    let section = md
+        .split("\n## prefill\n")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    assert!(
+        section.contains("tokens=128") && section.contains("tokens=512"),
+        "{section}"
+    );
+}
+
+#[test]
 fn plots_are_well_formed_svg() {
     let report = sample();
     for svg in [

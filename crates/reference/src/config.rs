@@ -67,18 +67,7 @@ impl Config {
 
     /// Parses and validates the text of a `config.json`; `path` is only used in error messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
-        let root: Value = serde_json::from_str(text).map_err(|e| Error::Config {
-            path: path.to_owned(),
-            field: "<root>".into(),
-            message: format!("not valid JSON: {e}"),
-        })?;
-        let Value::Object(map) = root else {
-            return Err(Error::Config {
-                path: path.to_owned(),
-                field: "<root>".into(),
-                message: "expected a JSON object".into(),
-            });
-        };
+        let map = json_object(text, path)?;
         let fields = Fields { map: &map, path };
 
         if let Some(model_type) = fields.optional_str("model_type")?
@@ -277,6 +266,23 @@ impl Architecture for Config {
     }
     fn n_positions(&self) -> usize {
         self.n_positions
+    }
+}
+
+/// The object at the root of the text of a `config.json`; `path` is only used in errors.
+pub(crate) fn json_object(text: &str, path: &Path) -> Result<Map<String, Value>> {
+    let root: Value = serde_json::from_str(text).map_err(|e| Error::Config {
+        path: path.to_owned(),
+        field: "<root>".into(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    match root {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::Config {
+            path: path.to_owned(),
+            field: "<root>".into(),
+            message: "expected a JSON object".into(),
+        }),
     }
 }
 

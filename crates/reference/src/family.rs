@@ -105,11 +105,7 @@ impl Family {
 
     /// The family of the text of a `config.json`; `path` is only used in error messages.
     pub fn of_json_str(text: &str, path: &Path) -> Result<Self> {
-        let root: Value = serde_json::from_str(text).map_err(|e| Error::Config {
-            path: path.to_owned(),
-            field: "<root>".into(),
-            message: format!("not valid JSON: {e}"),
-        })?;
+        let root = crate::config::json_object(text, path)?;
         match root.get("model_type") {
             None | Some(Value::Null) => Ok(Family::Gpt2),
             Some(Value::String(name)) => Self::parse(name).ok_or_else(|| Error::Unsupported {

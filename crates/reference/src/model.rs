@@ -232,12 +232,7 @@ impl<F: Real> Gpt2<F> {
         cache: &mut KvCache<F>,
         logit_rows: &[usize],
     ) -> Result<(Array2<F>, Vec<Array2<F>>)> {
-        if let Some(&row) = logit_rows.iter().find(|&&r| r >= tokens.len()) {
-            return Err(Error::RowOutOfRange {
-                row,
-                tokens: tokens.len(),
-            });
-        }
+        check_rows(logit_rows, tokens.len())?;
         let mut hidden = Vec::with_capacity(self.config.n_layer + 1);
         self.run_until_ln_f(tokens, cache, Some(&mut hidden))?;
         let last = hidden.last().expect("ln_f's output is the last hidden state");
@@ -358,6 +353,14 @@ pub fn greedy<F: Real>(model: &impl CausalLm<F>, prompt: &[u32], n: usize) -> Re
         }
     }
     Ok(out)
+}
+
+/// Checks that every row of `logit_rows` is one of a call's `tokens` rows.
+pub fn check_rows(logit_rows: &[usize], tokens: usize) -> Result<()> {
+    match logit_rows.iter().find(|&&r| r >= tokens) {
+        Some(&row) => Err(Error::RowOutOfRange { row, tokens }),
+        None => Ok(()),
+    }
 }
 
 /// Checks that `tokens` can follow `cached` tokens in a model with `config`: non-empty, every id

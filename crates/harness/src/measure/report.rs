@@ -747,8 +747,14 @@ pub fn render_markdown(report: &Report) -> String {
             );
         }
     }
-    let mut ops: Vec<&str> = report.rows.iter().map(|r| r.op.as_str()).collect();
-    ops.dedup();
+    // Each op once, in the order of its first row: a model's phases interleave with another
+    // model's by shape, so neighbours alone do not gather them.
+    let mut ops: Vec<&str> = Vec::new();
+    for r in &report.rows {
+        if !ops.contains(&r.op.as_str()) {
+            ops.push(&r.op);
+        }
+    }
     // Each row's cause, found once: for its mark in its op's table and for the list at the end.
     let causes: Vec<Option<String>> = report.rows.iter().map(|r| report.above_roofline(r)).collect();
     let peer_text = |r: &Row| match (r.peer, r.peer_speedup()) {

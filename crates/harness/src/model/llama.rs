@@ -14,8 +14,7 @@ use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::swiglu::SwigluDims;
 use tkbench_reference::{Checkpoint, LlamaConfig, Result};
 
-use super::threads::{Workers, run_split};
-use super::{KvCache, Output, add_in_place};
+use super::{Calls, KvCache, Output, add_in_place};
 use crate::aligned::{AlignedVec, LINE, Pages};
 use crate::measure::work::Work;
 use crate::ops::attention::AttentionArgs;
@@ -156,26 +155,21 @@ impl<'a> LlamaWeights<'a> {
 /// A Llama whose ops run on a kernel set at one ISA level.
 pub struct LlamaKernelModel<'w> {
     weights: &'w LlamaWeights<'w>,
-    kernels: KernelSet,
-    isa: Isa,
-    workers: Workers,
+    calls: Calls,
 }
 
 impl<'w> LlamaKernelModel<'w> {
     /// A model on `weights` running `kernels` at `isa` on `threads` threads (0 = all cores).
     pub fn new(weights: &'w LlamaWeights<'w>, kernels: &KernelSet, isa: Isa, threads: usize) -> Self {
-        assert!(isa.is_available(), "ISA level {isa} is not available on this CPU");
         Self {
             weights,
-            kernels: kernels.clone(),
-            isa,
-            workers: Workers::new(threads),
+            calls: Calls::new(kernels, isa, threads),
         }
     }
 
     /// The number of threads.
     pub fn threads(&self) -> usize {
-        self.workers.threads()
+        self.calls.workers.threads()
     }
 
     /// An empty KV cache: keys in blocks and values, KV wide.
@@ -199,19 +193,15 @@ impl<'w> LlamaKernelModel<'w> {
 
     /// The same for `tokens` placed after the tokens in `cache`, which grows by T.
     pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
-        self.workers.install(|| self.forward_on_pool(tokens, cache, None))
+        self.calls.workers.install(|| self.forward_on_pool(tokens, cache, None))
     }
 
     /// [`LlamaKernelModel::forward_cached`] with the logits and probabilities of the rows
     /// `logit_rows` of this call only ([R, V], in that order); the hidden states are every row's.
     pub fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output> {
-        if let Some(&row) = logit_rows.iter().find(|&&r| r >= tokens.len()) {
-            return Err(tkbench_reference::Error::RowOutOfRange {
-                row,
-                tokens: tokens.len(),
-            });
-        }
-        self.workers
+        tkbench_reference::model::check_rows(logit_rows, tokens.len())?;
+        self.calls
+            .workers
             .install(|| self.forward_on_pool(tokens, cache, Some(logit_rows)))
     }
 
@@ -305,14 +295,7 @@ impl<'w> LlamaKernelModel<'w> {
 
     /// One call of `O` with the set's variant, split across the threads.
     fn run<O: Op>(&self, shape: &O::Shape, args: O::Args<'_>, out: &mut [f32]) {
-        run_split::<O>(
-            &self.workers,
-            self.kernels.kernel::<O>().kernel,
-            self.isa,
-            shape,
-            args,
-            out,
-        );
+        self.calls.run::<O>(shape, args, out);
     }
 
     fn rmsnorm(&self, x: &[f32], gamma: &[f32], out: &mut [f32]) {

@@ -121,6 +121,8 @@ pub fn family_ops(family: Family) -> &'static [&'static str] {
 
 /// What the checks ask of a kernel-driven model of any family.
 pub trait KernelLm {
+    /// The number of threads it runs on.
+    fn threads(&self) -> usize;
     /// An empty KV cache.
     fn new_cache(&self) -> KvCache;
     /// The logits, probabilities and hidden states of every row of `tokens` placed after the
@@ -132,6 +134,9 @@ pub trait KernelLm {
 }
 
 impl KernelLm for KernelModel<'_> {
+    fn threads(&self) -> usize {
+        KernelModel::threads(self)
+    }
     fn new_cache(&self) -> KvCache {
         KernelModel::new_cache(self)
     }
@@ -144,6 +149,9 @@ impl KernelLm for KernelModel<'_> {
 }
 
 impl KernelLm for llama::LlamaKernelModel<'_> {
+    fn threads(&self) -> usize {
+        llama::LlamaKernelModel::threads(self)
+    }
     fn new_cache(&self) -> KvCache {
         llama::LlamaKernelModel::new_cache(self)
     }
@@ -218,29 +226,55 @@ impl KvCache {
     }
 }
 
-/// A GPT-2 whose ops run on a kernel set at one ISA level.
-pub struct KernelModel<'w> {
-    weights: &'w Weights<'w>,
+/// A kernel set at one ISA level on a pool of threads: how a kernel-driven model makes its calls.
+pub(crate) struct Calls {
     kernels: KernelSet,
     isa: Isa,
     workers: Workers,
 }
 
-impl<'w> KernelModel<'w> {
-    /// A model on `weights` running `kernels` at `isa` on `threads` threads (0 = all cores).
-    pub fn new(weights: &'w Weights<'w>, kernels: &KernelSet, isa: Isa, threads: usize) -> Self {
+impl Calls {
+    /// `kernels` at `isa` on `threads` threads (0 = all cores).
+    fn new(kernels: &KernelSet, isa: Isa, threads: usize) -> Self {
         assert!(isa.is_available(), "ISA level {isa} is not available on this CPU");
         Self {
-            weights,
             kernels: kernels.clone(),
             isa,
             workers: Workers::new(threads),
         }
     }
 
+    /// One call of `O` with the set's variant, split across the threads.
+    fn run<O: Op>(&self, shape: &O::Shape, args: O::Args<'_>, out: &mut [f32]) {
+        run_split::<O>(
+            &self.workers,
+            self.kernels.kernel::<O>().kernel,
+            self.isa,
+            shape,
+            args,
+            out,
+        );
+    }
+}
+
+/// A GPT-2 whose ops run on a kernel set at one ISA level.
+pub struct KernelModel<'w> {
+    weights: &'w Weights<'w>,
+    calls: Calls,
+}
+
+impl<'w> KernelModel<'w> {
+    /// A model on `weights` running `kernels` at `isa` on `threads` threads (0 = all cores).
+    pub fn new(weights: &'w Weights<'w>, kernels: &KernelSet, isa: Isa, threads: usize) -> Self {
+        Self {
+            weights,
+            calls: Calls::new(kernels, isa, threads),
+        }
+    }
+
     /// The number of threads.
     pub fn threads(&self) -> usize {
-        self.workers.threads()
+        self.calls.workers.threads()
     }
 
     /// An empty KV cache.
@@ -263,20 +297,16 @@ impl<'w> KernelModel<'w> {
     /// The same for `tokens` placed after the tokens in `cache`, which grows by T.
     pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Output> {
         // On a pool thread, so that each of the pass's split calls starts there.
-        self.workers.install(|| self.forward_on_pool(tokens, cache, None))
+        self.calls.workers.install(|| self.forward_on_pool(tokens, cache, None))
     }
 
     /// [`KernelModel::forward_cached`] with the logits and probabilities of the rows `logit_rows`
     /// of this call only ([R, V], in that order); the hidden states are every row's. The LM head
     /// and the softmax then run on those R rows.
     pub fn forward_cached_rows(&self, tokens: &[u32], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Output> {
-        if let Some(&row) = logit_rows.iter().find(|&&r| r >= tokens.len()) {
-            return Err(tkbench_reference::Error::RowOutOfRange {
-                row,
-                tokens: tokens.len(),
-            });
-        }
-        self.workers
+        tkbench_reference::model::check_rows(logit_rows, tokens.len())?;
+        self.calls
+            .workers
             .install(|| self.forward_on_pool(tokens, cache, Some(logit_rows)))
     }
 
@@ -356,14 +386,7 @@ impl<'w> KernelModel<'w> {
 
     /// One call of `O` with the set's variant, split across the threads.
     fn run<O: Op>(&self, shape: &O::Shape, args: O::Args<'_>, out: &mut [f32]) {
-        run_split::<O>(
-            &self.workers,
-            self.kernels.kernel::<O>().kernel,
-            self.isa,
-            shape,
-            args,
-            out,
-        );
+        self.calls.run::<O>(shape, args, out);
     }
 
     fn embedding(&self, tokens: &[u32], p0: usize, out: &mut [f32]) {

@@ -106,18 +106,7 @@ const REFUSED_WHEN_TRUE: [(&str, &str); 3] = [
 impl LlamaConfig {
     /// Parses and validates the text of a Llama `config.json`; `path` is only used in errors.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
-        let root: Value = serde_json::from_str(text).map_err(|e| Error::Config {
-            path: path.to_owned(),
-            field: "<root>".into(),
-            message: format!("not valid JSON: {e}"),
-        })?;
-        let Value::Object(map) = root else {
-            return Err(Error::Config {
-                path: path.to_owned(),
-                field: "<root>".into(),
-                message: "expected a JSON object".into(),
-            });
-        };
+        let map = crate::config::json_object(text, path)?;
         let fields = Fields::new(&map, path);
         if fields.optional_str("model_type")? != Some("llama") {
             return Err(fields.unsupported("model_type", "a Llama config has `model_type` \"llama\""));

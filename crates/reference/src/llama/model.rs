@@ -10,7 +10,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::llama::config::LlamaConfig;
 use crate::model::{CausalLm, KvCache, greedy};
 use crate::ops;
@@ -194,12 +194,7 @@ impl<F: Real> Llama<F> {
         cache: &mut KvCache<F>,
         logit_rows: &[usize],
     ) -> Result<(Array2<F>, Vec<Array2<F>>)> {
-        if let Some(&row) = logit_rows.iter().find(|&&r| r >= tokens.len()) {
-            return Err(Error::RowOutOfRange {
-                row,
-                tokens: tokens.len(),
-            });
-        }
+        crate::model::check_rows(logit_rows, tokens.len())?;
         let mut hidden = Vec::with_capacity(self.config.num_hidden_layers + 1);
         let x = self.run_until_norm(tokens, cache, Some(&mut hidden))?;
         let logits = project(&x.select(Axis(0), logit_rows).view(), &self.lm_head);
