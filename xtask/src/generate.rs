@@ -1,7 +1,7 @@
 //! `cargo xtask generate`: the greedy continuation of a prompt, as ids and as text.
 
 use anyhow::Result;
-use tkbench_reference::{Checkpoint, Config, Family, Gpt2, Llama, LlamaConfig, Tokenizer};
+use tkbench_reference::{Checkpoint, Config, Family, Gpt2, HfTokenizer, Llama, LlamaConfig, Tokenizer};
 
 use crate::Outcome;
 use crate::logits::Precision;
@@ -54,8 +54,15 @@ pub fn run(args: Args) -> Result<Outcome> {
             "(no text: the model's vocab_size is {vocab_size}, not the GPT-2 tokenizer's {})",
             Tokenizer::VOCAB_SIZE
         );
+    } else if let Some(tokenizer) = HfTokenizer::beside(&args.prompt.model)? {
+        println!("prompt text:    {:?}", tokenizer.decode(&prompt)?);
+        println!("generated text: {:?}", tokenizer.decode(&generated)?);
     } else {
-        println!("(no text: the {family} family's tokenizers are not read; the ids are the output)");
+        println!(
+            "(no text: {} has no {}, the tokenizer of a {family} model)",
+            args.prompt.model.display(),
+            HfTokenizer::FILE
+        );
     }
     Ok(Outcome::Pass)
 }

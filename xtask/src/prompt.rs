@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use tkbench_reference::{Family, Tokenizer};
+use tkbench_reference::{Family, HfTokenizer, Tokenizer};
 
 /// A model directory and a prompt given as ids or as text.
 #[derive(clap::Args)]
@@ -15,7 +15,8 @@ pub struct PromptArgs {
     /// The prompt as comma-separated token ids, e.g. 15496,995.
     #[arg(long, value_name = "IDS", conflicts_with = "text", required_unless_present = "text")]
     pub tokens: Option<String>,
-    /// The prompt as text, encoded with the GPT-2 tokenizer (r50k_base); GPT-2 models only.
+    /// The prompt as text: encoded with the GPT-2 tokenizer (r50k_base) for a GPT-2 model, with the
+    /// checkpoint's own tokenizer.json for a Llama-family one.
     #[arg(long, value_name = "TEXT")]
     pub text: Option<String>,
 }
@@ -30,16 +31,25 @@ impl PromptArgs {
         }
     }
 
-    /// The prompt's token ids for a model of `family`: `--text` is refused for a family whose
-    /// tokenizer is not GPT-2's.
+    /// The prompt's token ids for a model of `family`: text goes through the GPT-2 tokenizer for
+    /// GPT-2 and through the checkpoint's `tokenizer.json` otherwise, which must then be there.
     pub fn token_ids_for(&self, family: Family) -> Result<Vec<u32>> {
-        if family != Family::Gpt2 && self.text.is_some() {
-            bail!(
-                "--text: {} is a {family} model, and only the GPT-2 tokenizer is built in; give the prompt as --tokens",
-                self.model.display()
-            );
+        match (&self.text, family) {
+            (Some(text), Family::Llama) => Ok(self.own_tokenizer()?.encode(text)?),
+            _ => self.token_ids(),
         }
-        self.token_ids()
+    }
+
+    /// The checkpoint's own tokenizer, or an error saying that `--text` needs one.
+    pub fn own_tokenizer(&self) -> Result<HfTokenizer> {
+        HfTokenizer::beside(&self.model)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--text: {} has no {}; this model's tokenizer is its own: put its {} beside config.json, or give the prompt as --tokens",
+                self.model.display(),
+                HfTokenizer::FILE,
+                HfTokenizer::FILE
+            )
+        })
     }
 }
 

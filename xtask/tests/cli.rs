@@ -606,3 +606,49 @@ fn verify_runs_the_op_level_of_the_gate_and_refuses_case_with_part_ops() {
         &["--part ops", "--case"],
     );
 }
+
+/// A Hugging Face tokenizer.json of four words, enough to encode a prompt.
+const WORD_TOKENIZER: &str = r#"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+ "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+ "model": {"type": "WordLevel", "vocab": {"<unk>": 0, "hello": 1, "world": 2, "kernel": 3}, "unk_token": "<unk>"}}"#;
+
+#[test]
+fn a_llama_prompt_as_text_needs_the_checkpoints_own_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("llama");
+    Case::load(&case_dir("llama-tiny"))
+        .unwrap()
+        .checkpoint_of::<tkbench_reference::LlamaConfig>()
+        .unwrap()
+        .save(&model)
+        .unwrap();
+    let args = [
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        "hello world",
+        "-n",
+        "2",
+    ];
+    // No tokenizer.json: a usage error that says what is missing.
+    let out = xtask(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no tokenizer.json"), "{}", stderr(&out));
+    // With one, the text is encoded by it and the reference model continues it.
+    std::fs::write(model.join("tokenizer.json"), WORD_TOKENIZER).unwrap();
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("prompt ids:    1,2"), "{stdout}");
+    assert!(stdout.contains("prompt text:    \"hello world\""), "{stdout}");
+    // A damaged one is named.
+    std::fs::write(model.join("tokenizer.json"), "{\"model\": 3").unwrap();
+    let out = xtask(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tokenizer.json: not a tokenizer.json"),
+        "{}",
+        stderr(&out)
+    );
+}

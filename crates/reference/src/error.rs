@@ -157,7 +157,7 @@ pub enum Error {
         /// The model's context length.
         n_positions: usize,
     },
-    /// The GPT-2 tokenizer failed.
+    /// A tokenizer failed, or a tokenizer file could not be read.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 }

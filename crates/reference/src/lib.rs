@@ -32,4 +32,4 @@ pub use family::{Architecture, Family};
 pub use llama::{Llama, LlamaConfig};
 pub use model::{CausalLm, Gpt2, KvCache};
 pub use real::Real;
-pub use tokenizer::Tokenizer;
+pub use tokenizer::{HfTokenizer, Tokenizer};
