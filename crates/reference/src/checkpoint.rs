@@ -111,7 +111,8 @@ impl<A: Architecture> Checkpoint<A> {
 
     /// Reads the tensors of `config` from the bytes of a safetensors file; `path` names it in errors.
     ///
-    /// Refused: a tensor missing, misshaped, not F32 or holding NaN or infinity; a tensor stored both
+    /// Tensors are read in F32 or in BF16 (widened exactly). Refused: a tensor missing, misshaped,
+    /// of another dtype or holding NaN or infinity; a tensor stored both
     /// with and without the prefix; and any tensor the model does not use (other than those
     /// [`Architecture::ignorable`] allows, such as GPT-2's tied `lm_head.weight` and causal-mask
     /// buffers), since extra tensors mean the config does not describe the file (a 12-layer file
@@ -155,13 +156,18 @@ impl<A: Architecture> Checkpoint<A> {
                     });
                 }
             };
-            if view.dtype() != Dtype::F32 {
-                return Err(Error::TensorDtype {
-                    path: path.to_owned(),
-                    name: stored_name,
-                    dtype: format!("{:?}", view.dtype()),
-                });
-            }
+            // bfloat16, the dtype most Llama-family checkpoints ship in, widens to float32 exactly.
+            let widen: fn(&[u8]) -> f32 = match view.dtype() {
+                Dtype::F32 => |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                Dtype::BF16 => |b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16),
+                other => {
+                    return Err(Error::TensorDtype {
+                        path: path.to_owned(),
+                        name: stored_name,
+                        dtype: format!("{other:?}"),
+                    });
+                }
+            };
             if view.shape() != expected.as_slice() {
                 return Err(Error::TensorShape {
                     path: path.to_owned(),
@@ -170,11 +176,8 @@ impl<A: Architecture> Checkpoint<A> {
                     found: view.shape().to_vec(),
                 });
             }
-            let data: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let width = view.dtype().bitsize() / 8;
+            let data: Vec<f32> = view.data().chunks_exact(width).map(widen).collect();
             if let Some(index) = data.iter().position(|x| !x.is_finite()) {
                 return Err(Error::NonFinite {
                     path: path.to_owned(),

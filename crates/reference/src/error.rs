@@ -102,7 +102,7 @@ pub enum Error {
         found: Vec<usize>,
     },
     /// A tensor has a dtype the loader does not read.
-    #[error("{path}: tensor `{name}` has dtype {dtype}; only F32 checkpoints are read")]
+    #[error("{path}: tensor `{name}` has dtype {dtype}; only F32 and BF16 checkpoints are read")]
     TensorDtype {
         /// The tensor file.
         path: PathBuf,

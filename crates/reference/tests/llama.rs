@@ -272,3 +272,40 @@ fn rmsnorm_subtracts_no_mean_and_grouped_attention_reads_its_group() {
     assert_eq!(y.row(0).to_vec(), vec![10.0, 10.0, 20.0, 20.0]);
     assert_eq!(y.row(1).to_vec(), vec![20.0, 20.0, 30.0, 30.0]);
 }
+
+#[test]
+fn a_bfloat16_checkpoint_loads_widened_exactly() {
+    // The file holds each weight cut to bfloat16's top 16 bits; loading must give exactly those.
+    let truncated = |x: f32| f32::from_bits(x.to_bits() & 0xFFFF_0000);
+    let checkpoint = synthetic::checkpoint(&small_llama(true), 9);
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint.save(dir.path()).unwrap();
+    let tensors = common::tensor_list(&checkpoint, "");
+    let raw: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, data)| {
+            data.iter()
+                .flat_map(|&x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views = tensors.iter().zip(&raw).map(|((name, shape, _), bytes)| {
+        (
+            name.clone(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::BF16, shape.clone(), bytes).unwrap(),
+        )
+    });
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    let loaded = Checkpoint::<LlamaConfig>::load(dir.path()).unwrap();
+    for (name, tensor) in checkpoint.tensors() {
+        let widened = &loaded.tensors()[name].data;
+        assert!(
+            tensor.data.iter().zip(widened).all(|(&a, &b)| truncated(a) == b),
+            "{name}: the bfloat16 values were not widened exactly"
+        );
+    }
+}
