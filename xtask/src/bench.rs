@@ -90,7 +90,6 @@ fn record(verdicts: &mut Verdicts, registry: &Registry, kernels: &str, isa: &str
 /// Model-level verdicts of every kernel set, and of every variant within the sets, and the summary
 /// for the report.
 fn model_verdicts(registry: &Registry, threads: usize) -> Result<(Verdicts, VerifySummary)> {
-    let subjects = plan(registry, &Filter::default());
     let mut verdicts = Verdicts::new();
     let mut summary = VerifySummary {
         rows: 0,
@@ -101,6 +100,7 @@ fn model_verdicts(registry: &Registry, threads: usize) -> Result<(Verdicts, Veri
     for name in listed_cases(&golden)? {
         let case = Case::load(&golden.join("cases").join(name))?;
         let checkpoint = case.any_checkpoint()?;
+        let subjects = plan(registry, &Filter::default(), case.manifest.family);
         let rows = verify_case(&case, &checkpoint, &subjects, threads, |_| {})?;
         eprintln!(
             "  verify {}: {} rows, {} failing",
@@ -580,7 +580,11 @@ mod tests {
         // left out of every planned set would be benched as unverified.
         let registry = Registry::builtin();
         let mut verdicts = Verdicts::new();
-        for subject in plan(&registry, &Filter::default()) {
+        let families = tkbench_reference::Family::ALL;
+        for subject in families
+            .into_iter()
+            .flat_map(|f| plan(&registry, &Filter::default(), f))
+        {
             if let Subject::Kernels(set, isa) = subject {
                 let label = if set.dispatches() { isa.name() } else { "none" };
                 record(&mut verdicts, &registry, &set.spec(), label, true);

@@ -1,7 +1,9 @@
 //! `cargo xtask generate`: the greedy continuation of a prompt, as ids and as text.
 
 use anyhow::Result;
-use tkbench_reference::{Checkpoint, Config, Family, Gpt2, HfTokenizer, Llama, LlamaConfig, Tokenizer};
+use tkbench_harness::check::golden::AnyCheckpoint;
+use tkbench_reference::model::greedy;
+use tkbench_reference::{Family, HfTokenizer, Tokenizer};
 
 use crate::Outcome;
 use crate::logits::Precision;
@@ -24,24 +26,12 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Outcome> {
     let family = Family::of_dir(&args.prompt.model)?;
     let prompt = args.prompt.token_ids_for(family)?;
-    let (generated, vocab_size) = match family {
-        Family::Gpt2 => {
-            let checkpoint = Checkpoint::<Config>::load(&args.prompt.model)?;
-            let generated = match args.dtype {
-                Precision::F32 => Gpt2::<f32>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
-                Precision::F64 => Gpt2::<f64>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
-            };
-            (generated, checkpoint.config().vocab_size)
-        }
-        Family::Llama => {
-            let checkpoint = Checkpoint::<LlamaConfig>::load(&args.prompt.model)?;
-            let generated = match args.dtype {
-                Precision::F32 => Llama::<f32>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
-                Precision::F64 => Llama::<f64>::from_checkpoint(&checkpoint).generate(&prompt, args.n)?,
-            };
-            (generated, checkpoint.config().vocab_size)
-        }
+    let checkpoint = AnyCheckpoint::load(&args.prompt.model)?;
+    let generated = match args.dtype {
+        Precision::F32 => greedy(&*checkpoint.reference::<f32>(), &prompt, args.n)?,
+        Precision::F64 => greedy(&*checkpoint.reference::<f64>(), &prompt, args.n)?,
     };
+    let vocab_size = checkpoint.config().vocab_size();
     let ids = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     println!("prompt ids:    {}", ids(&prompt));
     println!("generated ids: {}", ids(&generated));

@@ -11,7 +11,7 @@ use tkbench_harness::check::golden::AnyCheckpoint;
 use tkbench_harness::model::AnyWeights;
 use tkbench_harness::registry::KernelSet;
 use tkbench_kernels::Isa;
-use tkbench_reference::{CausalLm, Checkpoint, Config, Family, Gpt2, Llama, LlamaConfig, Real};
+use tkbench_reference::{CausalLm, Family, Real};
 
 use crate::Outcome;
 use crate::prompt::PromptArgs;
@@ -71,7 +71,7 @@ impl Mode {
 }
 
 /// The logits [T, V] of `tokens` in `mode`.
-pub fn logits<F: Real>(model: &impl CausalLm<F>, tokens: &[u32], mode: Mode) -> Result<Array2<F>> {
+pub fn logits<F: Real>(model: &(impl CausalLm<F> + ?Sized), tokens: &[u32], mode: Mode) -> Result<Array2<F>> {
     match mode {
         Mode::Prefill => Ok(model.forward_cached(tokens, &mut model.new_cache())?),
         Mode::Decode => {
@@ -126,15 +126,9 @@ fn metadata(args: &Args, digest: &str, tokens: &[u32]) -> HashMap<String, String
 pub fn run(args: Args) -> Result<Outcome> {
     let family = Family::of_dir(&args.prompt.model)?;
     let tokens = args.prompt.token_ids_for(family)?;
-    let checkpoint = match family {
-        Family::Gpt2 => AnyCheckpoint::Gpt2(Checkpoint::<Config>::load(&args.prompt.model)?),
-        Family::Llama => AnyCheckpoint::Llama(Checkpoint::<LlamaConfig>::load(&args.prompt.model)?),
-    };
-    let (digest, vocab_size, n_positions) = match &checkpoint {
-        AnyCheckpoint::Gpt2(c) => (c.digest(), c.config().vocab_size, c.config().n_positions),
-        AnyCheckpoint::Llama(c) => (c.digest(), c.config().vocab_size, c.config().max_position_embeddings),
-    };
-    let metadata = metadata(&args, &digest, &tokens);
+    let checkpoint = AnyCheckpoint::load(&args.prompt.model)?;
+    let (vocab_size, n_positions) = (checkpoint.config().vocab_size(), checkpoint.config().n_positions());
+    let metadata = metadata(&args, &checkpoint.digest(), &tokens);
     if let Some(set) = args.kernels.clone() {
         if matches!(args.dtype, Precision::F64) {
             anyhow::bail!("--dtype f64: kernel sets run in float32; drop --dtype or --kernels");
@@ -173,24 +167,16 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let (t, v) = match args.dtype {
         Precision::F32 => {
-            let l = reference_logits::<f32>(&checkpoint, &tokens, args.mode)?;
+            let l = logits(&*checkpoint.reference::<f32>(), &tokens, args.mode)?;
             write_logits(&args.out, &l, Dtype::F32, metadata)?;
             l.dim()
         }
         Precision::F64 => {
-            let l = reference_logits::<f64>(&checkpoint, &tokens, args.mode)?;
+            let l = logits(&*checkpoint.reference::<f64>(), &tokens, args.mode)?;
             write_logits(&args.out, &l, Dtype::F64, metadata)?;
             l.dim()
         }
     };
     eprintln!("wrote logits [{t}, {v}] to {}", args.out.display());
     Ok(Outcome::Pass)
-}
-
-/// The logits of the reference model of the checkpoint's family, in precision `F`.
-fn reference_logits<F: Real>(checkpoint: &AnyCheckpoint, tokens: &[u32], mode: Mode) -> Result<Array2<F>> {
-    match checkpoint {
-        AnyCheckpoint::Gpt2(c) => logits(&Gpt2::<F>::from_checkpoint(c), tokens, mode),
-        AnyCheckpoint::Llama(c) => logits(&Llama::<F>::from_checkpoint(c), tokens, mode),
-    }
 }

@@ -113,7 +113,12 @@ impl AlignedVec {
 
     /// A copy of `values`, on the system allocator's pages.
     pub fn from_slice(values: &[f32]) -> Self {
-        let mut v = Self::filled(values.len(), 0.0);
+        Self::from_slice_on(values, Pages::Small)
+    }
+
+    /// A copy of `values` on `pages`.
+    pub fn from_slice_on(values: &[f32], pages: Pages) -> Self {
+        let mut v = Self::filled_on(values.len(), 0.0, pages);
         v.copy_from_slice(values);
         v
     }

@@ -201,6 +201,7 @@ fn the_gate_fails_when_a_wrong_variant_is_registered() {
             variant: Some("peeking".into()),
             ..Filter::default()
         },
+        tkbench_reference::Family::Gpt2,
     );
     // It runs in the fastest set, at every level that set dispatches to.
     assert_eq!(subjects.len(), Isa::available().len());

@@ -139,43 +139,29 @@ impl Config {
             field: field.into(),
             message,
         };
-        for (field, value) in [
-            ("n_layer", self.n_layer),
-            ("n_head", self.n_head),
-            ("n_embd", self.n_embd),
-            ("n_positions", self.n_positions),
-            ("vocab_size", self.vocab_size),
-            ("n_inner", self.n_inner),
-        ] {
-            if value == 0 {
-                return Err(bad(field, "must be positive".into()));
-            }
-        }
+        require_positive(
+            path,
+            &[
+                ("n_layer", self.n_layer),
+                ("n_head", self.n_head),
+                ("n_embd", self.n_embd),
+                ("n_positions", self.n_positions),
+                ("vocab_size", self.vocab_size),
+                ("n_inner", self.n_inner),
+            ],
+        )?;
         if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(bad(
                 "n_head",
                 format!("n_embd = {} is not a multiple of n_head = {}", self.n_embd, self.n_head),
             ));
         }
-        if u32::try_from(self.vocab_size).is_err() {
-            return Err(bad(
-                "vocab_size",
-                format!("{} does not fit token ids of 32 bits", self.vocab_size),
-            ));
-        }
-        if !(self.layer_norm_epsilon > 0.0 && self.layer_norm_epsilon.is_finite()) {
-            return Err(bad(
-                "layer_norm_epsilon",
-                format!("{} is not a positive number", self.layer_norm_epsilon),
-            ));
-        }
-        if self.parameter_count().is_none() {
-            return Err(bad(
-                "<root>",
-                "the parameter count overflows: the sizes are not plausible".into(),
-            ));
-        }
-        Ok(())
+        check_plausible(
+            path,
+            self.vocab_size,
+            ("layer_norm_epsilon", self.layer_norm_epsilon),
+            self.parameter_count(),
+        )
     }
 
     /// The number of parameters the config implies, or None if it overflows.
@@ -267,6 +253,50 @@ impl Architecture for Config {
     fn n_positions(&self) -> usize {
         self.n_positions
     }
+}
+
+/// Checks that every size of `sizes` (field, value) is positive; `path` names the config.
+pub(crate) fn require_positive(path: &Path, sizes: &[(&str, usize)]) -> Result<()> {
+    match sizes.iter().find(|&&(_, value)| value == 0) {
+        Some(&(field, _)) => Err(Error::Config {
+            path: path.to_owned(),
+            field: field.into(),
+            message: "must be positive".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks what every family's config needs whatever its relations: token ids of 32 bits, a norm
+/// epsilon `(field, value)` that is a positive number, and a parameter count that did not overflow.
+pub(crate) fn check_plausible(
+    path: &Path,
+    vocab_size: usize,
+    eps: (&str, f64),
+    parameters: Option<usize>,
+) -> Result<()> {
+    let bad = |field: &str, message: String| Error::Config {
+        path: path.to_owned(),
+        field: field.into(),
+        message,
+    };
+    if u32::try_from(vocab_size).is_err() {
+        return Err(bad(
+            "vocab_size",
+            format!("{vocab_size} does not fit token ids of 32 bits"),
+        ));
+    }
+    let (eps_field, eps) = eps;
+    if !(eps > 0.0 && eps.is_finite()) {
+        return Err(bad(eps_field, format!("{eps} is not a positive number")));
+    }
+    if parameters.is_none() {
+        return Err(bad(
+            "<root>",
+            "the parameter count overflows: the sizes are not plausible".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The object at the root of the text of a `config.json`; `path` is only used in errors.

@@ -331,7 +331,7 @@ impl<F: Real> CausalLm<F> for Gpt2<F> {
 
 /// Greedy decoding with any model: the `n` tokens that follow `prompt`, each the argmax of the
 /// previous step's logits (the lowest id on ties), computed incrementally through the KV cache.
-pub fn greedy<F: Real>(model: &impl CausalLm<F>, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
+pub fn greedy<F: Real>(model: &(impl CausalLm<F> + ?Sized), prompt: &[u32], n: usize) -> Result<Vec<u32>> {
     model.check_tokens(prompt, 0)?;
     // The last generated token is never fed back, so n tokens need prompt + n − 1 positions.
     let fed = prompt.len() + n.saturating_sub(1);

@@ -170,31 +170,36 @@ impl ModelConfig {
         }
     }
 
-    fn architecture(&self) -> &dyn ArchitectureFacts {
-        match self {
-            ModelConfig::Gpt2(c) => c,
-            ModelConfig::Llama(c) => c,
-        }
-    }
-
     /// V: the vocabulary size.
     pub fn vocab_size(&self) -> usize {
-        self.architecture().vocab()
+        match self {
+            ModelConfig::Gpt2(c) => c.vocab_size,
+            ModelConfig::Llama(c) => c.vocab_size,
+        }
     }
 
     /// C: the width of every hidden state.
     pub fn width(&self) -> usize {
-        self.architecture().hidden_width()
+        match self {
+            ModelConfig::Gpt2(c) => c.n_embd,
+            ModelConfig::Llama(c) => c.hidden_size,
+        }
     }
 
     /// L: the number of blocks; the outputs hold L + 1 hidden states.
     pub fn n_layer(&self) -> usize {
-        self.architecture().layers()
+        match self {
+            ModelConfig::Gpt2(c) => c.n_layer,
+            ModelConfig::Llama(c) => c.num_hidden_layers,
+        }
     }
 
     /// P: the longest sequence the model takes.
     pub fn n_positions(&self) -> usize {
-        self.architecture().positions()
+        match self {
+            ModelConfig::Gpt2(c) => c.n_positions,
+            ModelConfig::Llama(c) => c.max_position_embeddings,
+        }
     }
 
     fn validate(&self, path: &Path) -> tkbench_reference::Result<()> {
@@ -202,29 +207,6 @@ impl ModelConfig {
             ModelConfig::Gpt2(c) => c.validate(path),
             ModelConfig::Llama(c) => c.validate(path),
         }
-    }
-}
-
-/// The sizes of an [`Architecture`], seen without its type.
-trait ArchitectureFacts {
-    fn vocab(&self) -> usize;
-    fn hidden_width(&self) -> usize;
-    fn layers(&self) -> usize;
-    fn positions(&self) -> usize;
-}
-
-impl<A: Architecture> ArchitectureFacts for A {
-    fn vocab(&self) -> usize {
-        self.vocab_size()
-    }
-    fn hidden_width(&self) -> usize {
-        self.width()
-    }
-    fn layers(&self) -> usize {
-        self.n_layer()
-    }
-    fn positions(&self) -> usize {
-        self.n_positions()
     }
 }
 
@@ -619,13 +601,50 @@ pub enum AnyCheckpoint {
 }
 
 impl AnyCheckpoint {
+    /// Loads the checkpoint directory `dir` as the family its `config.json` names.
+    pub fn load(dir: &Path) -> tkbench_reference::Result<Self> {
+        Ok(match Family::of_dir(dir)? {
+            Family::Gpt2 => AnyCheckpoint::Gpt2(Checkpoint::load(dir)?),
+            Family::Llama => AnyCheckpoint::Llama(Checkpoint::load(dir)?),
+        })
+    }
+
+    /// The checkpoint's family.
+    pub fn family(&self) -> Family {
+        match self {
+            AnyCheckpoint::Gpt2(_) => Family::Gpt2,
+            AnyCheckpoint::Llama(_) => Family::Llama,
+        }
+    }
+
+    /// The content digest of the weights ([`Checkpoint::digest`]).
+    pub fn digest(&self) -> String {
+        match self {
+            AnyCheckpoint::Gpt2(c) => c.digest(),
+            AnyCheckpoint::Llama(c) => c.digest(),
+        }
+    }
+
+    /// The model's hyper-parameters, by family.
+    pub fn config(&self) -> ModelConfig {
+        match self {
+            AnyCheckpoint::Gpt2(c) => ModelConfig::Gpt2(c.config().clone()),
+            AnyCheckpoint::Llama(c) => ModelConfig::Llama(c.config().clone()),
+        }
+    }
+
+    /// The reference model of the checkpoint's family, in precision `F`.
+    pub fn reference<F: Real>(&self) -> Box<dyn CausalLm<F>> {
+        match self {
+            AnyCheckpoint::Gpt2(c) => Box::new(Gpt2::<F>::from_checkpoint(c)),
+            AnyCheckpoint::Llama(c) => Box::new(Llama::<F>::from_checkpoint(c)),
+        }
+    }
+
     /// The reference model of the checkpoint's family in precision `F`, fed the case's tokens in
     /// its steps: [`run_model`]'s logits and hidden states.
     pub fn run_reference<F: Real>(&self, case: &Case) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
-        match self {
-            AnyCheckpoint::Gpt2(c) => run_model(case, &Gpt2::<F>::from_checkpoint(c)),
-            AnyCheckpoint::Llama(c) => run_model(case, &Llama::<F>::from_checkpoint(c)),
-        }
+        run_model(case, &*self.reference::<F>())
     }
 }
 
@@ -665,22 +684,9 @@ impl ReferenceCheck {
     }
 }
 
-/// The GPT-2 reference model in precision `F` fed the case's tokens in its steps: the logits
-/// [R, V] at the logit positions and the L + 1 hidden states [H, C] at the hidden positions, in
-/// float64.
-pub fn run_reference<F: Real>(case: &Case, checkpoint: &Checkpoint) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
-    run_model(case, &Gpt2::<F>::from_checkpoint(checkpoint))
-}
-
-/// The reference model of the case's family, in precision `F`, loaded from the case's checkpoint
-/// and fed its tokens in its steps: [`run_model`]'s logits and hidden states.
-pub fn run_case_reference<F: Real>(case: &Case) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
-    case.any_checkpoint()?.run_reference::<F>(case)
-}
-
 /// `model` fed the case's tokens in its steps: the logits [R, V] at the logit positions and the
 /// L + 1 hidden states [H, C] at the hidden positions, in float64.
-pub fn run_model<F: Real>(case: &Case, model: &impl CausalLm<F>) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
+pub fn run_model<F: Real>(case: &Case, model: &(impl CausalLm<F> + ?Sized)) -> Result<(Array2<f64>, Vec<Array2<f64>>)> {
     let m = &case.manifest;
     let mut cache = model.new_cache();
     let (v, c) = (m.config.vocab_size(), m.config.width());

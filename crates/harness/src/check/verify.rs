@@ -8,6 +8,8 @@
 
 use std::time::Instant;
 
+use tkbench_reference::Family;
+
 use crate::check::golden::{AnyCheckpoint, Case, GoldenError, rows_in_call};
 use crate::check::metrics::{LogitMetrics, ProbsCheck, logit_metrics, max_rel, probs_check};
 use crate::model::{AnyWeights, family_ops};
@@ -41,8 +43,9 @@ pub struct Filter {
     pub kernels: Option<KernelSet>,
 }
 
-/// The rows of the plan for the variants of `registry`, filtered.
-pub fn plan(registry: &Registry, filter: &Filter) -> Vec<Subject> {
+/// The rows of the plan for the variants of `registry` on a case of `family`, filtered: a variant
+/// of an op the family's model never calls would only run the fastest set again.
+pub fn plan(registry: &Registry, filter: &Filter, family: Family) -> Vec<Subject> {
     let levels = |dispatches: bool| -> Vec<Isa> {
         match (dispatches, filter.isa) {
             (false, _) => vec![Isa::Scalar],
@@ -68,7 +71,11 @@ pub fn plan(registry: &Registry, filter: &Filter) -> Vec<Subject> {
     // Each variant beside the fastest set's (and the scalar ones, which the all-scalar row covers)
     // runs in the fastest set: a long case then costs a fast variant's time, not a scalar one's.
     let fastest = KernelSet::fastest(registry);
-    for v in registry.entries().filter(|v| v.kind != Kind::Scalar) {
+    let used = family_ops(family);
+    for v in registry
+        .entries()
+        .filter(|v| v.kind != Kind::Scalar && used.contains(&v.op))
+    {
         if filter.op.as_deref().is_some_and(|op| op != v.op) || !wants_name(v.name) || fastest.get(v.op).same(v) {
             continue;
         }
@@ -186,17 +193,8 @@ pub fn verify_case(
     let weights = AnyWeights::new(checkpoint);
     let tol = &case.manifest.tolerances;
     let n_layer = case.manifest.config.n_layer();
-    let used = family_ops(case.manifest.family);
-    let fastest = KernelSet::fastest(&registry);
     let mut rows = Vec::with_capacity(subjects.len());
     for subject in subjects {
-        // A set that differs from the fastest in an op this family's model never calls is the
-        // fastest set again.
-        if let Subject::Kernels(set, _) = subject
-            && substituted(set, &fastest).is_some_and(|op| !used.contains(&op))
-        {
-            continue;
-        }
         let start = Instant::now();
         let (kernels, isa, bound, rationale, (metrics, hidden, probs)) = match subject {
             Subject::ReferenceF64 | Subject::ReferenceF32 => {
@@ -340,19 +338,6 @@ fn diagnose(
         text += "; no single op back to scalar brings it within budget";
     }
     Ok(text)
-}
-
-/// The one op whose variant in `set` differs from the one in `fastest`, if exactly one does.
-fn substituted(set: &KernelSet, fastest: &KernelSet) -> Option<&'static str> {
-    let mut differing = set
-        .entries()
-        .iter()
-        .filter(|e| !fastest.get(e.op).same(e))
-        .map(|e| e.op);
-    match (differing.next(), differing.next()) {
-        (Some(op), None) => Some(op),
-        _ => None,
-    }
 }
 
 /// Renders rows as the terminal table.

@@ -87,12 +87,8 @@ impl<'a> LlamaWeights<'a> {
     /// Prepares `checkpoint` for the kernel-driven model, its copies (and its caches) on `pages`.
     pub fn on_pages(checkpoint: &'a Checkpoint<LlamaConfig>, pages: Pages) -> Self {
         let cfg = checkpoint.config();
-        let vector = |name: &str| {
-            let v = checkpoint.vector(name);
-            let mut out = AlignedVec::filled_on(v.len(), 0.0, pages);
-            out.copy_from_slice(v.as_slice().expect("a tensor is contiguous"));
-            out
-        };
+        let copy = |values: &[f32]| AlignedVec::from_slice_on(values, pages);
+        let vector = |name: &str| copy(&checkpoint.tensors()[name].data);
         let blocks = (0..cfg.num_hidden_layers)
             .map(|l| {
                 let m = |suffix: &str| checkpoint.matrix(&format!("model.layers.{l}.{suffix}"));
@@ -121,16 +117,10 @@ impl<'a> LlamaWeights<'a> {
         let head_ld = cfg.vocab_size.div_ceil(LINE) * LINE;
         let (cos, sin) =
             tkbench_reference::ops::rope_table::<f32>(cfg.max_position_embeddings, cfg.head_dim, cfg.rope_theta);
-        let table = |a: ndarray::Array2<f32>| {
-            let mut out = AlignedVec::filled_on(a.len(), 0.0, pages);
-            out.copy_from_slice(a.as_slice().expect("a table is contiguous"));
-            out
-        };
-        let mut embed_rows = AlignedVec::filled_on(embed.len(), 0.0, pages);
-        embed_rows.copy_from_slice(embed.as_slice().expect("a tensor is contiguous"));
+        let table = |a: ndarray::Array2<f32>| copy(a.as_slice().expect("a table is contiguous"));
         Self {
             checkpoint,
-            embed: embed_rows,
+            embed: copy(&checkpoint.tensors()["model.embed_tokens.weight"].data),
             blocks,
             norm: vector("model.norm.weight"),
             head_t: transposed(&[head], head_ld, pages),
@@ -278,17 +268,7 @@ impl<'w> LlamaKernelModel<'w> {
         }
         self.rmsnorm(&x, &w.norm, &mut h);
         hidden.push(h.clone());
-        let h = match logit_rows {
-            None => h,
-            Some(rows) => rows.iter().flat_map(|&r| &h[r * c..][..c]).copied().collect(),
-        };
-        let r = h.len() / c;
-        let mut logits = vec![0.0f32; r * v]; // [R, V]
-        let mut probs = vec![0.0f32; r * v]; // [R, V]
-        if r > 0 {
-            self.matmul(&h, &w.head_t, c, v, w.head_ld, &mut logits);
-            self.run::<Softmax>(&SoftmaxDims { rows: r, cols: v }, &logits, &mut probs);
-        }
+        let (logits, probs) = self.calls.head(h, c, logit_rows, &w.head_t, v, w.head_ld);
         cache.len += t;
         Ok(Output { logits, probs, hidden })
     }

@@ -244,6 +244,45 @@ impl Calls {
         }
     }
 
+    /// The LM head and the softmax on the rows `logit_rows` of the final hidden state h [T, C] (every
+    /// row when `None`): the logits and probabilities [R, V], from `head_t` [C, V] whose rows lie
+    /// `ldb` floats apart.
+    fn head(
+        &self,
+        h: Vec<f32>,
+        c: usize,
+        logit_rows: Option<&[usize]>,
+        head_t: &[f32],
+        v: usize,
+        ldb: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let h = match logit_rows {
+            None => h,
+            Some(rows) => rows.iter().flat_map(|&r| &h[r * c..][..c]).copied().collect(),
+        };
+        let r = h.len() / c;
+        let mut logits = vec![0.0f32; r * v]; // [R, V]
+        let mut probs = vec![0.0f32; r * v]; // [R, V]
+        // No rows asked for: no LM head call (a kernel need not take an empty call).
+        if r > 0 {
+            let shape = MatmulShape {
+                dims: MatmulDims {
+                    ldb,
+                    ..MatmulDims::new(r, c, v)
+                },
+                bias: false,
+            };
+            let args = MatmulArgs {
+                a: &h,
+                b: head_t,
+                bias: None,
+            };
+            self.run::<Matmul>(&shape, args, &mut logits);
+            self.run::<Softmax>(&SoftmaxDims { rows: r, cols: v }, &logits, &mut probs);
+        }
+        (logits, probs)
+    }
+
     /// One call of `O` with the set's variant, split across the threads.
     fn run<O: Op>(&self, shape: &O::Shape, args: O::Args<'_>, out: &mut [f32]) {
         run_split::<O>(
@@ -364,22 +403,7 @@ impl<'w> KernelModel<'w> {
         }
         self.layernorm(&x, "ln_f", &mut h);
         hidden.push(h.clone());
-        let h = match logit_rows {
-            None => h,
-            Some(rows) => rows.iter().flat_map(|&r| &h[r * c..][..c]).copied().collect(),
-        };
-        let r = h.len() / c;
-        let mut logits = vec![0.0f32; r * v]; // [R, V]
-        let lm_head = MatmulDims {
-            ldb: w.wte_ld,
-            ..MatmulDims::new(r, c, v)
-        };
-        let mut probs = vec![0.0f32; r * v]; // [R, V]
-        // No rows asked for: no LM head call (a kernel need not take an empty call).
-        if r > 0 {
-            self.matmul_with(&h, &w.wte_t, None, lm_head, &mut logits);
-            self.softmax(&logits, v, &mut probs);
-        }
+        let (logits, probs) = self.calls.head(h, c, logit_rows, &w.wte_t, v, w.wte_ld);
         cache.len += t;
         Ok(Output { logits, probs, hidden })
     }
@@ -451,17 +475,6 @@ impl<'w> KernelModel<'w> {
 
     fn gelu(&self, x: &[f32], out: &mut [f32]) {
         self.run::<Gelu>(&GeluShape { n: x.len() }, x, out);
-    }
-
-    fn softmax(&self, x: &[f32], cols: usize, out: &mut [f32]) {
-        self.run::<Softmax>(
-            &SoftmaxDims {
-                rows: x.len() / cols,
-                cols,
-            },
-            x,
-            out,
-        );
     }
 }
 

@@ -189,20 +189,19 @@ impl LlamaConfig {
             field: field.into(),
             message,
         };
-        for (field, value) in [
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("num_key_value_heads", self.num_key_value_heads),
-            ("head_dim", self.head_dim),
-            ("vocab_size", self.vocab_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-        ] {
-            if value == 0 {
-                return Err(bad(field, "must be positive".into()));
-            }
-        }
+        crate::config::require_positive(
+            path,
+            &[
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("hidden_size", self.hidden_size),
+                ("intermediate_size", self.intermediate_size),
+                ("num_attention_heads", self.num_attention_heads),
+                ("num_key_value_heads", self.num_key_value_heads),
+                ("head_dim", self.head_dim),
+                ("vocab_size", self.vocab_size),
+                ("max_position_embeddings", self.max_position_embeddings),
+            ],
+        )?;
         if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             return Err(bad(
                 "num_key_value_heads",
@@ -221,31 +220,18 @@ impl LlamaConfig {
                 ),
             ));
         }
-        if u32::try_from(self.vocab_size).is_err() {
-            return Err(bad(
-                "vocab_size",
-                format!("{} does not fit token ids of 32 bits", self.vocab_size),
-            ));
-        }
-        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
-            return Err(bad(
-                "rms_norm_eps",
-                format!("{} is not a positive number", self.rms_norm_eps),
-            ));
-        }
         if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
             return Err(bad(
                 "rope_theta",
                 format!("{} is not a number above 1", self.rope_theta),
             ));
         }
-        if self.parameter_count().is_none() {
-            return Err(bad(
-                "<root>",
-                "the parameter count overflows: the sizes are not plausible".into(),
-            ));
-        }
-        Ok(())
+        crate::config::check_plausible(
+            path,
+            self.vocab_size,
+            ("rms_norm_eps", self.rms_norm_eps),
+            self.parameter_count(),
+        )
     }
 
     /// The config as the fields of a Hugging Face `config.json` that a checkpoint writer needs.
