@@ -1,7 +1,10 @@
-//! Shared pieces of the criterion benches: the criterion settings, which ops and levels to time (from
-//! the environment), and the routine that hands every timed call of an op to criterion. The calls
-//! themselves, their ids and their work come from `tkbench_harness::measure::bench`, generic over the
-//! ops' definitions: the op list decides what is benched.
+//! The criterion benches: the criterion settings, which ops and levels to time (from the
+//! environment), the routine that hands every timed call of an op to criterion, and the whole-model
+//! benches. The calls themselves, their ids and their work come from `tkbench_harness::measure::bench`,
+//! generic over the ops' definitions: the op list decides what is benched. `cargo bench` runs them
+//! through the `ops` and `model` targets on the built-in registry; `cargo xtask bench` runs them in a
+//! child process of its own binary (its `bench-worker` command) on the registry that binary was
+//! given, so that an outside crate's variants are timed too.
 //!
 //! Environment: `TKBENCH_QUICK=1` times fewer shapes for less time; `TKBENCH_ISA=all` times every
 //! level, `TKBENCH_ISA=<level>` one level, the default the widest; `TKBENCH_OP=<op>` times one op
@@ -18,10 +21,13 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use tkbench_harness::measure::bench::BenchPlan;
 use tkbench_harness::measure::work::Unit;
+use tkbench_harness::model::llama::{LlamaKernelModel, LlamaWeights};
 use tkbench_harness::model::threads::Workers;
+use tkbench_harness::model::{KernelLm, KernelModel, Weights};
 use tkbench_harness::ops::AnyOp;
-use tkbench_harness::registry::Registry;
+use tkbench_harness::registry::{KernelSet, Registry};
 use tkbench_kernels::Isa;
+use tkbench_reference::{Config, LlamaConfig, synthetic};
 
 /// Whether `TKBENCH_QUICK` asks for the short run.
 pub fn quick() -> bool {
@@ -65,19 +71,23 @@ pub fn wanted_ops(registry: &Registry) -> Vec<&'static dyn AnyOp> {
     }
 }
 
-/// Times every variant of every wanted op on each of its bench shapes on one thread, and the fastest
-/// variant (and the library baseline) on all threads too.
+/// Times every variant of the built-in registry: [`bench_ops_of`] on [`Registry::builtin`].
 pub fn bench_ops(c: &mut Criterion) {
-    let registry = Registry::builtin();
+    bench_ops_of(c, &Registry::builtin());
+}
+
+/// Times every variant of every wanted op in `registry` on each of its bench shapes on one thread,
+/// and the fastest variant (and the library baseline) on all threads too.
+pub fn bench_ops_of(c: &mut Criterion, registry: &Registry) {
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = BenchPlan {
         levels: wanted_levels(),
         workers: Arc::new(Workers::new(all)),
     };
-    for op in wanted_ops(&registry) {
+    for op in wanted_ops(registry) {
         for shape in op.bench_shapes(quick()) {
             let bench = op
-                .bench(&registry, &shape, &plan)
+                .bench(registry, &shape, &plan)
                 .unwrap_or_else(|e| panic!("{} bench shape {shape}: {e}", op.name()));
             let mut group = c.benchmark_group(&bench.group);
             group.throughput(match bench.unit {
@@ -113,4 +123,80 @@ fn record_recheck(group: &str, function: &str, result: Result<(), String>) {
         .open(&path)
         .and_then(|mut file| file.write_all(line.as_bytes()))
         .unwrap_or_else(|e| panic!("TKBENCH_RECHECK={}: {e}", path.to_string_lossy()));
+}
+
+/// The prefills and the decode step of one model: `model(threads)` builds it on that many threads.
+fn bench_model<'m>(
+    c: &mut Criterion,
+    prefix: &str,
+    vocab_size: usize,
+    set: &KernelSet,
+    isa: Isa,
+    model: impl Fn(usize) -> Box<dyn KernelLm + 'm>,
+) {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = vec![1];
+    if all > 1 {
+        threads.push(all);
+    }
+    let prefills: &[usize] = if quick() { &[128] } else { &[128, 512] };
+    let tokens = synthetic::tokens(1, 1024, vocab_size);
+    let id = |n: usize| format!("{}@{} threads={n}", set.spec(), isa.name());
+    for &t in prefills {
+        let mut group = c.benchmark_group(format!("model/{prefix}prefill,tokens={t},cached=0"));
+        group.throughput(Throughput::Elements(t as u64));
+        for &n in &threads {
+            let model = model(n);
+            group.bench_function(id(n), |b| {
+                b.iter(|| {
+                    model
+                        .forward_cached(&tokens[..t], &mut model.new_cache())
+                        .expect("valid tokens")
+                })
+            });
+        }
+        group.finish();
+    }
+    let cached = 512;
+    let mut group = c.benchmark_group(format!("model/{prefix}decode,tokens=1,cached={cached}"));
+    group.throughput(Throughput::Elements(1));
+    for &n in &threads {
+        let model = model(n);
+        let mut cache = model.new_cache();
+        model
+            .forward_cached(&tokens[..cached], &mut cache)
+            .expect("valid tokens");
+        group.bench_function(id(n), |b| {
+            b.iter(|| {
+                cache.truncate(cached);
+                model
+                    .forward_cached(&tokens[cached..cached + 1], &mut cache)
+                    .expect("valid tokens")
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The whole-model benches: a GPT-2-small-sized model and a SmolLM2-135M-sized Llama on the fastest
+/// kernel set, prefills of 128 and 512 tokens (128 alone when quick) and a decode step after 512, on
+/// one thread and on all.
+pub fn bench_models(c: &mut Criterion) {
+    // TKBENCH_ISA picks the model's level too: the widest of those it asks for.
+    let isa = *wanted_levels().last().expect("at least one level");
+    let set = KernelSet::fastest(&Registry::builtin());
+    {
+        let config = Config::gpt2_small();
+        let checkpoint = synthetic::checkpoint(&config, 124);
+        let weights = Weights::new(&checkpoint);
+        bench_model(c, "", config.vocab_size, &set, isa, |n| {
+            Box::new(KernelModel::new(&weights, &set, isa, n))
+        });
+    }
+    let config = LlamaConfig::smollm2_135m();
+    let checkpoint = synthetic::checkpoint(&config, 135);
+    let weights = LlamaWeights::new(&checkpoint);
+    bench_model(c, "llama-", config.vocab_size, &set, isa, |n| {
+        Box::new(LlamaKernelModel::new(&weights, &set, isa, n))
+    });
 }

@@ -3,7 +3,7 @@
 //! usage errors that name what is valid.
 
 use tkbench_harness::ops::{AnyOp, op_named};
-use tkbench_harness::registry::{KernelSet, Registry};
+use tkbench_harness::registry::KernelSet;
 use tkbench_kernels::Isa;
 
 /// `--op`: the op of that name.
@@ -24,9 +24,9 @@ pub fn isa(name: &str) -> Result<Isa, String> {
     Ok(isa)
 }
 
-/// `--kernels`: a kernel set of the built-in registry: `fastest`, `scalar`, or `op=variant,...`.
+/// `--kernels`: a kernel set of this process's registry: `fastest`, `scalar`, or `op=variant,...`.
 pub fn kernels(spec: &str) -> Result<KernelSet, String> {
-    KernelSet::parse(&Registry::builtin(), spec)
+    KernelSet::parse(crate::registry(), spec)
 }
 
 /// Parses `--family`: a model family this tkbench implements.

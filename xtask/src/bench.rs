@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: verify first (no number without a verdict), probe the machine, run the
-//! criterion benches through criterion itself, bench by bench, optionally timing PyTorch on each
-//! bench's shapes right after it, and write
+//! criterion benches, op by op, each in a child process of this binary (the hidden `bench-worker`
+//! command, on this process's registry, so that an outside crate's variants are timed with the
+//! rest), optionally timing PyTorch on each bench's shapes right after it, and write
 //! `reports/<machine-id>/<date>-<commit>.json` with its Markdown and SVG renderings.
 
 use std::collections::HashMap;
@@ -9,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use tkbench_harness::check::gate::{Selection, run_gate};
+use tkbench_harness::check::gate::Selection;
 use tkbench_harness::check::golden::{Case, workspace_golden_dir, workspace_root};
 use tkbench_harness::check::verify::{Filter, plan, verify_case};
 use tkbench_harness::measure::probe::{Limits, machine, measure_limits};
@@ -48,6 +49,55 @@ pub struct Args {
     /// its JSON (which is left as it is), with this build's rendering.
     #[arg(long, value_name = "REPORT.json", conflicts_with_all = ["quick", "isa", "torch", "out"])]
     render: Option<PathBuf>,
+}
+
+/// Arguments of the hidden `bench-worker` command: one criterion run in this process, with the
+/// environment `tkbench_benches` reads (`TKBENCH_OP`, `TKBENCH_QUICK`, `TKBENCH_ISA`, ...) and the
+/// output under `CRITERION_HOME`. `bench` runs it; it is not meant to be typed.
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// What to time.
+    #[arg(value_enum)]
+    target: Target,
+}
+
+/// A criterion run of the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// Every variant of the ops (of `TKBENCH_OP` alone when set) on their bench shapes.
+    Ops,
+    /// The whole models on the fastest set.
+    Model,
+}
+
+impl Target {
+    /// The name on the command line and in progress lines.
+    fn name(self) -> &'static str {
+        match self {
+            Target::Ops => "ops",
+            Target::Model => "model",
+        }
+    }
+}
+
+/// Names the variants (`op=name,...`) the bench worker leaves out: outside variants whose child
+/// process did not survive the gate, which would take the whole run down with them.
+const SKIP_ENV: &str = "TKBENCH_BENCH_SKIP";
+
+/// Runs the hidden `bench-worker` command: one criterion run on this process's registry.
+pub fn run_worker(args: WorkerArgs) -> Result<Outcome> {
+    let skip = std::env::var(SKIP_ENV).unwrap_or_default();
+    let skip: Vec<&str> = skip.split(',').filter(|s| !s.is_empty()).collect();
+    let registry = crate::registry()
+        .clone()
+        .without(|e| skip.contains(&format!("{}={}", e.op, e.name).as_str()));
+    let mut criterion = tkbench_benches::config();
+    match args.target {
+        Target::Ops => tkbench_benches::bench_ops_of(&mut criterion, &registry),
+        Target::Model => tkbench_benches::bench_models(&mut criterion),
+    }
+    criterion.final_summary();
+    Ok(Outcome::Pass)
 }
 
 /// `--isa`: `all`, or a level this CPU has.
@@ -155,9 +205,9 @@ fn model_shape(shape: &str) -> (String, usize, usize) {
 
 /// The criterion runs of a report, in order: the `ops` target once per op (`TKBENCH_OP`), then the
 /// `model` target, so that the model's large huge-page mappings come and go after every op bench.
-fn criterion_runs() -> Vec<(&'static str, Option<&'static str>)> {
-    let mut runs: Vec<_> = OPS.iter().map(|op| ("ops", Some(op.name()))).collect();
-    runs.push(("model", None));
+fn criterion_runs() -> Vec<(Target, Option<&'static str>)> {
+    let mut runs: Vec<_> = OPS.iter().map(|op| (Target::Ops, Some(op.name()))).collect();
+    runs.push((Target::Model, None));
     runs
 }
 
@@ -191,19 +241,22 @@ fn read_rechecks(home: &Path) -> Result<Rechecks> {
 /// Re-check failures by (criterion group, function).
 type Rechecks = HashMap<(String, String), Option<String>>;
 
-/// Runs the criterion bench target `bench` (for the op `op` alone, if given) with its output in
-/// `home`.
+/// Runs the criterion run `target` (for the op `op` alone, if given) in a child process of this
+/// binary, with its output in `home`.
 fn run_criterion(
     home: &Path,
-    bench: &str,
+    target: Target,
     op: Option<&str>,
     quick: bool,
     isa: Option<&str>,
     parameters: &Parameters,
+    skip: &[String],
 ) -> Result<()> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace_root())
-        .args(["bench", "--package", "tkbench-benches", "--bench", bench, "--quiet"])
+    let exe = std::env::current_exe().context("cannot find this program's own executable")?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(crate::isolate::plugin_args())
+        .args(["bench-worker", target.name()])
+        .env(SKIP_ENV, skip.join(","))
         .env("CRITERION_HOME", home)
         .env("TKBENCH_RECHECK", home.join(RECHECK_FILE))
         .env(tune::ENV, parameters.env_value());
@@ -216,9 +269,12 @@ fn run_criterion(
     if let Some(isa) = isa {
         cmd.env("TKBENCH_ISA", isa);
     }
-    let status = cmd.status().context("cannot run cargo bench")?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {} bench-worker", exe.display()))?;
     if !status.success() {
-        bail!("cargo bench failed ({status}); no report written");
+        let what = op.unwrap_or(target.name());
+        bail!("the criterion run of {what} failed ({status}); no report written");
     }
     Ok(())
 }
@@ -409,6 +465,12 @@ pub fn run(args: Args) -> Result<Outcome> {
         eprintln!("bench: rendered {} again: its .md and .svg", path.display());
         return Ok(Outcome::Pass);
     }
+    if cfg!(debug_assertions) {
+        bail!(
+            "this binary was built without optimizations, so its timings would mean nothing: build it \
+             with --release (`cargo xtask` does; an outside crate: `cargo run --release -- bench`)"
+        );
+    }
     let start = Instant::now();
     let torch = args
         .torch
@@ -424,11 +486,22 @@ pub fn run(args: Args) -> Result<Outcome> {
     eprintln!("bench: kernel parameters: {}", parameters.summary());
 
     eprintln!("bench [1/4] verify: every kernel set against the golden cases, and the op-level sweep");
-    let registry = Registry::builtin();
-    let (verdicts, verify) = model_verdicts(&registry, threads)?;
-    let gate = run_gate(&registry, &Selection::default(), |_| {}).map_err(anyhow::Error::msg)?;
+    let registry = crate::registry();
+    let (verdicts, verify) = model_verdicts(registry, threads)?;
+    let gate = crate::isolate::gate(registry, &Selection::default(), |_| {})?;
     for failure in &gate.failures {
         eprintln!("  {failure}");
+    }
+    // An outside variant whose child process died in the gate (its one row ran no case) is not
+    // timed: it would take its op's criterion run down with it. Its failure is in the gate's output.
+    let crashed: Vec<String> = gate
+        .rows
+        .iter()
+        .filter(|r| r.cases == 0 && r.failed > 0)
+        .map(|r| format!("{}={}", r.op, r.variant))
+        .collect();
+    for name in &crashed {
+        eprintln!("  not timed: {name}, whose child process did not survive the gate");
     }
     let op_checks: OpChecks = gate
         .rows
@@ -454,12 +527,20 @@ pub fn run(args: Args) -> Result<Outcome> {
     let mut rows = Vec::new();
     let mut peer_times = PeerTimes::new();
     let mut peer_note = String::new();
-    for (bench, op) in criterion_runs() {
-        let name = op.unwrap_or(bench);
+    for (target, op) in criterion_runs() {
+        let name = op.unwrap_or(target.name());
         eprintln!("  criterion: {name}");
         // Each run in its own directory: its estimates are read once, right after it.
         let bench_home = home.join(name);
-        run_criterion(&bench_home, bench, op, args.quick, args.isa.as_deref(), &parameters)?;
+        run_criterion(
+            &bench_home,
+            target,
+            op,
+            args.quick,
+            args.isa.as_deref(),
+            &parameters,
+            &crashed,
+        )?;
         let rechecks = read_rechecks(&bench_home)?;
         for ((group, function), why) in &rechecks {
             if let Some(why) = why {
@@ -467,7 +548,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             }
         }
         let bench_rows = build_rows(
-            &registry,
+            registry,
             &read_criterion(&bench_home)?,
             &verdicts,
             &op_checks,
@@ -531,6 +612,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         verify,
         peer,
         parameters: Some(parameters),
+        plugins: crate::plugins().to_vec(),
         rows,
     };
     let dir = args

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
-use tkbench_harness::registry::Registry;
+use tkbench_harness::registry::{Entry, Origin};
 use tkbench_kernels::Isa;
 
 use crate::Outcome;
@@ -15,10 +15,19 @@ pub struct Args {
     json: bool,
 }
 
+/// Where a variant's code is: its file in this repository, or where it came from.
+fn source(entry: &Entry) -> String {
+    match entry.origin {
+        Origin::Builtin => format!("crates/kernels/src/{}", entry.file),
+        Origin::Outside => "(outside: added to the registry by this program)".to_owned(),
+        Origin::Plugin(name) => format!("(plugin {name})"),
+    }
+}
+
 /// Runs `cargo xtask list`.
 pub fn run(args: Args) -> Result<Outcome> {
     let level_names = |levels: Vec<Isa>| levels.iter().map(|l| l.name()).collect::<Vec<_>>();
-    let registry = Registry::builtin();
+    let registry = crate::registry();
     if args.json {
         let rows: Vec<_> = registry
             .entries()
@@ -29,7 +38,7 @@ pub fn run(args: Args) -> Result<Outcome> {
                     "kind": v.kind.name(),
                     "isa": v.isa.name(),
                     "levels": level_names(v.isa.levels()),
-                    "file": format!("crates/kernels/src/{}", v.file),
+                    "file": source(v),
                 })
             })
             .collect();
@@ -42,13 +51,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     );
     for v in registry.entries() {
         println!(
-            "{:<10} {:<15} {:<8} {:<9} {:<22} crates/kernels/src/{}",
+            "{:<10} {:<15} {:<8} {:<9} {:<22} {}",
             v.op,
             v.name,
             v.kind.name(),
             v.isa.name(),
             level_names(v.isa.levels()).join(","),
-            v.file
+            source(v)
         );
     }
     println!(

@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use tkbench_harness::check::gate::{DEFAULT_SEED, Gate, Selection, render_header, render_row, run_gate};
+use tkbench_harness::check::gate::{DEFAULT_SEED, Gate, Selection, render_header, render_row};
 use tkbench_harness::check::profiles::{self, Profiles};
 use tkbench_harness::ops::{AnyOp, Profile};
-use tkbench_harness::registry::Registry;
 use tkbench_kernels::Isa;
 
 use crate::Outcome;
@@ -98,9 +97,9 @@ pub fn selection(
 
 /// Runs the op level of the gate on `selection`, printing its table, its mistrusted and failing cases.
 pub fn run_and_print(selection: &Selection) -> Result<Gate> {
-    let registry = Registry::builtin();
+    let registry = crate::registry();
     println!("{}", render_header());
-    let gate = run_gate(&registry, selection, |row| println!("{}", render_row(row))).map_err(anyhow::Error::msg)?;
+    let gate = crate::isolate::gate(registry, selection, |row| println!("{}", render_row(row)))?;
     if let Some(op) = selection
         .op
         .and_then(|name| registry.ops().iter().find(|op| op.name() == name))

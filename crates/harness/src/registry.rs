@@ -26,6 +26,8 @@ pub struct Entry {
     pub file: &'static str,
     /// The sizes its code branches on.
     pub tiles: &'static [Tile],
+    /// Where it comes from.
+    pub origin: Origin,
     /// The typed `Variant<O::Kernel>`.
     variant: Arc<dyn Any + Send + Sync>,
 }
@@ -36,9 +38,33 @@ impl fmt::Debug for Entry {
     }
 }
 
+/// Where a variant comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// This repository's `crates/kernels`.
+    Builtin,
+    /// Added from outside with [`Registry::add`]: an outside crate's, or a test's.
+    Outside,
+    /// A C plugin's: the library's file name.
+    Plugin(&'static str),
+}
+
+impl Origin {
+    /// Whether the command line runs it in a child process: every variant not of this repository,
+    /// since it may crash, hang or write out of bounds.
+    pub fn isolated(&self) -> bool {
+        *self != Origin::Builtin
+    }
+}
+
 impl Entry {
-    /// The entry of `variant`, a variant of `O`.
+    /// The entry of `variant`, a built-in variant of `O`.
     pub fn new<O: Op>(variant: Variant<O::Kernel>) -> Self {
+        Self::from::<O>(variant, Origin::Builtin)
+    }
+
+    /// The entry of `variant`, a variant of `O` from `origin`.
+    pub fn from<O: Op>(variant: Variant<O::Kernel>, origin: Origin) -> Self {
         Entry {
             op: O::NAME,
             name: variant.name,
@@ -46,6 +72,7 @@ impl Entry {
             isa: variant.isa,
             file: variant.file,
             tiles: variant.tiles,
+            origin,
             variant: Arc::new(variant),
         }
     }
@@ -84,9 +111,14 @@ impl Registry {
         }
     }
 
-    /// Adds `variant` of `O`; refuses a name the op already has.
+    /// Adds `variant` of `O` from outside this repository; refuses a name the op already has.
     pub fn add<O: Op>(&mut self, variant: Variant<O::Kernel>) -> Result<(), String> {
-        let entry = Entry::new::<O>(variant);
+        self.add_from::<O>(variant, Origin::Outside)
+    }
+
+    /// Adds `variant` of `O` from `origin`; refuses a name the op already has.
+    pub fn add_from<O: Op>(&mut self, variant: Variant<O::Kernel>, origin: Origin) -> Result<(), String> {
+        let entry = Entry::from::<O>(variant, origin);
         if self.entries.iter().any(|e| e.same(&entry)) {
             return Err(format!("{} already has a variant named `{}`", O::NAME, entry.name));
         }
@@ -97,6 +129,12 @@ impl Registry {
     /// This registry with `variant` of `O` added ([`Registry::add`]); panics on a duplicate name.
     pub fn with<O: Op>(mut self, variant: Variant<O::Kernel>) -> Self {
         self.add::<O>(variant).unwrap_or_else(|e| panic!("{e}"));
+        self
+    }
+
+    /// This registry without the entries `drop` is true of.
+    pub fn without(mut self, drop: impl Fn(&Entry) -> bool) -> Self {
+        self.entries.retain(|e| !drop(e));
         self
     }
 

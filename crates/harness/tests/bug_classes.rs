@@ -19,7 +19,7 @@ fn variant<O: Op>(
     name: &'static str,
     isa: IsaSupport,
     tiles: &'static [Tile],
-    kernel: O::Kernel,
+    kernel: impl Into<O::Kernel>,
 ) -> Variant<O::Kernel> {
     Variant {
         name,
@@ -27,7 +27,7 @@ fn variant<O: Op>(
         isa,
         file: "",
         tiles,
-        kernel,
+        kernel: kernel.into(),
     }
 }
 

@@ -13,14 +13,14 @@ use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::{Isa, IsaSupport, Kind, Tile, Variant};
 
 /// `kernel` as a plain variant of `O` named `name`, from outside the registry.
-fn wrong<O: Op>(name: &'static str, kernel: O::Kernel) -> Variant<O::Kernel> {
+fn wrong<O: Op>(name: &'static str, kernel: impl Into<O::Kernel>) -> Variant<O::Kernel> {
     Variant {
         name,
         kind: Kind::Scalar,
         isa: IsaSupport::Plain,
         file: "",
         tiles: &[],
-        kernel,
+        kernel: kernel.into(),
     }
 }
 
@@ -244,7 +244,7 @@ fn softmax_with_a_second_chunk_tail_bug(d: &SoftmaxDims, x: &[f32], out: &mut [f
 fn a_bug_at_a_declared_tile_edge_is_met_by_the_shapes_the_tile_gives() {
     static TILES: &[Tile] = &[Tile::elements("cols", CHUNK)];
     let mut variant = wrong::<Softmax>("chunk-tail", softmax_with_a_second_chunk_tail_bug);
-    let untiled = Registry::builtin().with::<Softmax>(variant);
+    let untiled = Registry::builtin().with::<Softmax>(variant.clone());
     let selection = Selection {
         op: Some(Softmax::NAME),
         variant: Some("chunk-tail".into()),

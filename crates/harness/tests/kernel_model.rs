@@ -192,7 +192,7 @@ fn the_gate_fails_when_a_wrong_variant_is_registered() {
         isa: IsaSupport::Plain,
         file: "attention/peeking.rs",
         tiles: &[],
-        kernel: peeking_attention as AttentionFn,
+        kernel: (peeking_attention as AttentionFn).into(),
     };
     let registry = Registry::builtin().with::<Attention>(wrong);
     let subjects = plan(

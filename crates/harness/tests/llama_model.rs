@@ -84,7 +84,7 @@ fn a_rope_that_ignores_the_cache_offset_fails_the_model_level_and_is_named() {
         isa: IsaSupport::Plain,
         file: "",
         tiles: &[],
-        kernel: rope_ignores_pos0 as tkbench_kernels::rope::RopeFn,
+        kernel: (rope_ignores_pos0 as tkbench_kernels::rope::RopeFn).into(),
     };
     let registry = Registry::builtin().with::<Rope>(variant);
     let entry = registry.entries().find(|e| e.name == "ignores-pos0").unwrap();

@@ -12,14 +12,14 @@ use tkbench_kernels::swiglu::SwigluDims;
 use tkbench_kernels::{Isa, IsaSupport, Kind, Variant};
 
 /// `kernel` as a plain variant of `O` named `name`, from outside the registry.
-fn wrong<O: Op>(name: &'static str, kernel: O::Kernel) -> Variant<O::Kernel> {
+fn wrong<O: Op>(name: &'static str, kernel: impl Into<O::Kernel>) -> Variant<O::Kernel> {
     Variant {
         name,
         kind: Kind::Scalar,
         isa: IsaSupport::Plain,
         file: "",
         tiles: &[],
-        kernel,
+        kernel: kernel.into(),
     }
 }
 

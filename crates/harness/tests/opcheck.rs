@@ -8,9 +8,11 @@ use tkbench_harness::ops::attention::{AttentionInputs, gpt2_scale, keys_as};
 use tkbench_harness::ops::gelu::GeluShape;
 use tkbench_harness::ops::layernorm::EPS;
 use tkbench_harness::ops::matmul::MatmulShape;
-use tkbench_harness::ops::{Attention, Draw, Gelu, LayerNorm, Matmul, OPS, Op, Softmax, output_len, shape_text};
+use tkbench_harness::ops::{
+    Attention, AttentionKernel, Draw, Gelu, LayerNorm, Matmul, OPS, Op, Softmax, output_len, shape_text,
+};
 use tkbench_harness::registry::Registry;
-use tkbench_kernels::attention::{AttentionDims, AttentionFn, KeyLayout};
+use tkbench_kernels::attention::{AttentionDims, KeyLayout};
 use tkbench_kernels::layernorm::LayerNormDims;
 use tkbench_kernels::matmul::MatmulDims;
 use tkbench_kernels::softmax::SoftmaxDims;
@@ -33,7 +35,7 @@ fn first_difference(got: &[f32], want: &[f32]) -> Option<usize> {
 /// alone ([`opcheck::blocks_against_whole`]).
 fn blocks_against_whole<O: Op>(shape: &O::Shape, seed: u64, splits: &[Split]) -> Vec<String> {
     let mut failures = Vec::new();
-    for variant in O::variants() {
+    for variant in &O::variants() {
         for isa in variant.levels() {
             failures.extend(opcheck::blocks_against_whole::<O>(variant, isa, shape, seed, splits));
         }
@@ -82,7 +84,7 @@ fn every_variant_passes_its_sweep() {
 fn large_magnitude_failures<O: Op>(shapes: &[O::Shape]) -> Vec<String> {
     let mut failures = Vec::new();
     for shape in shapes {
-        for variant in O::variants() {
+        for variant in &O::variants() {
             for isa in variant.levels() {
                 for magnitude in [10.0, 1e4] {
                     let result = check::<O>(variant, isa, shape, 7, magnitude);
@@ -206,7 +208,7 @@ fn heads_alone_and_together_are_bit_identical() {
 }
 
 /// One variant at one level and its whole call's output: the variant, its kernel, the level, the output.
-type WholeCall = (&'static Variant<AttentionFn>, AttentionFn, Isa, Vec<f32>);
+type WholeCall = (Variant<AttentionKernel>, AttentionKernel, Isa, Vec<f32>);
 
 /// The i-th case of an attention test on (queries, pos0, heads, head_size): the shape, its seed and
 /// its inputs; then, for every variant at every level, the variant, its kernel, the level and the
@@ -220,11 +222,11 @@ fn attention_case(
     let x = Attention::draw(&shape, &Draw::new(seed, 1.0));
     let mut runs = Vec::new();
     for variant in Attention::variants() {
-        let f = variant.kernel;
+        let f = variant.kernel.clone();
         for isa in variant.levels() {
             let mut whole = vec![f32::NAN; output_len::<Attention>(&shape)];
-            call_whole::<Attention>(f, isa, &shape, Attention::args(&shape, &x), &mut whole);
-            runs.push((variant, f, isa, whole));
+            call_whole::<Attention>(&f, isa, &shape, Attention::args(&shape, &x), &mut whole);
+            runs.push((variant.clone(), f.clone(), isa, whole));
         }
     }
     (shape, seed, x, runs)
@@ -401,7 +403,7 @@ fn strided_b_gives_the_bits_of_a_whole_b() {
                 row[..n].copy_from_slice(whole);
             }
             for variant in Matmul::variants() {
-                let f = variant.kernel;
+                let f = &variant.kernel;
                 for isa in variant.levels() {
                     let mut whole = vec![f32::NAN; m * n];
                     f(&MatmulDims::new(m, k, n), x.a, x.b, Some(bias), &mut whole, isa);

@@ -14,14 +14,14 @@ use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::{Isa, IsaSupport, Kind, Variant};
 
 /// `kernel` as a variant of `O` from outside the registry: scalar, plain Rust.
-fn wrong<O: Op>(kernel: O::Kernel) -> Variant<O::Kernel> {
+fn wrong<O: Op>(kernel: impl Into<O::Kernel>) -> Variant<O::Kernel> {
     Variant {
         name: "wrong",
         kind: Kind::Scalar,
         isa: IsaSupport::Plain,
         file: "",
         tiles: &[],
-        kernel,
+        kernel: kernel.into(),
     }
 }
 

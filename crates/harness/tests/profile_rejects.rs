@@ -12,14 +12,14 @@ use tkbench_kernels::softmax::SoftmaxDims;
 use tkbench_kernels::{Isa, IsaSupport, Kind, Variant};
 
 /// `kernel` as a plain variant of `O` named `name`, from outside the registry.
-fn wrong<O: Op>(name: &'static str, kernel: O::Kernel) -> Variant<O::Kernel> {
+fn wrong<O: Op>(name: &'static str, kernel: impl Into<O::Kernel>) -> Variant<O::Kernel> {
     Variant {
         name,
         kind: Kind::Scalar,
         isa: IsaSupport::Plain,
         file: "",
         tiles: &[],
-        kernel,
+        kernel: kernel.into(),
     }
 }
 
@@ -42,7 +42,7 @@ fn failures<O: Op>(variant: Variant<O::Kernel>, profile: Option<Profile>) -> Vec
 /// Asserts that the variant passes on uniform inputs and fails on `profile`, replayably.
 fn caught_only_by<O: Op>(variant: Variant<O::Kernel>, profile: Profile) {
     let name = variant.name;
-    let uniform = failures::<O>(variant, Some(Profile::Uniform));
+    let uniform = failures::<O>(variant.clone(), Some(Profile::Uniform));
     assert!(
         uniform.is_empty(),
         "{name} was meant to pass on uniform inputs: {uniform:#?}"

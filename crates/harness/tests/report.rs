@@ -83,6 +83,7 @@ fn sample() -> Report {
             0x19,
             0x11,
         )),
+        plugins: Vec::new(),
         rows: vec![
             row("softmax", "rows=1,cols=64", "simd", 1000.0, Verdict::Pass),
             row("softmax", "rows=1,cols=64", "scalar", 3000.0, Verdict::Pass),

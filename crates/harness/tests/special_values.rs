@@ -31,14 +31,14 @@ fn every_builtin_variant_keeps_the_special_value_contract_at_every_level() {
 /// The gate's failures for the one variant `kernel` of `O`, added to the built-in registry under
 /// `name`: asserts that it fails, that some failure is the special-value case `case`, and that each
 /// special-value failure replays its case.
-fn special_failures<O: Op>(name: &'static str, kernel: O::Kernel, case: &str) -> Vec<String> {
+fn special_failures<O: Op>(name: &'static str, kernel: impl Into<O::Kernel>, case: &str) -> Vec<String> {
     let variant = Variant {
         name,
         kind: Kind::Scalar,
         isa: IsaSupport::Plain,
         file: "",
         tiles: &[],
-        kernel,
+        kernel: kernel.into(),
     };
     let registry = Registry::builtin().with::<O>(variant);
     let selection = Selection {

@@ -49,7 +49,7 @@ fn every_candidate_blocking_passes_the_gate_at_its_own_block_edges() {
             isa: IsaSupport::Dispatch,
             file: "",
             tiles,
-            kernel: with_candidate as <Matmul as Op>::Kernel,
+            kernel: (with_candidate as tkbench_kernels::matmul::MatmulFn).into(),
         };
         let registry = Registry::builtin().with::<Matmul>(variant);
         let selection = Selection {

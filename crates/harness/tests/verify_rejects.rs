@@ -30,7 +30,7 @@ fn a_softmax_with_a_short_sum_fails_the_model_level_on_its_probabilities_alone()
         isa: IsaSupport::Plain,
         file: "",
         tiles: &[],
-        kernel: softmax_short_sum as SoftmaxFn,
+        kernel: (softmax_short_sum as SoftmaxFn).into(),
     };
     let registry = Registry::builtin().with::<Softmax>(variant);
     let entry = registry.entries().find(|e| e.name == "short-sum").unwrap();

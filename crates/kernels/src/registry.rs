@@ -157,6 +157,30 @@ pub struct Variant<K> {
 }
 
 impl<K> Variant<K> {
+    /// A variant from outside this crate, with no source file here and no declared tiles.
+    pub const fn outside(name: &'static str, kind: Kind, isa: IsaSupport, kernel: K) -> Self {
+        Variant {
+            name,
+            kind,
+            isa,
+            file: "",
+            tiles: &[],
+            kernel,
+        }
+    }
+
+    /// The same variant with its entry point passed through `f` (to another type of entry point).
+    pub fn map<L>(&self, f: impl FnOnce(&K) -> L) -> Variant<L> {
+        Variant {
+            name: self.name,
+            kind: self.kind,
+            isa: self.isa,
+            file: self.file,
+            tiles: self.tiles,
+            kernel: f(&self.kernel),
+        }
+    }
+
     /// The levels to run it at on this CPU ([`IsaSupport::levels`]).
     pub fn levels(&self) -> Vec<Isa> {
         self.isa.levels()

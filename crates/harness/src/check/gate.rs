@@ -39,6 +39,9 @@ pub struct Selection {
     pub profile: Option<Profile>,
     /// Only this special-value case of the selected op, instead of the sweep and the split shapes.
     pub special: Option<String>,
+    /// Leave out the variants whose origin is isolated (the command line runs them in child
+    /// processes, each on this selection narrowed to it).
+    pub skip_isolated: bool,
 }
 
 impl Default for Selection {
@@ -53,6 +56,7 @@ impl Default for Selection {
             profiles: Profiles::every(),
             profile: None,
             special: None,
+            skip_isolated: false,
         }
     }
 }
@@ -163,6 +167,7 @@ pub fn run_gate(
         .entries()
         .filter(|e| selection.op.is_none_or(|op| e.op == op))
         .filter(|e| selection.variant.as_deref().is_none_or(|v| e.name == v))
+        .filter(|e| !(selection.skip_isolated && e.origin.isolated()))
         .collect();
     if entries.is_empty() {
         return Err("no registered variant matches (see `cargo xtask list`)".into());

@@ -1,7 +1,19 @@
 //! Error metrics between an implementation's output and the golden one.
 
 use ndarray::{ArrayView2, Axis};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A float read back from JSON, where serde_json writes NaN (and the infinities) as `null`: `null`
+/// is NaN again. Rows cross from a child process to its parent as JSON.
+pub fn f64_or_nan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+/// A list of floats read back from JSON, `null` as NaN ([`f64_or_nan`]).
+pub fn f64s_or_nan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
+    let values = Vec::<Option<f64>>::deserialize(deserializer)?;
+    Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
 
 /// max |ours − golden| / max |golden|, and where the largest difference is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -41,19 +53,25 @@ pub fn max_rel(ours: &ArrayView2<f64>, golden: &ArrayView2<f64>) -> MaxRel {
 }
 
 /// How far a model's logits and next-token distributions are from the golden ones.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LogitMetrics {
     /// max |ours − golden|.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_abs: f64,
     /// max |ours − golden| / max |golden|.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_rel: f64,
     /// Σ (ours − golden)² / Σ golden².
+    #[serde(deserialize_with = "f64_or_nan")]
     pub nmse: f64,
     /// The fraction of positions whose argmax token agrees.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub top1: f64,
     /// The mean over positions of KL(golden ‖ ours) of the next-token distributions, in nats.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub kl_mean: f64,
     /// The largest of those KL divergences.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub kl_max: f64,
 }
 
@@ -108,13 +126,16 @@ pub fn logit_metrics(logits: &ArrayView2<f64>, probs: &ArrayView2<f64>, golden: 
 
 /// How far a softmax's probabilities are from the exact softmax of the logits it was given, each
 /// element against its own bound (see [`probs_bound`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ProbsCheck {
     /// The largest error over bound; NaN when any probability is NaN.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub worst: f64,
     /// |q − s| of that element.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub err: f64,
     /// Its bound.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub bound: f64,
     /// (row, column) of that element.
     pub at: (usize, usize),

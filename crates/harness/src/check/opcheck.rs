@@ -171,7 +171,7 @@ pub struct Run {
 
 /// Runs `kernel` at `isa` on the inputs of `shape` drawn by `draw`, with the output poisoned, and the
 /// reference ops in f64 and f32 on the same inputs.
-pub fn run<O: Op>(kernel: O::Kernel, isa: Isa, shape: &O::Shape, draw: &Draw) -> Run {
+pub fn run<O: Op>(kernel: &O::Kernel, isa: Isa, shape: &O::Shape, draw: &Draw) -> Run {
     let x = O::draw(shape, draw);
     let mut out = vec![f32::NAN; output_len::<O>(shape)];
     call_whole::<O>(kernel, isa, shape, O::args(shape, &x), &mut out);
@@ -198,7 +198,7 @@ const FRESH_SLACK: f64 = 16.0;
 /// Calls `kernel` on the whole of `shape` into an output poisoned with `poison` and framed by
 /// guards. Returns the output and, if a guard was written, where.
 pub(crate) fn guarded_call<O: Op>(
-    kernel: O::Kernel,
+    kernel: &O::Kernel,
     isa: Isa,
     shape: &O::Shape,
     args: O::Args<'_>,
@@ -361,7 +361,7 @@ pub fn check_profiled<O: Op>(
     magnitude: f32,
     profile: Profile,
 ) -> Check {
-    let kernel = variant.kernel;
+    let kernel = &variant.kernel;
     let draw = |seed: u64| O::draw(shape, &Draw::profiled(seed, magnitude, profile));
     // On exact inputs every element has one right answer, which any float32 code computes.
     let bounds_of = |reference: &Reference| {
@@ -491,13 +491,13 @@ pub fn blocks_against_whole<O: Op>(
     let x = O::draw(shape, &Draw::new(seed, 1.0));
     let args = O::args(shape, &x);
     let mut whole = vec![f32::NAN; output_len::<O>(shape)];
-    call_whole::<O>(variant.kernel, isa, shape, args, &mut whole);
+    call_whole::<O>(&variant.kernel, isa, shape, args, &mut whole);
     let mut failures = Vec::new();
     for split in splits {
         for block in &split.blocks {
             let range = block.start * split.width..block.end * split.width;
             let mut alone = vec![BLOCK_POISON; range.len()];
-            O::call(variant.kernel, isa, shape, args, split.by, block.clone(), &mut alone);
+            O::call(&variant.kernel, isa, shape, args, split.by, block.clone(), &mut alone);
             let differs = alone
                 .iter()
                 .zip(&whole[range.clone()])
@@ -544,7 +544,7 @@ fn twin_differs<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, shape: &O::Shape,
     let whole = |shape: &O::Shape| {
         let x = O::draw(shape, &Draw::new(seed, 1.0));
         let mut out = vec![f32::NAN; output_len::<O>(shape)];
-        call_whole::<O>(variant.kernel, isa, shape, O::args(shape, &x), &mut out);
+        call_whole::<O>(&variant.kernel, isa, shape, O::args(shape, &x), &mut out);
         out
     };
     let difference = first_difference(&whole(shape), &whole(&twin))?;

@@ -119,8 +119,8 @@ pub fn check_special<O: Op>(variant: &Variant<O::Kernel>, isa: Isa, special: &Sp
     }
     let reference = O::reference(shape, &x);
     let (bounds, _) = element_bounds::<O>(&reference);
-    let (first, guard_first) = guarded_call::<O>(variant.kernel, isa, shape, O::args(shape, &x), MARK);
-    let (second, guard_second) = guarded_call::<O>(variant.kernel, isa, shape, O::args(shape, &x), f32::NAN);
+    let (first, guard_first) = guarded_call::<O>(&variant.kernel, isa, shape, O::args(shape, &x), MARK);
+    let (second, guard_second) = guarded_call::<O>(&variant.kernel, isa, shape, O::args(shape, &x), f32::NAN);
     let mut breaches = guard_first.into_iter().chain(guard_second).collect::<Vec<_>>();
     let (_, width) = O::output(shape);
     for (i, (((&a, &b), &r), &bound)) in first.iter().zip(&second).zip(&reference.f64).zip(&bounds).enumerate() {

@@ -15,7 +15,7 @@ use crate::check::metrics::{LogitMetrics, ProbsCheck, logit_metrics, max_rel, pr
 use crate::model::{AnyWeights, family_ops};
 use crate::registry::{KernelSet, Registry};
 use ndarray::ArrayView2;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tkbench_kernels::{Isa, Kind};
 
 /// What one row runs.
@@ -68,13 +68,15 @@ pub fn plan(registry: &Registry, filter: &Filter, family: Family) -> Vec<Subject
     if filter.op.is_none() && wants_name("scalar") {
         rows.push(Subject::Kernels(KernelSet::scalar(registry), Isa::Scalar));
     }
-    // Each variant beside the fastest set's (and the scalar ones, which the all-scalar row covers)
-    // runs in the fastest set: a long case then costs a fast variant's time, not a scalar one's.
+    // Each variant beside the fastest set's (and the all-scalar set's, which its own row covers)
+    // runs in the fastest set: a long case then costs a fast variant's time, not a scalar one's. A
+    // second scalar variant, such as an outside crate's, gets a row of its own this way.
     let fastest = KernelSet::fastest(registry);
+    let scalar = KernelSet::scalar(registry);
     let used = family_ops(family);
     for v in registry
         .entries()
-        .filter(|v| v.kind != Kind::Scalar && used.contains(&v.op))
+        .filter(|v| !scalar.get(v.op).same(v) && used.contains(&v.op))
     {
         if filter.op.as_deref().is_some_and(|op| op != v.op) || !wants_name(v.name) || fastest.get(v.op).same(v) {
             continue;
@@ -93,7 +95,7 @@ pub fn plan(registry: &Registry, filter: &Filter, family: Family) -> Vec<Subject
 }
 
 /// One row of the verification table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// The golden case.
     pub case: String,
@@ -107,8 +109,10 @@ pub struct Row {
     /// (none for the reference model, whose softmax is not a kernel).
     pub probs: Option<ProbsCheck>,
     /// max |ours − golden| / max |golden| of every hidden state.
+    #[serde(deserialize_with = "crate::check::metrics::f64s_or_nan")]
     pub hidden_max_rel: Vec<f64>,
     /// The bound on max_rel of the logits and of every hidden state (from the case manifest).
+    #[serde(deserialize_with = "crate::check::metrics::f64_or_nan")]
     pub bound: f64,
     /// Where the bound comes from.
     pub rationale: String,

@@ -121,7 +121,6 @@ pub fn bench_shape<O: Op>(registry: &Registry, shape: &O::Shape, plan: &BenchPla
             IsaSupport::Dispatch => plan.levels.clone(),
             _ => vec![Isa::Scalar],
         };
-        let kernel = variant.kernel;
         for isa in levels {
             let id = match variant.isa {
                 IsaSupport::Dispatch => format!("{}@{}", variant.name, variant.label(isa)),
@@ -129,13 +128,14 @@ pub fn bench_shape<O: Op>(registry: &Registry, shape: &O::Shape, plan: &BenchPla
             };
             let (x, out) = (Arc::clone(&inputs), Output::default());
             let recheck = recheck_of::<O>(shape, &inputs, &expected, &out);
+            let kernel = variant.kernel.clone();
             calls.push(BenchCall {
                 function: id.clone(),
                 threads: 1,
                 run: Box::new(move || {
                     let mut out = out.lock().expect("no timed call panicked");
                     let out = out.get_or_insert_with(|| AlignedVec::filled(len, f32::NAN));
-                    call_whole::<O>(kernel, isa, &shape, O::args(&shape, black_box(&*x)), out)
+                    call_whole::<O>(&kernel, isa, &shape, O::args(&shape, black_box(&*x)), out)
                 }),
                 recheck,
             });
@@ -144,6 +144,7 @@ pub fn bench_shape<O: Op>(registry: &Registry, shape: &O::Shape, plan: &BenchPla
                 let (x, out) = (Arc::clone(&inputs), Output::default());
                 let recheck = recheck_of::<O>(shape, &inputs, &expected, &out);
                 let (workers, split) = (Arc::clone(&plan.workers), Arc::clone(&split));
+                let kernel = variant.kernel.clone();
                 calls.push(BenchCall {
                     function: format!("{id} threads={threads}"),
                     threads,
@@ -154,7 +155,7 @@ pub fn bench_shape<O: Op>(registry: &Registry, shape: &O::Shape, plan: &BenchPla
                         run_blocks::<O>(
                             &workers,
                             &split,
-                            kernel,
+                            &kernel,
                             isa,
                             &shape,
                             O::args(&shape, black_box(&*x)),

@@ -287,6 +287,9 @@ pub struct Report {
     /// The kernel parameters the kernels ran with (none in reports written before they were tuned).
     #[serde(default)]
     pub parameters: Option<Parameters>,
+    /// The C plugins whose variants were checked and timed, with each library's SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<crate::plugin::PluginRecord>,
     /// The rows.
     pub rows: Vec<Row>,
 }
@@ -708,6 +711,15 @@ pub fn render_markdown(report: &Report) -> String {
     if !m.transparent_huge_pages.is_empty() {
         out += &format!("- transparent huge pages: {}\n", m.transparent_huge_pages);
     }
+    for plugin in &report.plugins {
+        out += &format!(
+            "- plugin: {} (SHA-256 {}), from {}: {}\n",
+            plugin.name,
+            plugin.sha256,
+            plugin.path.display(),
+            plugin.variants.join(", ")
+        );
+    }
     if let Some(parameters) = &report.parameters {
         out += &format!("- kernel parameters: {}\n", parameters.summary());
     }
@@ -908,6 +920,7 @@ mod v1 {
                 verify: self.verify,
                 peer: self.peer,
                 parameters: None,
+                plugins: Vec::new(),
                 rows,
             })
         }

@@ -287,7 +287,7 @@ impl Calls {
     fn run<O: Op>(&self, shape: &O::Shape, args: O::Args<'_>, out: &mut [f32]) {
         run_split::<O>(
             &self.workers,
-            self.kernels.kernel::<O>().kernel,
+            &self.kernels.kernel::<O>().kernel,
             self.isa,
             shape,
             args,

@@ -159,7 +159,7 @@ impl Workers {
 pub fn run_blocks<O: Op>(
     workers: &Workers,
     split: &Split,
-    kernel: O::Kernel,
+    kernel: &O::Kernel,
     isa: Isa,
     shape: &O::Shape,
     args: O::Args<'_>,
@@ -173,7 +173,7 @@ pub fn run_blocks<O: Op>(
 /// One call of `kernel` at `isa` on `shape`, split across `workers` by the op's policy.
 pub fn run_split<O: Op>(
     workers: &Workers,
-    kernel: O::Kernel,
+    kernel: &O::Kernel,
     isa: Isa,
     shape: &O::Shape,
     args: O::Args<'_>,
@@ -184,7 +184,7 @@ pub fn run_split<O: Op>(
 }
 
 /// The whole call of `kernel` at `isa` on `shape`, on the calling thread.
-pub fn call_whole<O: Op>(kernel: O::Kernel, isa: Isa, shape: &O::Shape, args: O::Args<'_>, out: &mut [f32]) {
+pub fn call_whole<O: Op>(kernel: &O::Kernel, isa: Isa, shape: &O::Shape, args: O::Args<'_>, out: &mut [f32]) {
     let (rows, _) = O::output(shape);
     O::call(kernel, isa, shape, args, By::Rows, 0..rows, out);
 }

@@ -3,17 +3,28 @@
 //! `tkbench_kernels::attention`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::ArrayView2;
-use tkbench_kernels::attention::{self, AttentionDims, AttentionFn, KeyLayout};
+use tkbench_kernels::attention::{self, AttentionDims, KeyLayout};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts};
+use super::{Kernel, Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::{By, Split, attention_blocks, row_blocks};
+
+/// A attention entry point: one of `tkbench_kernels::attention`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type AttentionKernel = Kernel<dyn Fn(&AttentionDims, &[f32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&AttentionDims, &[f32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for AttentionKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// Causal multi-head (or grouped-query) attention.
 #[derive(Debug, Clone, Copy)]
@@ -66,13 +77,13 @@ impl Op for Attention {
     const UNIT: Unit = Unit::Flops;
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers];
 
-    type Kernel = AttentionFn;
+    type Kernel = AttentionKernel;
     type Shape = AttentionDims;
     type Args<'a> = AttentionArgs<'a>;
     type Inputs = AttentionInputs;
 
-    fn variants() -> &'static [Variant<AttentionFn>] {
-        attention::VARIANTS
+    fn variants() -> Vec<Variant<AttentionKernel>> {
+        attention::VARIANTS.iter().map(|v| v.map(|&f| AttentionKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -168,7 +179,7 @@ impl Op for Attention {
     /// heads takes q and out from its first head's column on, k and v from its first key/value
     /// head's, rows still `stride` and `kv_stride` apart.
     fn call(
-        f: AttentionFn,
+        f: &AttentionKernel,
         isa: Isa,
         s: &AttentionDims,
         x: AttentionArgs<'_>,

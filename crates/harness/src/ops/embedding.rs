@@ -2,19 +2,30 @@
 //! `tkbench_kernels::embedding`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::ArrayView2;
-use tkbench_kernels::embedding::{self, EmbeddingDims, EmbeddingFn};
+use tkbench_kernels::embedding::{self, EmbeddingDims};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{
+use super::{Kernel, 
     Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
 };
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::By;
+
+/// A embedding entry point: one of `tkbench_kernels::embedding`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type EmbeddingKernel = Kernel<dyn Fn(&EmbeddingDims, &[u32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&EmbeddingDims, &[u32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for EmbeddingKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// Token plus position embedding.
 #[derive(Debug, Clone, Copy)]
@@ -47,13 +58,13 @@ impl Op for Embedding {
     const UNIT: Unit = Unit::Bytes;
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Exact];
 
-    type Kernel = EmbeddingFn;
+    type Kernel = EmbeddingKernel;
     type Shape = EmbeddingDims;
     type Args<'a> = EmbeddingArgs<'a>;
     type Inputs = EmbeddingInputs;
 
-    fn variants() -> &'static [Variant<EmbeddingFn>] {
-        embedding::VARIANTS
+    fn variants() -> Vec<Variant<EmbeddingKernel>> {
+        embedding::VARIANTS.iter().map(|v| v.map(|&f| EmbeddingKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -111,7 +122,7 @@ impl Op for Embedding {
 
     /// A block of tokens keeps its positions.
     fn call(
-        f: EmbeddingFn,
+        f: &EmbeddingKernel,
         isa: Isa,
         s: &EmbeddingDims,
         a: EmbeddingArgs<'_>,

@@ -104,7 +104,7 @@ impl<O: Op> AnyOp for O {
     }
 
     fn builtin(&self) -> Vec<Entry> {
-        O::variants().iter().map(|v| Entry::new::<O>(*v)).collect()
+        O::variants().into_iter().map(Entry::new::<O>).collect()
     }
 
     fn parse_shape(&self, text: &str) -> Result<String, String> {

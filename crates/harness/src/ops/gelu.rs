@@ -2,18 +2,29 @@
 //! in `tkbench_kernels::gelu`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
-use tkbench_kernels::gelu::{self, GeluFn};
+use tkbench_kernels::gelu;
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{
+use super::{Kernel, 
     Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
 };
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::By;
+
+/// A gelu entry point: one of `tkbench_kernels::gelu`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type GeluKernel = Kernel<dyn Fn(&[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for GeluKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// GELU, tanh approximation.
 #[derive(Debug, Clone, Copy)]
@@ -43,14 +54,14 @@ impl Op for Gelu {
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Extreme];
     const BLOCKS: bool = false;
 
-    type Kernel = GeluFn;
+    type Kernel = GeluKernel;
     type Shape = GeluShape;
     /// x [N].
     type Args<'a> = &'a [f32];
     type Inputs = GeluInputs;
 
-    fn variants() -> &'static [Variant<GeluFn>] {
-        gelu::VARIANTS
+    fn variants() -> Vec<Variant<GeluKernel>> {
+        gelu::VARIANTS.iter().map(|v| v.map(|&f| GeluKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -84,7 +95,7 @@ impl Op for Gelu {
         vec![("x", Buffer::F32(&mut x.x))]
     }
 
-    fn call(f: GeluFn, isa: Isa, _: &GeluShape, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {
+    fn call(f: &GeluKernel, isa: Isa, _: &GeluShape, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {
         debug_assert_eq!(by, By::Rows);
         f(&x[r], out, isa)
     }

@@ -2,19 +2,30 @@
 //! contract and variants in `tkbench_kernels::layernorm`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::{ArrayView1, ArrayView2};
-use tkbench_kernels::layernorm::{self, LayerNormDims, LayerNormFn};
+use tkbench_kernels::layernorm::{self, LayerNormDims};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{
+use super::{Kernel, 
     Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
 };
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::By;
+
+/// A layernorm entry point: one of `tkbench_kernels::layernorm`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type LayerNormKernel = Kernel<dyn Fn(&LayerNormDims, &[f32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&LayerNormDims, &[f32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for LayerNormKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// The epsilon of every LayerNorm check and bench, GPT-2's.
 pub const EPS: f32 = 1e-5;
@@ -50,13 +61,13 @@ impl Op for LayerNorm {
     const UNIT: Unit = Unit::Bytes;
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers, Profile::Extreme];
 
-    type Kernel = LayerNormFn;
+    type Kernel = LayerNormKernel;
     type Shape = LayerNormDims;
     type Args<'a> = LayerNormArgs<'a>;
     type Inputs = LayerNormInputs;
 
-    fn variants() -> &'static [Variant<LayerNormFn>] {
-        layernorm::VARIANTS
+    fn variants() -> Vec<Variant<LayerNormKernel>> {
+        layernorm::VARIANTS.iter().map(|v| v.map(|&f| LayerNormKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -101,7 +112,7 @@ impl Op for LayerNorm {
     }
 
     fn call(
-        f: LayerNormFn,
+        f: &LayerNormKernel,
         isa: Isa,
         s: &LayerNormDims,
         a: LayerNormArgs<'_>,

@@ -2,19 +2,30 @@
 //! variants in `tkbench_kernels::matmul`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::{ArrayView1, ArrayView2};
-use tkbench_kernels::matmul::{self, MatmulDims, MatmulFn};
+use tkbench_kernels::matmul::{self, MatmulDims};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{
+use super::{Kernel, 
     Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
 };
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::{By, Split, column_blocks, row_blocks};
+
+/// A matmul entry point: one of `tkbench_kernels::matmul`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type MatmulKernel = Kernel<dyn Fn(&MatmulDims, &[f32], &[f32], Option<&[f32]>, &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&MatmulDims, &[f32], &[f32], Option<&[f32]>, &mut [f32], Isa) + Send + Sync + 'static> From<G> for MatmulKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// Matrix multiply with bias.
 #[derive(Debug, Clone, Copy)]
@@ -66,13 +77,13 @@ impl Op for Matmul {
     const UNIT: Unit = Unit::Flops;
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers, Profile::Exact];
 
-    type Kernel = MatmulFn;
+    type Kernel = MatmulKernel;
     type Shape = MatmulShape;
     type Args<'a> = MatmulArgs<'a>;
     type Inputs = MatmulInputs;
 
-    fn variants() -> &'static [Variant<MatmulFn>] {
-        matmul::VARIANTS
+    fn variants() -> Vec<Variant<MatmulKernel>> {
+        matmul::VARIANTS.iter().map(|v| v.map(|&f| MatmulKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -139,7 +150,7 @@ impl Op for Matmul {
 
     /// A block of rows is a matmul of those rows of a; a block of columns reads its columns of b
     /// (rows still ldb apart) and of the bias.
-    fn call(f: MatmulFn, isa: Isa, s: &MatmulShape, x: MatmulArgs<'_>, by: By, r: Range<usize>, out: &mut [f32]) {
+    fn call(f: &MatmulKernel, isa: Isa, s: &MatmulShape, x: MatmulArgs<'_>, by: By, r: Range<usize>, out: &mut [f32]) {
         let whole = s.dims;
         match by {
             By::Rows => {

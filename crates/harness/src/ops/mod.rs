@@ -9,7 +9,8 @@
 //! module here, one line in the `ops!` list below, and its use in the model where the model needs it.
 
 use std::fmt;
-use std::ops::Range;
+use std::ops::{Deref, Range};
+use std::sync::Arc;
 
 use tkbench_kernels::{Isa, Tile, Variant};
 use tkbench_reference::synthetic;
@@ -22,12 +23,46 @@ pub use self::erased::{AnyOp, PeerCode};
 
 mod erased;
 
-/// Declares each op's definition module, re-exports its type, and lists it in [`OPS`].
+/// A variant's entry point, shared: `F` is the op's `dyn Fn` type. Each op's definition module names
+/// its own (`SoftmaxKernel`, ...) and makes one from any function or closure of that type, so that
+/// a variant may be one of `tkbench_kernels`' functions or an outside kernel that holds state (weights
+/// packed once, a handle into a library). It is called like the function it holds.
+pub struct Kernel<F: ?Sized>(Arc<F>);
+
+impl<F: ?Sized> Kernel<F> {
+    /// The kernel `f`.
+    pub fn new(f: Arc<F>) -> Self {
+        Kernel(f)
+    }
+}
+
+impl<F: ?Sized> Clone for Kernel<F> {
+    fn clone(&self) -> Self {
+        Kernel(Arc::clone(&self.0))
+    }
+}
+
+impl<F: ?Sized> Deref for Kernel<F> {
+    type Target = F;
+
+    fn deref(&self) -> &F {
+        &self.0
+    }
+}
+
+impl<F: ?Sized> fmt::Debug for Kernel<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Kernel")
+    }
+}
+
+/// Declares each op's definition module, re-exports its type and its kernel type, and lists it in
+/// [`OPS`].
 macro_rules! ops {
-    ($($module:ident::$op:ident),* $(,)?) => {
+    ($($module:ident::$op:ident / $kernel:ident),* $(,)?) => {
         $(
             pub mod $module;
-            pub use $module::$op;
+            pub use $module::{$op, $kernel};
         )*
 
         /// Every op, in the order of listings and reports.
@@ -37,15 +72,15 @@ macro_rules! ops {
 
 // The registry of ops, one line each, in the order of listings and reports.
 ops! {
-    embedding::Embedding,
-    layernorm::LayerNorm,
-    softmax::Softmax,
-    attention::Attention,
-    matmul::Matmul,
-    gelu::Gelu,
-    rmsnorm::RmsNorm,
-    rope::Rope,
-    swiglu::Swiglu,
+    embedding::Embedding / EmbeddingKernel,
+    layernorm::LayerNorm / LayerNormKernel,
+    softmax::Softmax / SoftmaxKernel,
+    attention::Attention / AttentionKernel,
+    matmul::Matmul / MatmulKernel,
+    gelu::Gelu / GeluKernel,
+    rmsnorm::RmsNorm / RmsNormKernel,
+    rope::Rope / RopeKernel,
+    swiglu::Swiglu / SwigluKernel,
 }
 
 /// The op named `name`, or an error listing the ops.
@@ -80,8 +115,9 @@ pub trait Op: Send + Sync + 'static {
     /// [`Draw::signal`]); `Exact` only for an op whose float32 answer on small integers is exact.
     const PROFILES: &'static [Profile] = &[Profile::Uniform];
 
-    /// The entry-point type of its variants.
-    type Kernel: Copy + Send + Sync + 'static;
+    /// The entry-point type of its variants: a shared closure over the call's dims, slices and level,
+    /// so that a variant may be one of `tkbench_kernels`' functions or an outside kernel with state.
+    type Kernel: Clone + Send + Sync + 'static;
     /// One call's sizes.
     type Shape: Copy + PartialEq + fmt::Debug + Send + Sync + 'static;
     /// The input slices of a call, borrowed from drawn inputs or from the model's buffers.
@@ -90,7 +126,7 @@ pub trait Op: Send + Sync + 'static {
     type Inputs: Send + Sync + 'static;
 
     /// The op's registered variants (its kernels folder's `VARIANTS`).
-    fn variants() -> &'static [Variant<Self::Kernel>];
+    fn variants() -> Vec<Variant<Self::Kernel>>;
     /// The name of its fastest variant (its kernels folder's `FASTEST`).
     fn fastest() -> &'static str;
 
@@ -121,7 +157,7 @@ pub trait Op: Send + Sync + 'static {
     /// whole call), writing `out`, which holds that block's output. The one call path of the checker,
     /// the model and the benches.
     fn call(
-        kernel: Self::Kernel,
+        kernel: &Self::Kernel,
         isa: Isa,
         shape: &Self::Shape,
         args: Self::Args<'_>,

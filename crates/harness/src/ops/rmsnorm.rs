@@ -2,19 +2,30 @@
 //! norm (maths, contract and variants in `tkbench_kernels::rmsnorm`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::{ArrayView1, ArrayView2};
-use tkbench_kernels::rmsnorm::{self, RmsNormDims, RmsNormFn};
+use tkbench_kernels::rmsnorm::{self, RmsNormDims};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{
+use super::{Kernel, 
     Buffer, Draw, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts, sweep_widths,
 };
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::By;
+
+/// A rmsnorm entry point: one of `tkbench_kernels::rmsnorm`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type RmsNormKernel = Kernel<dyn Fn(&RmsNormDims, &[f32], &[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&RmsNormDims, &[f32], &[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for RmsNormKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// The epsilon of every RMSNorm check and bench, SmolLM2's.
 pub const EPS: f32 = 1e-5;
@@ -47,13 +58,13 @@ impl Op for RmsNorm {
     const UNIT: Unit = Unit::Bytes;
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers, Profile::Extreme];
 
-    type Kernel = RmsNormFn;
+    type Kernel = RmsNormKernel;
     type Shape = RmsNormDims;
     type Args<'a> = RmsNormArgs<'a>;
     type Inputs = RmsNormInputs;
 
-    fn variants() -> &'static [Variant<RmsNormFn>] {
-        rmsnorm::VARIANTS
+    fn variants() -> Vec<Variant<RmsNormKernel>> {
+        rmsnorm::VARIANTS.iter().map(|v| v.map(|&f| RmsNormKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -93,7 +104,7 @@ impl Op for RmsNorm {
     }
 
     fn call(
-        f: RmsNormFn,
+        f: &RmsNormKernel,
         isa: Isa,
         s: &RmsNormDims,
         a: RmsNormArgs<'_>,

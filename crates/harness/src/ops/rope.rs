@@ -3,17 +3,28 @@
 //! `tkbench_kernels::rope`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::ArrayView2;
-use tkbench_kernels::rope::{self, RopeDims, RopeFn};
+use tkbench_kernels::rope::{self, RopeDims};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts};
+use super::{Kernel, Buffer, Draw, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::By;
+
+/// A rope entry point: one of `tkbench_kernels::rope`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type RopeKernel = Kernel<dyn Fn(&RopeDims, &[f32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&RopeDims, &[f32], &[f32], &[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for RopeKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// The rotary embedding.
 #[derive(Debug, Clone, Copy)]
@@ -52,13 +63,13 @@ impl Op for Rope {
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Outliers, Profile::Extreme];
     const BLOCKS: bool = false;
 
-    type Kernel = RopeFn;
+    type Kernel = RopeKernel;
     type Shape = RopeDims;
     type Args<'a> = RopeArgs<'a>;
     type Inputs = RopeInputs;
 
-    fn variants() -> &'static [Variant<RopeFn>] {
-        rope::VARIANTS
+    fn variants() -> Vec<Variant<RopeKernel>> {
+        rope::VARIANTS.iter().map(|v| v.map(|&f| RopeKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -109,7 +120,7 @@ impl Op for Rope {
         vec![("x", Buffer::F32(&mut x.x)), ("cos", Buffer::F32(&mut x.cos)), ("sin", Buffer::F32(&mut x.sin))]
     }
 
-    fn call(f: RopeFn, isa: Isa, s: &RopeDims, a: RopeArgs<'_>, by: By, r: Range<usize>, out: &mut [f32]) {
+    fn call(f: &RopeKernel, isa: Isa, s: &RopeDims, a: RopeArgs<'_>, by: By, r: Range<usize>, out: &mut [f32]) {
         debug_assert_eq!(by, By::Rows);
         let w = s.width();
         f(&s.rows(r.clone()), &a.x[r.start * w..r.end * w], a.cos, a.sin, out, isa)

@@ -2,19 +2,30 @@
 //! distributions need them (maths, contract and variants in `tkbench_kernels::softmax`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::ArrayView2;
-use tkbench_kernels::softmax::{self, SoftmaxDims, SoftmaxFn};
+use tkbench_kernels::softmax::{self, SoftmaxDims};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{
+use super::{Kernel, 
     Buffer, Draw, GPT2_SMALL, Op, PeerCode, Plant, Profile, Reference, Special, bench_token_counts, sweep_widths,
 };
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::By;
+
+/// A softmax entry point: one of `tkbench_kernels::softmax`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type SoftmaxKernel = Kernel<dyn Fn(&SoftmaxDims, &[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&SoftmaxDims, &[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for SoftmaxKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// Softmax over rows.
 #[derive(Debug, Clone, Copy)]
@@ -35,14 +46,14 @@ impl Op for Softmax {
     const UNIT: Unit = Unit::Bytes;
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Offset, Profile::Outliers, Profile::Extreme];
 
-    type Kernel = SoftmaxFn;
+    type Kernel = SoftmaxKernel;
     type Shape = SoftmaxDims;
     /// x [R, N].
     type Args<'a> = &'a [f32];
     type Inputs = SoftmaxInputs;
 
-    fn variants() -> &'static [Variant<SoftmaxFn>] {
-        softmax::VARIANTS
+    fn variants() -> Vec<Variant<SoftmaxKernel>> {
+        softmax::VARIANTS.iter().map(|v| v.map(|&f| SoftmaxKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -75,7 +86,7 @@ impl Op for Softmax {
         vec![("x", Buffer::F32(&mut x.x))]
     }
 
-    fn call(f: SoftmaxFn, isa: Isa, s: &SoftmaxDims, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {
+    fn call(f: &SoftmaxKernel, isa: Isa, s: &SoftmaxDims, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {
         debug_assert_eq!(by, By::Rows);
         let cols = s.cols;
         f(

@@ -2,17 +2,28 @@
 //! projections side by side (maths, contract and variants in `tkbench_kernels::swiglu`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::ArrayView2;
-use tkbench_kernels::swiglu::{self, SwigluDims, SwigluFn};
+use tkbench_kernels::swiglu::{self, SwigluDims};
 use tkbench_kernels::{Isa, Variant};
 use tkbench_reference::ops;
 
-use super::{Buffer, Draw, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts, sweep_widths};
+use super::{Kernel, Buffer, Draw, Op, PeerCode, Plant, Profile, Reference, SMOLLM2, Special, bench_token_counts, sweep_widths};
 use crate::aligned::AlignedVec;
 use crate::check::tolerance::Rule;
 use crate::measure::work::{F32, Unit, Work};
 use crate::model::threads::By;
+
+/// A swiglu entry point: one of `tkbench_kernels::swiglu`'s functions, or any closure of its type (an
+/// outside kernel, which may hold state such as weights packed once).
+pub type SwigluKernel = Kernel<dyn Fn(&SwigluDims, &[f32], &mut [f32], Isa) + Send + Sync>;
+
+impl<G: Fn(&SwigluDims, &[f32], &mut [f32], Isa) + Send + Sync + 'static> From<G> for SwigluKernel {
+    fn from(kernel: G) -> Self {
+        Kernel::new(Arc::new(kernel))
+    }
+}
 
 /// SwiGLU over rows.
 #[derive(Debug, Clone, Copy)]
@@ -45,14 +56,14 @@ impl Op for Swiglu {
     const PROFILES: &'static [Profile] = &[Profile::Uniform, Profile::Extreme];
     const BLOCKS: bool = false;
 
-    type Kernel = SwigluFn;
+    type Kernel = SwigluKernel;
     type Shape = SwigluDims;
     /// x [R, 2I].
     type Args<'a> = &'a [f32];
     type Inputs = SwigluInputs;
 
-    fn variants() -> &'static [Variant<SwigluFn>] {
-        swiglu::VARIANTS
+    fn variants() -> Vec<Variant<SwigluKernel>> {
+        swiglu::VARIANTS.iter().map(|v| v.map(|&f| SwigluKernel::from(f))).collect()
     }
 
     fn fastest() -> &'static str {
@@ -85,7 +96,7 @@ impl Op for Swiglu {
         vec![("x", Buffer::F32(&mut x.x))]
     }
 
-    fn call(f: SwigluFn, isa: Isa, s: &SwigluDims, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {
+    fn call(f: &SwigluKernel, isa: Isa, s: &SwigluDims, x: &[f32], by: By, r: Range<usize>, out: &mut [f32]) {
         debug_assert_eq!(by, By::Rows);
         let dims = SwigluDims { rows: r.len(), ..*s };
         f(&dims, &x[r.start * 2 * s.width..r.end * 2 * s.width], out, isa)

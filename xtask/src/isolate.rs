@@ -1,0 +1,462 @@
+//! Variants from outside this repository (a C plugin's, an outside crate's) in child processes: the
+//! op level of the gate runs each of them in a child process of this binary (the hidden
+//! `gate-worker` command), and the model level each kernel set that holds one (`verify --kernels`
+//! on one case and level), so that a kernel that crashes, hangs or corrupts memory is reported as
+//! failed, with the signal or the time-out, and the run goes on with the others. This repository's
+//! own variants run in this process.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tkbench_harness::check::gate::{Gate, GateRow, Selection, run_gate};
+use tkbench_harness::check::metrics::LogitMetrics;
+use tkbench_harness::check::profiles::Profiles;
+use tkbench_harness::check::verify::Row;
+use tkbench_harness::ops::{AnyOp, Profile, op_named};
+use tkbench_harness::registry::{Entry, KernelSet, Origin, Registry};
+use tkbench_kernels::Isa;
+
+use crate::Outcome;
+
+/// How long one variant's child process may run before it is stopped [default for
+/// `--variant-timeout`].
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+
+/// Set in the environment of a child process: it runs what it is given in its own process, with
+/// no children of its own.
+const CHILD_ENV: &str = "TKBENCH_ISOLATED_CHILD";
+
+/// Whether this process is such a child.
+pub(crate) fn in_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// The gate's selection, narrowed to one variant, as a child process is given it.
+#[derive(Debug, Serialize, Deserialize)]
+struct WorkerSelection {
+    op: String,
+    variant: String,
+    isa: Option<String>,
+    shape: Option<String>,
+    seed: u64,
+    magnitude: f32,
+    /// The op's input profiles.
+    profiles: Vec<String>,
+    profile: Option<String>,
+    special: Option<String>,
+}
+
+/// Arguments of the hidden `gate-worker` command.
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The selection, as JSON.
+    selection: String,
+}
+
+/// Runs the hidden `gate-worker` command: the op level of the gate on one variant in this process,
+/// its rows, failures and mistrusted cases printed as JSON on stdout.
+pub fn run_worker(args: WorkerArgs) -> Result<Outcome> {
+    let given: WorkerSelection = serde_json::from_str(&args.selection).context("gate-worker: malformed selection")?;
+    let op = op_named(&given.op).map_err(anyhow::Error::msg)?;
+    let manifest = format!(
+        "schema: 1\nprofiles:\n  {}: [{}]\n",
+        op.name(),
+        given.profiles.join(", ")
+    );
+    let selection = Selection {
+        op: Some(op.name()),
+        variant: Some(given.variant),
+        isa: given
+            .isa
+            .as_deref()
+            .map(str::parse::<Isa>)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        shape: given.shape,
+        seed: given.seed,
+        magnitude: given.magnitude,
+        profiles: Profiles::parse(&manifest).map_err(anyhow::Error::msg)?,
+        profile: given
+            .profile
+            .as_deref()
+            .map(Profile::from_name)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        special: given.special,
+        skip_isolated: false,
+    };
+    let gate = run_gate(crate::registry(), &selection, |_| {}).map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string(&gate)?);
+    Ok(if gate.pass() { Outcome::Pass } else { Outcome::Fail })
+}
+
+/// The op level of the gate on `selection`: this repository's variants in this process, every
+/// other in a child process of its own, each child's rows handed to `progress` as it ends.
+pub fn gate(registry: &Registry, selection: &Selection, mut progress: impl FnMut(&GateRow)) -> Result<Gate> {
+    let matches = |e: &&Entry| {
+        selection.op.is_none_or(|op| e.op == op) && selection.variant.as_deref().is_none_or(|v| e.name == v)
+    };
+    if in_child() {
+        return run_gate(registry, selection, progress).map_err(anyhow::Error::msg);
+    }
+    let isolated: Vec<&Entry> = registry
+        .entries()
+        .filter(matches)
+        .filter(|e| e.origin.isolated())
+        .collect();
+    let in_process = registry.entries().filter(matches).any(|e| !e.origin.isolated());
+    let mut gate = if in_process || isolated.is_empty() {
+        let mut here = selection.clone();
+        here.skip_isolated = true;
+        run_gate(registry, &here, &mut progress).map_err(anyhow::Error::msg)?
+    } else {
+        Gate::default()
+    };
+    for entry in isolated {
+        let op = op_named(entry.op).map_err(anyhow::Error::msg)?;
+        let part = gate_in_child(entry, op, selection)?;
+        for row in &part.rows {
+            progress(row);
+        }
+        gate.rows.extend(part.rows);
+        gate.failures.extend(part.failures);
+        gate.mistrusted.extend(part.mistrusted);
+    }
+    Ok(gate)
+}
+
+/// The command-line options that give a child the registry of this process: the plugins loaded.
+pub(crate) fn plugin_args() -> Vec<String> {
+    crate::plugins()
+        .iter()
+        .flat_map(|p| ["--plugin".to_owned(), p.path.display().to_string()])
+        .collect()
+}
+
+/// The replay command's prefix for a variant of `origin`: `cargo xtask` with the plugin it needs.
+fn replay_prefix(origin: &Origin) -> String {
+    match origin {
+        Origin::Plugin(name) => match crate::plugins().iter().find(|p| p.name == *name) {
+            Some(plugin) => format!("cargo xtask --plugin {}", plugin.path.display()),
+            None => "cargo xtask".to_owned(),
+        },
+        _ => "cargo xtask".to_owned(),
+    }
+}
+
+/// Runs the gate on `entry` alone in a child process; a child that does not end with its rows gives
+/// one failed row that says how it ended.
+fn gate_in_child(entry: &Entry, op: &dyn AnyOp, selection: &Selection) -> Result<Gate> {
+    let given = WorkerSelection {
+        op: entry.op.to_owned(),
+        variant: entry.name.to_owned(),
+        isa: selection.isa.map(|isa| isa.name().to_owned()),
+        shape: selection.shape.clone(),
+        seed: selection.seed,
+        magnitude: selection.magnitude,
+        profiles: selection.profiles.of(op).iter().map(|p| p.name().to_owned()).collect(),
+        profile: selection.profile.map(|p| p.name().to_owned()),
+        special: selection.special.clone(),
+    };
+    let exe = std::env::current_exe().context("cannot find this program's own executable")?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(plugin_args())
+        .env(CHILD_ENV, "1")
+        .arg("gate-worker")
+        .arg(serde_json::to_string(&given)?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {} gate-worker", exe.display()))?;
+    let timeout = crate::variant_timeout();
+    let ended = wait(child, timeout)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let label = entry.isa.label(selection.isa.unwrap_or(Isa::Scalar)).to_owned();
+    let replay = format!(
+        "{} opcheck --op {} --variant {}",
+        replay_prefix(&entry.origin),
+        entry.op,
+        entry.name
+    );
+    let how = match ended.status {
+        None => format!("did not finish within {} s and was stopped", timeout.as_secs()),
+        Some(status) => match gate_of(entry, ended.stdout.trim()) {
+            Some(mut part) if status.code().is_some_and(|c| c <= 1) => {
+                for text in part.failures.iter_mut().chain(part.mistrusted.iter_mut()) {
+                    *text = text.replace(
+                        "cargo xtask opcheck",
+                        &format!("{} opcheck", replay_prefix(&entry.origin)),
+                    );
+                }
+                return Ok(part);
+            }
+            _ => describe_exit(status, &ended.stderr),
+        },
+    };
+    let row = GateRow {
+        op: entry.op,
+        variant: entry.name,
+        isa: label,
+        cases: 0,
+        max_abs_err: f64::NAN,
+        worst_ratio: f64::NAN,
+        failed: 1,
+        mistrusted: 0,
+        splits: 0,
+        splits_failed: 0,
+        specials: 0,
+        specials_failed: 0,
+        seconds,
+    };
+    Ok(Gate {
+        rows: vec![row],
+        failures: vec![format!(
+            "FAIL: {}={} ({}): its child process {how}\n  replay: {replay}",
+            entry.op,
+            entry.name,
+            origin_text(&entry.origin)
+        )],
+        mistrusted: Vec::new(),
+    })
+}
+
+/// The gate a `gate-worker` child printed for `entry`, or `None` when it is not one. The rows are
+/// `entry`'s, the only variant the child ran; a float written as `null` (serde_json's NaN) is NaN.
+fn gate_of(entry: &Entry, json: &str) -> Option<Gate> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let count =
+        |row: &serde_json::Value, field: &str| row.get(field).and_then(serde_json::Value::as_u64).map(|n| n as usize);
+    let float = |row: &serde_json::Value, field: &str| row.get(field).map(|v| v.as_f64().unwrap_or(f64::NAN));
+    let texts = |field: &str| -> Option<Vec<String>> {
+        value
+            .get(field)?
+            .as_array()?
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned))
+            .collect()
+    };
+    let rows = value
+        .get("rows")?
+        .as_array()?
+        .iter()
+        .map(|row| {
+            Some(GateRow {
+                op: entry.op,
+                variant: entry.name,
+                isa: row.get("isa")?.as_str()?.to_owned(),
+                cases: count(row, "cases")?,
+                max_abs_err: float(row, "max_abs_err")?,
+                worst_ratio: float(row, "worst_ratio")?,
+                failed: count(row, "failed")?,
+                mistrusted: count(row, "mistrusted")?,
+                splits: count(row, "splits")?,
+                splits_failed: count(row, "splits_failed")?,
+                specials: count(row, "specials")?,
+                specials_failed: count(row, "specials_failed")?,
+                seconds: float(row, "seconds")?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Gate {
+        rows,
+        failures: texts("failures")?,
+        mistrusted: texts("mistrusted")?,
+    })
+}
+
+/// Whether `set` holds a variant that runs in a child process.
+pub fn isolated(set: &KernelSet) -> bool {
+    !in_child() && set.entries().iter().any(|e| e.origin.isolated())
+}
+
+/// The model-level rows on the golden case `case` of the kernel sets `subjects`, which all hold the
+/// outside variant `entry`, from one child process (`verify --part model --json --case` with
+/// `narrow`, the options that select those sets: `--op` and `--variant`, or the `--kernels` the
+/// user gave, and `--isa`). A child that does not end with its rows gives one failed row per set,
+/// saying how it ended.
+pub fn model_rows(
+    case: &str,
+    entry: &Entry,
+    narrow: &[String],
+    subjects: &[(KernelSet, Isa)],
+    threads: usize,
+) -> Result<Vec<Row>> {
+    let exe = std::env::current_exe().context("cannot find this program's own executable")?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(plugin_args())
+        .env(CHILD_ENV, "1")
+        .args(["verify", "--part", "model", "--json", "--case", case])
+        .args(narrow);
+    if threads > 0 {
+        cmd.args(["--threads", &threads.to_string()]);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {} verify", exe.display()))?;
+    let timeout = crate::variant_timeout();
+    let ended = wait(child, timeout)?;
+    let prefix = replay_prefix(&entry.origin);
+    let how = match ended.status {
+        None => format!("did not finish within {} s and was stopped", timeout.as_secs()),
+        Some(status) => {
+            #[derive(Deserialize)]
+            struct Output {
+                model: Vec<Row>,
+            }
+            match serde_json::from_str::<Output>(ended.stdout.trim()) {
+                Ok(output) if status.code().is_some_and(|c| c <= 1) && !output.model.is_empty() => {
+                    let mut rows = output.model;
+                    for row in &mut rows {
+                        row.replay = row.replay.replace("cargo xtask", &prefix);
+                    }
+                    return Ok(rows);
+                }
+                _ => describe_exit(status, &ended.stderr),
+            }
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64() / subjects.len().max(1) as f64;
+    let nan = f64::NAN;
+    Ok(subjects
+        .iter()
+        .map(|(set, isa)| Row {
+            case: case.to_owned(),
+            kernels: set.spec(),
+            isa: isa.name().to_owned(),
+            metrics: LogitMetrics {
+                max_abs: nan,
+                max_rel: nan,
+                nmse: nan,
+                top1: nan,
+                kl_mean: nan,
+                kl_max: nan,
+            },
+            probs: None,
+            hidden_max_rel: Vec::new(),
+            bound: nan,
+            rationale: String::new(),
+            pass: false,
+            diagnosis: Some(format!(
+                "the child process running {}={} ({}) {how}",
+                entry.op,
+                entry.name,
+                origin_text(&entry.origin)
+            )),
+            replay: format!(
+                "{prefix} verify --case {case} --kernels {} --isa {}",
+                set.spec(),
+                isa.name()
+            ),
+            seconds,
+        })
+        .collect())
+}
+
+/// The origin as failures name it.
+fn origin_text(origin: &Origin) -> String {
+    match origin {
+        Origin::Builtin => "built in".into(),
+        Origin::Outside => "from outside".into(),
+        Origin::Plugin(name) => format!("plugin {name}"),
+    }
+}
+
+/// How a child process ended: its status, or `None` when it was stopped at the time limit.
+struct Ended {
+    status: Option<std::process::ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Waits for `child` for at most `timeout`, reading its output as it runs (so that a full pipe does
+/// not stall it); kills it at the limit.
+fn wait(mut child: Child, timeout: Duration) -> Result<Ended> {
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    };
+    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("cannot wait for a child process")? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let join = |handle: std::thread::JoinHandle<String>| handle.join().unwrap_or_default();
+    Ok(Ended {
+        status,
+        stdout: join(stdout),
+        stderr: join(stderr),
+    })
+}
+
+/// A child's end that gave no rows, in words: the signal that killed it, or its exit status and the
+/// last lines it wrote to stderr.
+fn describe_exit(status: std::process::ExitStatus, stderr: &str) -> String {
+    let tail: Vec<&str> = stderr
+        .lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let said = if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; it said: {}", tail.join(" / "))
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("was killed by signal {signal} ({}){said}", signal_name(signal));
+        }
+    }
+    format!("exited with {status} without its rows{said}")
+}
+
+/// The usual name of a signal that ends a process.
+#[cfg(unix)]
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Refuses a `--variant-timeout` of zero.
+pub fn timeout_secs(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!("`{text}` is not a positive number of seconds")),
+        Ok(n) => Ok(n),
+    }
+}
