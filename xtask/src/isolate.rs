@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use tkbench_harness::check;
 use tkbench_harness::check::gate::{Gate, GateRow, Selection, run_gate};
+use tkbench_harness::check::golden::Case;
 use tkbench_harness::check::metrics::LogitMetrics;
 use tkbench_harness::check::profiles::Profiles;
-use tkbench_harness::check::verify::Row;
+use tkbench_harness::check::verify::{Row, Subject};
 use tkbench_harness::ops::{AnyOp, Profile, op_named};
 use tkbench_harness::registry::{Entry, KernelSet, Origin, Registry};
 use tkbench_kernels::Isa;
@@ -268,6 +270,61 @@ fn gate_of(entry: &Entry, json: &str) -> Option<Gate> {
         failures: texts("failures")?,
         mistrusted: texts("mistrusted")?,
     })
+}
+
+/// The model-level rows of `subjects` on `case`, as `check::verify::verify_case` gives them: the
+/// sets that hold only this repository's variants in this process, each set that holds an outside
+/// variant in a child process, one child per outside variant ([`model_rows`]), after the others.
+/// `narrow` are the options that narrowed the plan (`--kernels`, `--isa`), which each child is given
+/// too; without `--kernels` a child is narrowed to its variant by `--op` and `--variant`.
+pub fn verify_case(
+    case: &Case,
+    subjects: Vec<Subject>,
+    threads: usize,
+    narrow: &[String],
+    mut progress: impl FnMut(&Row),
+) -> Result<Vec<Row>> {
+    let (outside, here): (Vec<Subject>, Vec<Subject>) = subjects
+        .into_iter()
+        .partition(|s| matches!(s, Subject::Kernels(set, _) if isolated(set)));
+    // The checkpoint (up to hundreds of MB rebuilt from its seed) only when this process runs a row
+    // of it.
+    let mut rows = if here.is_empty() {
+        Vec::new()
+    } else {
+        let checkpoint = case.any_checkpoint()?;
+        check::verify::verify_case(case, &checkpoint, &here, threads, &mut progress)
+            .with_context(|| format!("case `{}`", case.name()))?
+    };
+    let mut done: Vec<(&str, &str)> = Vec::new();
+    for subject in &outside {
+        let Subject::Kernels(set, _) = subject else { continue };
+        for entry in set.entries().iter().filter(|e| e.origin.isolated()) {
+            if done.contains(&(entry.op, entry.name)) {
+                continue;
+            }
+            done.push((entry.op, entry.name));
+            let theirs: Vec<(KernelSet, Isa)> = outside
+                .iter()
+                .filter_map(|s| match s {
+                    Subject::Kernels(set, isa) if set.entries().iter().any(|e| e.same(entry)) => {
+                        Some((set.clone(), *isa))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut args = narrow.to_vec();
+            if !narrow.iter().any(|a| a == "--kernels") {
+                args.extend(["--op".into(), entry.op.into(), "--variant".into(), entry.name.into()]);
+            }
+            let child_rows = model_rows(case.name(), entry, &args, &theirs, threads)?;
+            for row in &child_rows {
+                progress(row);
+            }
+            rows.extend(child_rows);
+        }
+    }
+    Ok(rows)
 }
 
 /// Whether `set` holds a variant that runs in a child process.

@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use tkbench_harness::check::gate::Gate;
 use tkbench_harness::check::golden::{Case, Manifest, workspace_golden_dir};
-use tkbench_harness::check::verify::{Filter, Row, Subject, plan, render_table, verify_case};
+use tkbench_harness::check::verify::{Filter, Row, plan, render_table};
 use tkbench_harness::ops::AnyOp;
 use tkbench_harness::registry::KernelSet;
 use tkbench_kernels::Isa;
@@ -152,53 +152,16 @@ fn verify_model(args: &Args) -> Result<Vec<Row>> {
             case.name(),
             subjects.len()
         );
-        // Sets that hold an outside variant run in child processes, after the others.
-        let (outside, here): (Vec<Subject>, Vec<Subject>) = subjects
-            .into_iter()
-            .partition(|s| matches!(s, Subject::Kernels(set, _) if crate::isolate::isolated(set)));
-        // The checkpoint (up to hundreds of MB rebuilt from its seed) only when this process runs
-        // a row of it.
-        let mut case_rows = if here.is_empty() {
-            Vec::new()
-        } else {
-            let checkpoint = case.any_checkpoint()?;
-            verify_case(&case, &checkpoint, &here, threads, |row| {
-                eprint!("{}", if row.pass { "." } else { "F" });
-            })
-            .with_context(|| format!("case `{}`", case.name()))?
-        };
-        // One child per outside variant: its sets of this case.
-        let mut done: Vec<(&str, &str)> = Vec::new();
-        for subject in &outside {
-            let Subject::Kernels(set, _) = subject else { continue };
-            for entry in set.entries().iter().filter(|e| e.origin.isolated()) {
-                if done.contains(&(entry.op, entry.name)) {
-                    continue;
-                }
-                done.push((entry.op, entry.name));
-                let theirs: Vec<(KernelSet, Isa)> = outside
-                    .iter()
-                    .filter_map(|s| match s {
-                        Subject::Kernels(set, isa) if set.entries().iter().any(|e| e.same(entry)) => {
-                            Some((set.clone(), *isa))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let mut narrow: Vec<String> = match &args.kernels {
-                    Some(set) => vec!["--kernels".into(), set.spec()],
-                    None => vec!["--op".into(), entry.op.into(), "--variant".into(), entry.name.into()],
-                };
-                if let Some(isa) = args.isa {
-                    narrow.extend(["--isa".into(), isa.name().into()]);
-                }
-                let rows = crate::isolate::model_rows(case.name(), entry, &narrow, &theirs, threads)?;
-                for row in &rows {
-                    eprint!("{}", if row.pass { "." } else { "F" });
-                }
-                case_rows.extend(rows);
-            }
+        let mut narrow: Vec<String> = Vec::new();
+        if let Some(set) = &args.kernels {
+            narrow.extend(["--kernels".into(), set.spec()]);
         }
+        if let Some(isa) = args.isa {
+            narrow.extend(["--isa".into(), isa.name().into()]);
+        }
+        let case_rows = crate::isolate::verify_case(&case, subjects, threads, &narrow, |row| {
+            eprint!("{}", if row.pass { "." } else { "F" });
+        })?;
         let failed = case_rows.iter().filter(|r| !r.pass).count();
         eprintln!(" {:.1}s, {failed} failing", case_start.elapsed().as_secs_f64());
         rows.extend(case_rows);

@@ -168,19 +168,90 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The string at `ptr`, which the table says is a NUL-terminated C string, or why not.
+/// The bytes of the C string at `ptr` (without its NUL), or `None` for NULL.
 ///
 /// # Safety
 /// `ptr` is null or points at a NUL-terminated string that outlives the call.
-unsafe fn c_str(ptr: *const c_char, what: &str) -> Result<String, String> {
+unsafe fn c_bytes(ptr: *const c_char) -> Option<Vec<u8>> {
     if ptr.is_null() {
-        return Err(format!("{what} is NULL"));
+        return None;
     }
     // SAFETY: non-null, and the caller guarantees it is a NUL-terminated string still alive.
-    let text = unsafe { CStr::from_ptr(ptr) };
-    text.to_str()
-        .map(str::to_owned)
-        .map_err(|_| format!("{what} is not UTF-8"))
+    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes().to_vec())
+}
+
+/// One entry of a plugin's table as read from the library, before it is checked: its strings'
+/// bytes (`None` for NULL) and whether its function is non-NULL.
+#[derive(Debug, Clone, Default)]
+pub struct RawEntry {
+    /// The op's name.
+    pub op: Option<Vec<u8>>,
+    /// The variant's name.
+    pub name: Option<Vec<u8>>,
+    /// Whether the function pointer is non-NULL.
+    pub has_function: bool,
+    /// The ISA it needs, if it names one.
+    pub isa: Option<Vec<u8>>,
+}
+
+/// An entry that passed [`check_entries`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedEntry {
+    /// Its op, one of [`OPS`].
+    pub op: &'static str,
+    /// Its name, new to the op.
+    pub name: String,
+    /// The ISA it needs.
+    pub isa: Option<Isa>,
+}
+
+/// Checks every entry of a table against the ABI and against `registry` (whose names it must not
+/// repeat): strings present and UTF-8, an op of [`OPS`], a name of ASCII letters, digits, '-' and
+/// '_' that neither the op nor an earlier entry has, a function, a known ISA. The first entry at
+/// fault is named, with its index.
+pub fn check_entries(entries: &[RawEntry], registry: &Registry) -> Result<Vec<CheckedEntry>, String> {
+    let text = |bytes: &Option<Vec<u8>>, what: &str| -> Result<String, String> {
+        let bytes = bytes.as_ref().ok_or_else(|| format!("{what} is NULL"))?;
+        String::from_utf8(bytes.clone()).map_err(|_| format!("{what} is not UTF-8"))
+    };
+    let mut checked: Vec<CheckedEntry> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let at = |why: String| format!("variant {i}: {why}");
+        let op = text(&entry.op, "op").map_err(at)?;
+        let name = text(&entry.name, "name").map_err(at)?;
+        let at = |why: String| format!("variant {i} ({op}={name}): {why}");
+        let Some(op_def) = OPS.iter().find(|o| o.name() == op) else {
+            let ops: Vec<_> = OPS.iter().map(|o| o.name()).collect();
+            return Err(at(format!("no op named `{op}`; ops are {}", ops.join(", "))));
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(at("a name is ASCII letters, digits, '-' and '_'".into()));
+        }
+        if !entry.has_function {
+            return Err(at("its function is NULL".into()));
+        }
+        let isa = match &entry.isa {
+            None => None,
+            Some(_) => {
+                let named = text(&entry.isa, "isa").map_err(at)?;
+                Some(
+                    isa_named(&named)
+                        .ok_or_else(|| at(format!("no ISA named `{named}`; ISAs are avx2, avx512, neon")))?,
+                )
+            }
+        };
+        if checked.iter().any(|c| c.op == op_def.name() && c.name == name)
+            || registry.find(op_def.name(), &name).is_some()
+        {
+            return Err(at(format!("{op} already has a variant named `{name}`")));
+        }
+        checked.push(CheckedEntry {
+            op: op_def.name(),
+            name,
+            isa,
+        });
+    }
+    Ok(checked)
 }
 
 /// The level an ISA name of the table means; `None` means the name is unknown.
@@ -235,41 +306,27 @@ pub fn load(path: &Path, registry: &mut Registry) -> Result<PluginRecord, Plugin
         // library is loaded.
         unsafe { std::slice::from_raw_parts(table.variants, table.count) }
     };
-    // Every entry is read and checked before any is added, so that a bad table adds nothing.
-    let mut parsed = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let at = |why: String| fail(format!("variant {i}: {why}"));
-        // SAFETY: the header's strings are NUL-terminated and static while the library is loaded.
-        let op = unsafe { c_str(entry.op, "op") }.map_err(at)?;
-        // SAFETY: as above.
-        let name = unsafe { c_str(entry.name, "name") }.map_err(at)?;
-        let at = |why: String| fail(format!("variant {i} ({op}={name}): {why}"));
-        let Some(op_def) = OPS.iter().find(|o| o.name() == op) else {
-            let ops: Vec<_> = OPS.iter().map(|o| o.name()).collect();
-            return Err(at(format!("no op named `{op}`; ops are {}", ops.join(", "))));
-        };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(at("a name is ASCII letters, digits, '-' and '_'".into()));
-        }
-        let Some(kernel) = entry.kernel else {
-            return Err(at("its function is NULL".into()));
-        };
-        let isa = if entry.isa.is_null() {
-            None
-        } else {
+    // Every entry is read, then all are checked before any is added, so that a bad table adds
+    // nothing.
+    let raw: Vec<RawEntry> = entries
+        .iter()
+        .map(|entry| RawEntry {
+            // SAFETY: the header's strings are NUL-terminated and static while the library is
+            // loaded (or NULL, which `c_bytes` reads as absent).
+            op: unsafe { c_bytes(entry.op) },
             // SAFETY: as above.
-            let text = unsafe { c_str(entry.isa, "isa") }.map_err(at)?;
-            Some(isa_named(&text).ok_or_else(|| at(format!("no ISA named `{text}`; ISAs are avx2, avx512, neon")))?)
-        };
-        if parsed
-            .iter()
-            .any(|(o, n, _, _): &(&str, String, _, _)| *o == op_def.name() && *n == name)
-            || registry.find(op_def.name(), &name).is_some()
-        {
-            return Err(at(format!("{op} already has a variant named `{name}`")));
-        }
-        parsed.push((op_def.name(), name, kernel, isa));
-    }
+            name: unsafe { c_bytes(entry.name) },
+            has_function: entry.kernel.is_some(),
+            // SAFETY: as above.
+            isa: unsafe { c_bytes(entry.isa) },
+        })
+        .collect();
+    let checked = check_entries(&raw, registry).map_err(fail)?;
+    let parsed: Vec<_> = checked
+        .into_iter()
+        .zip(entries)
+        .map(|(c, entry)| (c.op, c.name, entry.kernel.expect("checked: not NULL"), c.isa))
+        .collect();
     let file_name = path
         .file_name()
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());

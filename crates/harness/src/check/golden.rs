@@ -357,6 +357,11 @@ impl Manifest {
             path: path.to_owned(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks the text of a manifest read from `path` (named in errors), as [`Manifest::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let bad = |message: String| GoldenError::Manifest {
             path: path.to_owned(),
             message,
@@ -370,7 +375,7 @@ impl Manifest {
             family: Family,
             config: Option<serde_yaml::Value>,
         }
-        let versioned: Versioned = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let versioned: Versioned = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
         match versioned.schema {
             Some(SCHEMA) => {}
             Some(other) => {
@@ -388,7 +393,7 @@ impl Manifest {
             Family::Llama => serde_yaml::from_value::<LlamaConfig>(config).map(|_| ()),
         };
         typed.map_err(|e| bad(format!("field `config` (family {}): {e}", versioned.family)))?;
-        let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let manifest: Manifest = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
         if manifest.config.family() != manifest.family {
             return Err(bad(format!(
                 "field `config` is a {} config, but field `family` is {}",

@@ -434,12 +434,17 @@ impl Report {
             path: path.to_owned(),
             error,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks the text of a report read from `path` (named in errors), as [`Report::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let bad = |message: String| ReportError::Format {
             path: path.to_owned(),
             message,
         };
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON ({e}); is it a tkbench report?")))?;
+            serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON ({e}); is it a tkbench report?")))?;
         match value.get("schema").and_then(serde_json::Value::as_u64) {
             Some(s) if s == u64::from(SCHEMA) => {
                 serde_json::from_value(value).map_err(|e| bad(format!("malformed report: {e}")))
