@@ -16,7 +16,7 @@ use crate::model::{AnyWeights, family_ops};
 use crate::registry::{KernelSet, Registry};
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
-use tkbench_kernels::{Isa, Kind};
+use tkbench_kernels::Isa;
 
 /// What one row runs.
 #[derive(Debug, Clone)]
@@ -326,7 +326,7 @@ fn diagnose(
         let suspects = set
             .entries()
             .iter()
-            .filter(|e| e.kind != Kind::Scalar && used.contains(&e.op));
+            .filter(|e| !scalar.get(e.op).same(e) && used.contains(&e.op));
         for suspect in suspects {
             let op = suspect.op;
             let reverted_set = set.clone().with(scalar.get(op));
