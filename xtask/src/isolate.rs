@@ -163,21 +163,9 @@ fn gate_in_child(entry: &Entry, op: &dyn AnyOp, selection: &Selection) -> Result
         profile: selection.profile.map(|p| p.name().to_owned()),
         special: selection.special.clone(),
     };
-    let exe = std::env::current_exe().context("cannot find this program's own executable")?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(plugin_args())
-        .env(CHILD_ENV, "1")
-        .arg("gate-worker")
-        .arg(serde_json::to_string(&given)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     let start = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {} gate-worker", exe.display()))?;
+    let ended = run_child(vec!["gate-worker".to_owned(), serde_json::to_string(&given)?])?;
     let timeout = crate::variant_timeout();
-    let ended = wait(child, timeout)?;
     let seconds = start.elapsed().as_secs_f64();
     let label = entry.isa.label(selection.isa.unwrap_or(Isa::Scalar)).to_owned();
     let replay = format!(
@@ -344,22 +332,16 @@ pub fn model_rows(
     subjects: &[(KernelSet, Isa)],
     threads: usize,
 ) -> Result<Vec<Row>> {
-    let exe = std::env::current_exe().context("cannot find this program's own executable")?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(plugin_args())
-        .env(CHILD_ENV, "1")
-        .args(["verify", "--part", "model", "--json", "--case", case])
-        .args(narrow);
+    let mut args: Vec<String> = ["verify", "--part", "model", "--json", "--case", case]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(narrow.iter().cloned());
     if threads > 0 {
-        cmd.args(["--threads", &threads.to_string()]);
+        args.extend(["--threads".to_owned(), threads.to_string()]);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {} verify", exe.display()))?;
+    let ended = run_child(args)?;
     let timeout = crate::variant_timeout();
-    let ended = wait(child, timeout)?;
     let prefix = replay_prefix(&entry.origin);
     let how = match ended.status {
         None => format!("did not finish within {} s and was stopped", timeout.as_secs()),
@@ -431,6 +413,22 @@ struct Ended {
     status: Option<std::process::ExitStatus>,
     stdout: String,
     stderr: String,
+}
+
+/// Runs this binary in a child process on `args` (after the plugins this process loaded), marked as
+/// a child, its output piped, and waits for it for at most `--variant-timeout`.
+fn run_child(args: Vec<String>) -> Result<Ended> {
+    let exe = std::env::current_exe().context("cannot find this program's own executable")?;
+    let child = Command::new(&exe)
+        .args(plugin_args())
+        .args(&args)
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {} {}", exe.display(), args[0]))?;
+    wait(child, crate::variant_timeout())
 }
 
 /// Waits for `child` for at most `timeout`, reading its output as it runs (so that a full pipe does
