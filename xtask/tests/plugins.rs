@@ -107,6 +107,29 @@ fn a_crashing_and_a_hanging_kernel_fail_and_the_run_goes_on() {
         "{said}"
     );
 
+    // At the model level too: each of its kernel sets fails, in its child, and the row says why.
+    let model = xtask(&[
+        "--plugin",
+        lib,
+        "verify",
+        "--op",
+        "softmax",
+        "--variant",
+        "crashes",
+        "--case",
+        "tiny",
+    ]);
+    let said = text(&model);
+    assert_eq!(model.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("softmax=crashes (plugin libfaulty.so) was killed by signal 11 (SIGSEGV)"),
+        "{said}"
+    );
+    assert!(
+        said.lines().any(|l| l.starts_with("tiny") && l.ends_with("FAIL")),
+        "{said}"
+    );
+
     let hang = xtask(&["--plugin", lib, "--variant-timeout", "3", "opcheck", "--op", "gelu"]);
     let said = text(&hang);
     assert_eq!(hang.status.code(), Some(1), "{said}");
