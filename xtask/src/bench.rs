@@ -497,7 +497,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let crashed: Vec<String> = gate
         .rows
         .iter()
-        .filter(|r| r.cases == 0 && r.failed > 0)
+        .filter(|r| crate::isolate::died(r))
         .map(|r| format!("{}={}", r.op, r.variant))
         .collect();
     for name in &crashed {

@@ -1,7 +1,7 @@
 //! Variants from outside this repository (a C plugin's, an outside crate's) in child processes: the
 //! op level of the gate runs each of them in a child process of this binary (the hidden
-//! `gate-worker` command), and the model level each kernel set that holds one (`verify --kernels`
-//! on one case and level), so that a kernel that crashes, hangs or corrupts memory is reported as
+//! `gate-worker` command), and the model level the kernel sets that hold one (`verify --part model`
+//! on one case, one child per outside variant), so that a kernel that crashes, hangs or corrupts memory is reported as
 //! failed, with the signal or the time-out, and the run goes on with the others. This repository's
 //! own variants run in this process.
 
@@ -98,9 +98,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<Outcome> {
 /// The op level of the gate on `selection`: this repository's variants in this process, every
 /// other in a child process of its own, each child's rows handed to `progress` as it ends.
 pub fn gate(registry: &Registry, selection: &Selection, mut progress: impl FnMut(&GateRow)) -> Result<Gate> {
-    let matches = |e: &&Entry| {
-        selection.op.is_none_or(|op| e.op == op) && selection.variant.as_deref().is_none_or(|v| e.name == v)
-    };
+    let matches = |e: &&Entry| selection.selects(e);
     if in_child() {
         return run_gate(registry, selection, progress).map_err(anyhow::Error::msg);
     }
@@ -165,7 +163,6 @@ fn gate_in_child(entry: &Entry, op: &dyn AnyOp, selection: &Selection) -> Result
     };
     let start = Instant::now();
     let ended = run_child(vec!["gate-worker".to_owned(), serde_json::to_string(&given)?])?;
-    let timeout = crate::variant_timeout();
     let seconds = start.elapsed().as_secs_f64();
     let label = entry.isa.label(selection.isa.unwrap_or(Isa::Scalar)).to_owned();
     let replay = format!(
@@ -175,7 +172,7 @@ fn gate_in_child(entry: &Entry, op: &dyn AnyOp, selection: &Selection) -> Result
         entry.name
     );
     let how = match ended.status {
-        None => format!("did not finish within {} s and was stopped", timeout.as_secs()),
+        None => stopped(),
         Some(status) => match gate_of(entry, ended.stdout.trim()) {
             Some(mut part) if status.code().is_some_and(|c| c <= 1) => {
                 for text in part.failures.iter_mut().chain(part.mistrusted.iter_mut()) {
@@ -216,48 +213,21 @@ fn gate_in_child(entry: &Entry, op: &dyn AnyOp, selection: &Selection) -> Result
     })
 }
 
-/// The gate a `gate-worker` child printed for `entry`, or `None` when it is not one. The rows are
-/// `entry`'s, the only variant the child ran; a float written as `null` (serde_json's NaN) is NaN.
+/// The gate a `gate-worker` child printed for `entry`, or `None` when it is not one; its rows are
+/// `entry`'s, the only variant the child ran.
 fn gate_of(entry: &Entry, json: &str) -> Option<Gate> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
-    let count =
-        |row: &serde_json::Value, field: &str| row.get(field).and_then(serde_json::Value::as_u64).map(|n| n as usize);
-    let float = |row: &serde_json::Value, field: &str| row.get(field).map(|v| v.as_f64().unwrap_or(f64::NAN));
-    let texts = |field: &str| -> Option<Vec<String>> {
-        value
-            .get(field)?
-            .as_array()?
-            .iter()
-            .map(|t| t.as_str().map(str::to_owned))
-            .collect()
-    };
-    let rows = value
-        .get("rows")?
-        .as_array()?
-        .iter()
-        .map(|row| {
-            Some(GateRow {
-                op: entry.op,
-                variant: entry.name,
-                isa: row.get("isa")?.as_str()?.to_owned(),
-                cases: count(row, "cases")?,
-                max_abs_err: float(row, "max_abs_err")?,
-                worst_ratio: float(row, "worst_ratio")?,
-                failed: count(row, "failed")?,
-                mistrusted: count(row, "mistrusted")?,
-                splits: count(row, "splits")?,
-                splits_failed: count(row, "splits_failed")?,
-                specials: count(row, "specials")?,
-                specials_failed: count(row, "specials_failed")?,
-                seconds: float(row, "seconds")?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Gate {
-        rows,
-        failures: texts("failures")?,
-        mistrusted: texts("mistrusted")?,
-    })
+    let mut gate: Gate = serde_json::from_str(json).ok()?;
+    for row in &mut gate.rows {
+        row.op = entry.op;
+        row.variant = entry.name;
+    }
+    Some(gate)
+}
+
+/// Whether `row` is the one failed row of a variant whose child process did not end with its rows
+/// (a real row cannot fail more value cases than it ran).
+pub fn died(row: &GateRow) -> bool {
+    row.cases == 0 && row.failed > 0
 }
 
 /// The model-level rows of `subjects` on `case`, as `check::verify::verify_case` gives them: the
@@ -341,10 +311,9 @@ pub fn model_rows(
     }
     let start = Instant::now();
     let ended = run_child(args)?;
-    let timeout = crate::variant_timeout();
     let prefix = replay_prefix(&entry.origin);
     let how = match ended.status {
-        None => format!("did not finish within {} s and was stopped", timeout.as_secs()),
+        None => stopped(),
         Some(status) => {
             #[derive(Deserialize)]
             struct Output {
@@ -465,6 +434,14 @@ fn wait(mut child: Child, timeout: Duration) -> Result<Ended> {
         stdout: join(stdout),
         stderr: join(stderr),
     })
+}
+
+/// A child stopped at the time limit, in words.
+fn stopped() -> String {
+    format!(
+        "did not finish within {} s and was stopped",
+        crate::variant_timeout().as_secs()
+    )
 }
 
 /// A child's end that gave no rows, in words: the signal that killed it, or its exit status and the

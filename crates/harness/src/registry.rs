@@ -60,11 +60,11 @@ impl Origin {
 impl Entry {
     /// The entry of `variant`, a built-in variant of `O`.
     pub fn new<O: Op>(variant: Variant<O::Kernel>) -> Self {
-        Self::from::<O>(variant, Origin::Builtin)
+        Self::with_origin::<O>(variant, Origin::Builtin)
     }
 
     /// The entry of `variant`, a variant of `O` from `origin`.
-    pub fn from<O: Op>(variant: Variant<O::Kernel>, origin: Origin) -> Self {
+    pub fn with_origin<O: Op>(variant: Variant<O::Kernel>, origin: Origin) -> Self {
         Entry {
             op: O::NAME,
             name: variant.name,
@@ -118,7 +118,7 @@ impl Registry {
 
     /// Adds `variant` of `O` from `origin`; refuses a name the op already has.
     pub fn add_from<O: Op>(&mut self, variant: Variant<O::Kernel>, origin: Origin) -> Result<(), String> {
-        let entry = Entry::from::<O>(variant, origin);
+        let entry = Entry::with_origin::<O>(variant, origin);
         if self.entries.iter().any(|e| e.same(&entry)) {
             return Err(format!("{} already has a variant named `{}`", O::NAME, entry.name));
         }

@@ -44,6 +44,13 @@ pub struct Selection {
     pub skip_isolated: bool,
 }
 
+impl Selection {
+    /// Whether `entry` is of the selected op and name (the level and origin aside).
+    pub fn selects(&self, entry: &Entry) -> bool {
+        self.op.is_none_or(|op| entry.op == op) && self.variant.as_deref().is_none_or(|v| entry.name == v)
+    }
+}
+
 impl Default for Selection {
     fn default() -> Self {
         Self {
@@ -65,19 +72,26 @@ impl Default for Selection {
 pub const DEFAULT_SEED: u64 = 0x5EED;
 
 /// One variant at one level, summarised.
-#[derive(Debug, Clone, serde::Serialize)]
+///
+/// Read back from JSON (a child process's rows), the op and variant are left empty for the reader
+/// to set, and a float written as `null` (serde_json's NaN) is NaN.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GateRow {
     /// The op's name.
+    #[serde(skip_deserializing)]
     pub op: &'static str,
     /// The variant's name.
+    #[serde(skip_deserializing)]
     pub variant: &'static str,
     /// The level, as listings print it (`none` for a plain variant).
     pub isa: String,
     /// Value cases run.
     pub cases: usize,
     /// The largest |out − ref| over them.
+    #[serde(deserialize_with = "crate::check::metrics::f64_or_nan")]
     pub max_abs_err: f64,
     /// The largest err / bound over them.
+    #[serde(deserialize_with = "crate::check::metrics::f64_or_nan")]
     pub worst_ratio: f64,
     /// Value cases failed (out of bound or an integrity finding).
     pub failed: usize,
@@ -92,6 +106,7 @@ pub struct GateRow {
     /// Special-value cases with an output that breaks the contract.
     pub specials_failed: usize,
     /// Wall time, in seconds.
+    #[serde(deserialize_with = "crate::check::metrics::f64_or_nan")]
     pub seconds: f64,
 }
 
@@ -121,7 +136,7 @@ impl GateRow {
 }
 
 /// What the gate found.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Gate {
     /// One row per variant and level.
     pub rows: Vec<GateRow>,
@@ -165,8 +180,7 @@ pub fn run_gate(
     };
     let entries: Vec<&Entry> = registry
         .entries()
-        .filter(|e| selection.op.is_none_or(|op| e.op == op))
-        .filter(|e| selection.variant.as_deref().is_none_or(|v| e.name == v))
+        .filter(|e| selection.selects(e))
         .filter(|e| !(selection.skip_isolated && e.origin.isolated()))
         .collect();
     if entries.is_empty() {
