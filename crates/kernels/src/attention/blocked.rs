@@ -3,10 +3,12 @@
 //! exp(m_old − m_new) when the max grows). No T × T score matrix exists: the scores of one query
 //! against one key tile ([K_TILE]) are all there is.
 //!
-//! Each key tile is packed once per query tile: K transposed ([HS, K_TILE], so that the scores of a
-//! query against the whole tile are vector multiply-adds over keys with q[d] broadcast, no horizontal
-//! sums) and, unless a head is already whole vectors, V padded ([K_TILE, HSP], HSP = HS rounded up to
-//! 64, so that acc += p · v is whole vectors). Queries go through in groups of GROUP = 4 that share
+//! A head's keys and values are packed once for all its query tiles, tile by tile: K transposed
+//! ([HS, K_TILE] per tile, so that the scores of a query against the whole tile are vector
+//! multiply-adds over keys with q[d] broadcast, no horizontal sums) and V in contiguous rows padded
+//! to HSP (HS rounded up to 64, so that acc += p · v is whole vectors, and a tile's rows do not
+//! share a few of L1's sets as rows C floats apart do). A query tile's queries are scaled once, so
+//! that each q[d] is broadcast from memory. Queries go through in groups of GROUP = 4 that share
 //! every loaded K and V vector: a 4 × 4-vector register tile, one load per four multiply-adds instead
 //! of one per multiply-add.
 //!
@@ -50,10 +52,8 @@ struct Attention<'a> {
     out: &'a mut [f32],
 }
 
-/// The packed key tile of one head and the running state of one query tile.
+/// The running state of one query tile.
 struct Tile {
-    /// [HS, K_TILE]: the tile's keys, transposed.
-    k_t: Vec<f32>,
     /// [Q_TILE, HSP]: each query's running, unnormalised output.
     acc: Vec<f32>,
     /// [Q_TILE]: each query's running maximum score.
@@ -64,11 +64,13 @@ struct Tile {
     hsp: usize,
 }
 
-/// The values of a key tile: row j at `rows[j * stride..]`, HSP floats of it readable.
+/// One packed key tile of a head.
 #[derive(Clone, Copy)]
-struct Values<'a> {
-    rows: &'a [f32],
-    stride: usize,
+struct KeyTile<'a> {
+    /// [HS, K_TILE]: the tile's keys, transposed.
+    k_t: &'a [f32],
+    /// [K_TILE, HSP]: the tile's values in padded rows.
+    v: &'a [f32],
 }
 
 /// The online softmax update of one query by one key tile: `row` holds its scores, of which the first
@@ -105,8 +107,8 @@ fn group<S: Simd, const G: usize>(
     s: S,
     d: &AttentionDims,
     tile: &mut Tile,
+    packed: KeyTile,
     qs: [&[f32]; G],
-    values: Values,
     r: usize,
     live: [usize; G],
 ) {
@@ -115,13 +117,14 @@ fn group<S: Simd, const G: usize>(
     let most = live[G - 1];
     let mut scores = [[f32::NEG_INFINITY; K_TILE]; G];
 
-    // Scores: scores[g][j] = Σ_d (q_g[d] · scale) · Kᵀ[d, j], VECTORS vectors of keys at a time.
+    // Scores: scores[g][j] = Σ_d (q_g[d] · scale) · Kᵀ[d, j], VECTORS vectors of keys at a time. The
+    // queries come scaled, so that each q_g[d] is broadcast straight from memory.
     for j in (0..most.div_ceil(lanes * VECTORS) * lanes * VECTORS).step_by(lanes * VECTORS) {
         let mut acc = [[s.splat_f32s(0.0); VECTORS]; G];
-        for (dd, row) in tile.k_t.chunks_exact(K_TILE).take(hs).enumerate() {
+        for (dd, row) in packed.k_t.chunks_exact(K_TILE).take(hs).enumerate() {
             let (kv, _) = S::as_simd_f32s(&row[j..j + lanes * VECTORS]);
             for g in 0..G {
-                let qb = s.splat_f32s(qs[g][dd] * d.scale);
+                let qb = s.splat_f32s(qs[g][dd]);
                 for u in 0..VECTORS {
                     acc[g][u] = s.mul_add_e_f32s(qb, kv[u], acc[g][u]);
                 }
@@ -153,7 +156,7 @@ fn group<S: Simd, const G: usize>(
             }
         }
         for j in 0..live[0] {
-            let (vv, _) = S::as_simd_f32s(&values.rows[j * values.stride + c..][..lanes * VECTORS]);
+            let (vv, _) = S::as_simd_f32s(&packed.v[j * hsp + c..][..lanes * VECTORS]);
             for g in 0..G {
                 let pb = s.splat_f32s(scores[g][j]);
                 for u in 0..VECTORS {
@@ -163,7 +166,7 @@ fn group<S: Simd, const G: usize>(
         }
         for g in 1..G {
             for j in live[0]..live[g] {
-                let (vv, _) = S::as_simd_f32s(&values.rows[j * values.stride + c..][..lanes * VECTORS]);
+                let (vv, _) = S::as_simd_f32s(&packed.v[j * hsp + c..][..lanes * VECTORS]);
                 let pb = s.splat_f32s(scores[g][j]);
                 for u in 0..VECTORS {
                     acc[g][u] = s.mul_add_e_f32s(pb, vv[u], acc[g][u]);
@@ -695,9 +698,16 @@ impl WithSimd for Attention<'_> {
         }
         let (ld, kv_ld, hs, keys) = (d.stride, d.kv_stride, d.head_size, d.keys());
         let hsp = hs.div_ceil(HS_ALIGN) * HS_ALIGN;
-        let mut v_pack = vec![0.0; if hs == hsp { 0 } else { K_TILE * hsp }]; // [K_TILE, HSP]
+        let tiles = keys.div_ceil(K_TILE);
+        // [tiles, HS, K_TILE]: one head's keys, transposed tile by tile, packed once for all its
+        // query tiles.
+        let mut k_t = vec![0.0; tiles * hs * K_TILE];
+        // [tiles · K_TILE, HSP]: one head's values in contiguous, padded rows. In place, rows lie C
+        // floats apart: at a C of a multiple of 1024 bytes (GPT-2's 3072) a tile's rows fall on a
+        // quarter of L1's sets and evict one another before the next group of queries reads them.
+        let mut v_pack = vec![0.0; tiles * K_TILE * hsp];
+        let mut q_scaled = vec![0.0; Q_TILE * hs]; // [Q_TILE, HS]
         let mut tile = Tile {
-            k_t: vec![0.0; hs * K_TILE],
             acc: vec![0.0; Q_TILE * hsp],
             m: [0.0; Q_TILE],
             l: [0.0; Q_TILE],
@@ -705,47 +715,38 @@ impl WithSimd for Attention<'_> {
         };
         for h in 0..d.heads {
             let (col, kv_col) = (h * hs, d.kv_column(h));
-            let q_row = |i: usize| &self.q[i * ld + col..][..hs];
+            for (t, k_t) in k_t.chunks_exact_mut(hs * K_TILE).enumerate().take(tiles) {
+                let (j0, j1) = (t * K_TILE, ((t + 1) * K_TILE).min(keys));
+                match d.key_layout {
+                    KeyLayout::Rows => pack_keys(self.transpose.as_ref(), self.k, kv_ld, kv_col, hs, j0..j1, 0, k_t),
+                    KeyLayout::Blocks => pack_key_blocks(&d, self.k, kv_col, j0..j1, k_t),
+                }
+            }
+            for (j, row) in v_pack.chunks_exact_mut(hsp).enumerate().take(keys) {
+                row[..hs].copy_from_slice(&self.v[j * kv_ld + kv_col..][..hs]);
+            }
             // LOOP 2: tiles of queries.
             for i0 in (0..d.queries).step_by(Q_TILE) {
                 let i1 = (i0 + Q_TILE).min(d.queries);
+                // q · scale of the tile's queries, as the one-query path forms it.
+                for (i, row) in (i0..i1).zip(q_scaled.chunks_exact_mut(hs)) {
+                    for (x, &q) in row.iter_mut().zip(&self.q[i * ld + col..][..hs]) {
+                        *x = q * d.scale;
+                    }
+                }
+                let q_row = |i: usize| &q_scaled[(i - i0) * hs..][..hs];
                 tile.m.fill(f32::NEG_INFINITY);
                 tile.l.fill(0.0);
                 // Only the tile's own queries are cleared: one row, not Q_TILE, for a decode step.
                 tile.acc[..(i1 - i0) * hsp].fill(0.0);
                 // The last query of the tile sees keys up to pos0 + i1 − 1.
                 let tile_keys = (d.pos0 + i1).min(keys);
-                // LOOP 1: tiles of keys, packed once for the whole query tile.
+                // LOOP 1: tiles of keys.
                 for j0 in (0..tile_keys).step_by(K_TILE) {
                     let j1 = (j0 + K_TILE).min(tile_keys);
-                    match d.key_layout {
-                        KeyLayout::Rows => pack_keys(
-                            self.transpose.as_ref(),
-                            self.k,
-                            kv_ld,
-                            kv_col,
-                            hs,
-                            j0..j1,
-                            0,
-                            &mut tile.k_t,
-                        ),
-                        KeyLayout::Blocks => pack_key_blocks(&d, self.k, kv_col, j0..j1, &mut tile.k_t),
-                    }
-                    // Values are read in place when a head is whole vectors (HS = HSP, as in
-                    // GPT-2); otherwise each row is copied into a padded one.
-                    let values = if hs == hsp {
-                        Values {
-                            rows: &self.v[j0 * kv_ld + kv_col..],
-                            stride: kv_ld,
-                        }
-                    } else {
-                        for j in j0..j1 {
-                            v_pack[(j - j0) * hsp..][..hs].copy_from_slice(&self.v[j * kv_ld + kv_col..][..hs]);
-                        }
-                        Values {
-                            rows: &v_pack,
-                            stride: hsp,
-                        }
+                    let packed = KeyTile {
+                        k_t: &k_t[j0 * hs..][..hs * K_TILE],
+                        v: &v_pack[j0 * hsp..][..K_TILE * hsp],
                     };
                     // Keys of this tile query i sees.
                     let live = |i: usize| (d.pos0 + i + 1).saturating_sub(j0).min(j1 - j0);
@@ -754,11 +755,11 @@ impl WithSimd for Attention<'_> {
                         if i + GROUP <= i1 && live(i) > 0 {
                             let qs = [q_row(i), q_row(i + 1), q_row(i + 2), q_row(i + 3)];
                             let lives = [live(i), live(i + 1), live(i + 2), live(i + 3)];
-                            group::<S, GROUP>(s, &d, &mut tile, qs, values, i - i0, lives);
+                            group::<S, GROUP>(s, &d, &mut tile, packed, qs, i - i0, lives);
                             i += GROUP;
                         } else {
                             if live(i) > 0 {
-                                group::<S, 1>(s, &d, &mut tile, [q_row(i)], values, i - i0, [live(i)]);
+                                group::<S, 1>(s, &d, &mut tile, packed, [q_row(i)], i - i0, [live(i)]);
                             }
                             i += 1;
                         }
