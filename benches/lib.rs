@@ -9,8 +9,8 @@
 //! Environment: `TKBENCH_QUICK=1` times fewer shapes for less time; `TKBENCH_ISA=all` times every
 //! level, `TKBENCH_ISA=<level>` one level, the default the widest; `TKBENCH_OP=<op>` times one op
 //! (`cargo xtask bench` runs the `ops` target once per op), the default every op;
-//! `TKBENCH_MATMUL_BLOCKING=kc=…,mc_slivers=…,nc=…` fixes the blocked matmul's
-//! blocking; `TKBENCH_RECHECK=<file>` appends one line per timed call to that file, `<group>\t<function>\t`
+//! `TKBENCH_MATMUL_BLOCKING=tile=…,kc=…,mc_slivers=…,nc=…` fixes the blocked matmul's
+//! register tile and blocking; `TKBENCH_RECHECK=<file>` appends one line per timed call to that file, `<group>\t<function>\t`
 //! then `ok` or the re-check's failure (the output of the timed calls against the reference), which
 //! `cargo xtask bench` turns into the rows' verdicts. Failures are printed to stderr as well.
 

@@ -7,6 +7,7 @@ use anyhow::{Result, anyhow};
 use tkbench_harness::check::golden::workspace_root;
 use tkbench_harness::measure::probe::{Machine, machine};
 use tkbench_harness::measure::tune::{self, Parameters, Source, Stale};
+use tkbench_kernels::matmul::blocked::Blocking;
 
 use crate::Outcome;
 
@@ -49,7 +50,7 @@ fn find(machine: &Machine, again: bool) -> Result<Parameters> {
         }
     }
     eprintln!(
-        "tune: timing the blocked matmul's blockings on one thread, once for this machine ({})",
+        "tune: timing the blocked matmul's register tiles and blockings on one thread, once for this machine ({})",
         machine.machine_id
     );
     let parameters = tune::tune(
@@ -60,8 +61,12 @@ fn find(machine: &Machine, again: bool) -> Result<Parameters> {
         |trial| {
             let b = trial.blocking;
             eprintln!(
-                "tune: KC {:>4}, MC {:>3} slivers, NC {:>5}: {:>8.3} ms",
-                b.kc, b.mc_slivers, b.nc, trial.best_ms
+                "tune: tile {:>4}, KC {:>4}, MC {:>3} slivers, NC {:>5}: {:>8.3} ms",
+                Blocking::from(b).tile.name(),
+                b.kc,
+                b.mc_slivers,
+                b.nc,
+                trial.best_ms
             );
         },
     );
@@ -95,7 +100,8 @@ pub fn run(args: Args) -> Result<Outcome> {
             for trial in &parameters.trials {
                 let b = trial.blocking;
                 println!(
-                    "  KC {:>4}, MC {:>3} slivers, NC {:>5}: {:>8.3} ms ({:.2}× the fastest)",
+                    "  tile {:>4}, KC {:>4}, MC {:>3} slivers, NC {:>5}: {:>8.3} ms ({:.2}× the fastest)",
+                    Blocking::from(b).tile.name(),
                     b.kc,
                     b.mc_slivers,
                     b.nc,

@@ -1,5 +1,6 @@
 //! Every blocking the tuner may choose passes the gate: the blocked matmul run with a candidate's
-//! KC, MC and NC, and met by the shapes that straddle that candidate's blocks, at every level.
+//! register tile, KC, MC and NC, and met by the shapes that straddle that candidate's blocks, at
+//! every level.
 
 use std::sync::Mutex;
 
@@ -8,7 +9,7 @@ use tkbench_harness::measure::tune::candidates;
 use tkbench_harness::ops::{Matmul, Op};
 use tkbench_harness::registry::Registry;
 use tkbench_kernels::matmul::MatmulDims;
-use tkbench_kernels::matmul::blocked::{Blocking, matmul_with};
+use tkbench_kernels::matmul::blocked::{Blocking, MicroTile, matmul_with};
 use tkbench_kernels::{Isa, IsaSupport, Kind, Tile, Variant};
 
 /// The candidate under check: the gate calls a plain function, which reads it here.
@@ -22,7 +23,11 @@ fn with_candidate(d: &MatmulDims, a: &[f32], b: &[f32], bias: Option<&[f32]>, c:
 #[test]
 fn every_candidate_blocking_passes_the_gate_at_its_own_block_edges() {
     // Each KC with the smallest and largest MC and NC: KC sets the bits, MC and NC the loop edges.
+    // The wide tile, which sets only the edges of the register tile, with the smallest, the default
+    // and the largest KC.
     let all = candidates();
+    let kcs: Vec<usize> = all.iter().map(|b| b.kc).collect();
+    let wide_kcs = [kcs.iter().min(), Some(&Blocking::DEFAULT.kc), kcs.iter().max()];
     let (mc_min, mc_max) = (
         all.iter().map(|b| b.mc_slivers).min(),
         all.iter().map(|b| b.mc_slivers).max(),
@@ -33,8 +38,10 @@ fn every_candidate_blocking_passes_the_gate_at_its_own_block_edges() {
         .filter(|b| {
             (Some(b.mc_slivers), Some(b.nc)) == (mc_min, nc_min) || (Some(b.mc_slivers), Some(b.nc)) == (mc_max, nc_max)
         })
+        .filter(|b| b.tile == MicroTile::Rows12 || wide_kcs.contains(&Some(&b.kc)))
         .collect();
-    assert!(chosen.len() >= 10, "{chosen:?}");
+    assert!(chosen.len() >= 16, "{chosen:?}");
+    assert!(chosen.iter().any(|b| b.tile == MicroTile::Rows6), "{chosen:?}");
     for blocking in chosen {
         *CANDIDATE.lock().expect("no test panicked holding the candidate") = blocking;
         let tiles: &'static [Tile] = Vec::leak(vec![
@@ -42,6 +49,8 @@ fn every_candidate_blocking_passes_the_gate_at_its_own_block_edges() {
             Tile::elements("n", blocking.nc),
             Tile::elements("m", blocking.mc_slivers * 6),
             Tile::elements("m", blocking.mc_slivers * 12),
+            Tile::vectors("n", 2),
+            Tile::vectors("n", 4),
         ]);
         let variant = Variant {
             name: "candidate",

@@ -1,5 +1,6 @@
-//! Kernel parameters chosen per machine: a short timed sweep of the blocked matmul's cache blocking,
-//! kept per machine in a file, applied to a process before any kernel runs, and recorded in reports.
+//! Kernel parameters chosen per machine: a short timed sweep of the blocked matmul's register tile
+//! and cache blocking, kept per machine in a file, applied to a process before any kernel runs, and
+//! recorded in reports.
 //!
 //! Why a sweep and not a rule from cache sizes: a fit-in-L1 rule picks a KC that the clock does not
 //! (PERFORMANCE.md, "Matmul: the cache blocking tuned per machine"), since the prefetchers feed a b
@@ -12,18 +13,53 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tkbench_kernels::Isa;
 use tkbench_kernels::matmul::MatmulDims;
-use tkbench_kernels::matmul::blocked::{self, Blocking};
+use tkbench_kernels::matmul::blocked::{self, Blocking, MicroTile};
 
-/// The version of the parameters file; a file of another version is tuned again.
-pub const SCHEMA: u32 = 1;
+/// The version of the parameters file; a file of another version is tuned again (version 1 had no
+/// register tile, so its sweep never timed one).
+pub const SCHEMA: u32 = 2;
 
 /// The environment variable through which a parent process hands its blocking to a child (the
-/// criterion benches `cargo xtask bench` runs): `kc=…,mc_slivers=…,nc=…`.
+/// criterion benches `cargo xtask bench` runs): `tile=…,kc=…,mc_slivers=…,nc=…`.
 pub const ENV: &str = "TKBENCH_MATMUL_BLOCKING";
+
+/// The blocked matmul's register tile at AVX-512 as files and reports store it (see
+/// [`MicroTile`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum RegisterTile {
+    /// 12 rows × 2 vectors; the tile of every report written before the tile was a parameter.
+    #[default]
+    #[serde(rename = "12x2")]
+    Rows12,
+    /// 6 rows × 4 vectors.
+    #[serde(rename = "6x4")]
+    Rows6,
+}
+
+impl From<MicroTile> for RegisterTile {
+    fn from(tile: MicroTile) -> Self {
+        match tile {
+            MicroTile::Rows12 => RegisterTile::Rows12,
+            MicroTile::Rows6 => RegisterTile::Rows6,
+        }
+    }
+}
+
+impl From<RegisterTile> for MicroTile {
+    fn from(tile: RegisterTile) -> Self {
+        match tile {
+            RegisterTile::Rows12 => MicroTile::Rows12,
+            RegisterTile::Rows6 => MicroTile::Rows6,
+        }
+    }
+}
 
 /// The blocked matmul's blocking as files and reports store it.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MatmulBlocking {
+    /// The register tile at AVX-512 (absent from reports of schema 1, which all ran 12 × 2).
+    #[serde(default)]
+    pub tile: RegisterTile,
     /// KC: the depth of a packed slice of k.
     pub kc: usize,
     /// MC in slivers of the micro-tile's rows.
@@ -35,6 +71,7 @@ pub struct MatmulBlocking {
 impl From<Blocking> for MatmulBlocking {
     fn from(b: Blocking) -> Self {
         MatmulBlocking {
+            tile: b.tile.into(),
             kc: b.kc,
             mc_slivers: b.mc_slivers,
             nc: b.nc,
@@ -45,6 +82,7 @@ impl From<Blocking> for MatmulBlocking {
 impl From<MatmulBlocking> for Blocking {
     fn from(b: MatmulBlocking) -> Self {
         Blocking {
+            tile: b.tile.into(),
             kc: b.kc,
             mc_slivers: b.mc_slivers,
             nc: b.nc,
@@ -69,7 +107,7 @@ pub enum Source {
 pub struct Trial {
     /// The candidate.
     pub blocking: MatmulBlocking,
-    /// Its best time over the sweep's rounds, in milliseconds.
+    /// Its best time over the sweep's rounds (of one call per shape), in milliseconds.
     pub best_ms: f64,
 }
 
@@ -88,7 +126,7 @@ pub struct Parameters {
     pub source: Source,
     /// The level the sweep ran at (the widest this CPU has).
     pub isa: String,
-    /// The matmul the sweep timed, `m×k×n`, on one thread.
+    /// The matmuls the sweep timed, `m×k×n` joined by ` + `, on one thread (one, in files of schema 1).
     pub shape: String,
     /// The blocked matmul's blocking.
     pub matmul_blocked: MatmulBlocking,
@@ -117,7 +155,7 @@ impl Parameters {
 
     /// One line for logs and reports: the blocking and where it came from.
     pub fn summary(&self) -> String {
-        let b = self.matmul_blocked;
+        let b = Blocking::from(self.matmul_blocked);
         let how = match self.source {
             Source::Default => "the built-in default".to_owned(),
             Source::Environment => format!("from {ENV}"),
@@ -128,10 +166,7 @@ impl Parameters {
                 self.isa
             ),
         };
-        format!(
-            "matmul blocked: KC {}, MC {} slivers, NC {} ({how})",
-            b.kc, b.mc_slivers, b.nc
-        )
+        format!("matmul blocked: {b} ({how})")
     }
 
     /// Fixes these parameters for every kernel call of this process (see [`blocked::configure`]).
@@ -141,15 +176,21 @@ impl Parameters {
 
     /// The value of [`ENV`] that hands these parameters to a child process.
     pub fn env_value(&self) -> String {
-        let b = self.matmul_blocked;
-        format!("kc={},mc_slivers={},nc={}", b.kc, b.mc_slivers, b.nc)
+        let b = Blocking::from(self.matmul_blocked);
+        format!(
+            "tile={},kc={},mc_slivers={},nc={}",
+            b.tile.name(),
+            b.kc,
+            b.mc_slivers,
+            b.nc
+        )
     }
 }
 
-/// Parses a value of [`ENV`]: `kc=…,mc_slivers=…,nc=…`, every field once, each within
-/// [`Blocking::check`]'s limits.
+/// Parses a value of [`ENV`]: `tile=…,kc=…,mc_slivers=…,nc=…`, every field once, the tile one of
+/// [`MicroTile::ALL`]'s names and each size within [`Blocking::check`]'s limits.
 pub fn parse_env_value(text: &str) -> Result<Blocking, String> {
-    let mut fields = [("kc", None), ("mc_slivers", None), ("nc", None)];
+    let mut fields: [(&str, Option<&str>); 4] = [("tile", None), ("kc", None), ("mc_slivers", None), ("nc", None)];
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, value) = item
             .split_once('=')
@@ -157,25 +198,32 @@ pub fn parse_env_value(text: &str) -> Result<Blocking, String> {
         let slot = fields
             .iter_mut()
             .find(|(field, _)| *field == name.trim())
-            .ok_or_else(|| format!("{ENV}: `{name}` is not one of kc, mc_slivers, nc"))?;
+            .ok_or_else(|| format!("{ENV}: `{name}` is not one of tile, kc, mc_slivers, nc"))?;
         if slot.1.is_some() {
             return Err(format!("{ENV}: `{name}` is given twice"));
         }
-        let value = value
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| format!("{ENV}: {name} = `{value}` is not a size"))?;
-        slot.1 = Some(value);
+        slot.1 = Some(value.trim());
     }
     let get = |i: usize| {
         fields[i]
             .1
             .ok_or_else(|| format!("{ENV}: `{}` is missing", fields[i].0))
     };
+    let size = |i: usize| {
+        let value = get(i)?;
+        value
+            .parse::<usize>()
+            .map_err(|_| format!("{ENV}: {} = `{value}` is not a size", fields[i].0))
+    };
+    let tile = get(0)?;
+    let names: Vec<&str> = MicroTile::ALL.iter().map(|t| t.name()).collect();
+    let tile = MicroTile::from_name(tile)
+        .ok_or_else(|| format!("{ENV}: tile = `{tile}` is not one of {}", names.join(", ")))?;
     let blocking = Blocking {
-        kc: get(0)?,
-        mc_slivers: get(1)?,
-        nc: get(2)?,
+        tile,
+        kc: size(1)?,
+        mc_slivers: size(2)?,
+        nc: size(3)?,
     };
     blocking.check().map_err(|e| format!("{ENV}: {e}"))?;
     Ok(blocking)
@@ -195,30 +243,43 @@ pub fn apply_env() -> Result<Option<Blocking>, String> {
     }
 }
 
-/// The sweep's stages: KC first (it sets the inner loop's reuse of the b sliver), then MC at the
-/// best KC, then NC at both. Each list holds the default, so the sweep can only keep or beat it.
+/// The sweep's stages: the register tile first (indices into [`MicroTile::ALL`]; it sets how many
+/// loads feed the multiply-adds and how wide the b sliver is), then KC (the inner loop's reuse of
+/// the b sliver), then MC at the best KC, then NC at all three. Each list holds the default, so the
+/// sweep can only keep or beat it.
+const TILES: &[usize] = &[0, 1];
+/// See [`TILES`].
 const KC: &[usize] = &[128, 160, 192, 224, 256, 320, 384];
-/// See [`KC`].
+/// See [`TILES`].
 const MC_SLIVERS: &[usize] = &[6, 8, 12, 16, 24];
-/// See [`KC`].
+/// See [`TILES`].
 const NC: &[usize] = &[512, 768, 1024, 1536, 2048, 3072];
 
 /// Every blocking the sweep may choose, for tests that hold each to the gate.
 pub fn candidates() -> Vec<Blocking> {
     let mut all = Vec::new();
-    for &kc in KC {
-        for &mc_slivers in MC_SLIVERS {
-            for &nc in NC {
-                all.push(Blocking { kc, mc_slivers, nc });
+    for tile in MicroTile::ALL {
+        for &kc in KC {
+            for &mc_slivers in MC_SLIVERS {
+                for &nc in NC {
+                    all.push(Blocking {
+                        tile,
+                        kc,
+                        mc_slivers,
+                        nc,
+                    });
+                }
             }
         }
     }
     all
 }
 
-/// The shape the sweep times: GPT-2 small's MLP up-projection at T = 512 (m × k × n), where n is
-/// wide enough for NC to matter.
-const SHAPE: (usize, usize, usize) = (512, 768, 3072);
+/// The shapes the sweep times, one call each per candidate and trial, the times summed: the four
+/// matmuls of a GPT-2-small layer at T = 512 (m × k × n: the qkv projection, attention's output
+/// projection, the MLP's up- and down-projections). No one shape stands for the rest: the register
+/// tile and KC each favour some of them by a few per cent and others not.
+const SHAPES: [(usize, usize, usize); 4] = [(512, 768, 2304), (512, 768, 768), (512, 768, 3072), (512, 3072, 768)];
 
 /// How much faster than the incumbent a candidate must be to replace it: below this, the machine's
 /// noise would decide, and results should not change bits from one tuning to the next for nothing.
@@ -226,7 +287,8 @@ const MARGIN: f64 = 0.02;
 
 /// Times the candidates at the widest level on one thread and keeps the fastest, reporting each
 /// trial through `progress`. `rounds` passes over each stage's candidates, each timing one call per
-/// candidate, interleave the candidates so that a slow spell of the host does not fall on one.
+/// candidate and shape, interleave the candidates so that a slow spell of the host does not fall on
+/// one.
 pub fn tune(
     machine_id: &str,
     cpu_family: u32,
@@ -234,8 +296,6 @@ pub fn tune(
     rounds: usize,
     mut progress: impl FnMut(&Trial),
 ) -> Parameters {
-    let (m, k, n) = SHAPE;
-    let dims = MatmulDims::new(m, k, n);
     let isa = Isa::best();
     // Inputs for timing only: any finite values do; the gate checks the results elsewhere.
     let fill = |len: usize, seed: u32| -> Vec<f32> {
@@ -249,18 +309,30 @@ pub fn tune(
             })
             .collect()
     };
-    let a = fill(m * k, 1);
-    let b = fill(k * n, 2);
-    let mut c = vec![0.0f32; m * n];
+    // The dims and [a, b, c] of each shape.
+    let mut buffers: Vec<(MatmulDims, [Vec<f32>; 3])> = SHAPES
+        .iter()
+        .zip(1u32..)
+        .map(|(&(m, k, n), seed)| {
+            let dims = MatmulDims::new(m, k, n);
+            (
+                dims,
+                [fill(m * k, 2 * seed), fill(k * n, 2 * seed + 1), vec![0.0f32; m * n]],
+            )
+        })
+        .collect();
     let mut time = |blocking: &Blocking| {
         let start = Instant::now();
-        blocked::matmul_with(blocking, &dims, &a, &b, None, &mut c, isa);
+        for (dims, [a, b, c]) in &mut buffers {
+            blocked::matmul_with(blocking, dims, a, b, None, c, isa);
+        }
         start.elapsed().as_secs_f64() * 1e3
     };
     let mut best = Blocking::DEFAULT;
     let mut trials: Vec<Trial> = Vec::new();
     type Stage = (&'static [usize], fn(&mut Blocking, usize));
-    let stages: [Stage; 3] = [
+    let stages: [Stage; 4] = [
+        (TILES, |b, v| b.tile = MicroTile::ALL[v]),
         (KC, |b, v| b.kc = v),
         (MC_SLIVERS, |b, v| b.mc_slivers = v),
         (NC, |b, v| b.nc = v),
@@ -311,7 +383,7 @@ pub fn tune(
         cpu_model,
         source: Source::Tuned,
         isa: isa.name().to_owned(),
-        shape: format!("{m}×{k}×{n}"),
+        shape: SHAPES.map(|(m, k, n)| format!("{m}×{k}×{n}")).join(" + "),
         matmul_blocked: best.into(),
         trials,
         date: super::probe::utc_now(),
@@ -376,20 +448,26 @@ mod tests {
         let parameters = Parameters::defaults("m", 0, 0);
         assert_eq!(parse_env_value(&parameters.env_value()), Ok(Blocking::DEFAULT));
         assert_eq!(
-            parse_env_value("nc=3, kc=5 ,mc_slivers=2"),
+            parse_env_value("nc=3, kc=5 ,mc_slivers=2,tile=6x4"),
             Ok(Blocking {
+                tile: MicroTile::Rows6,
                 kc: 5,
                 mc_slivers: 2,
                 nc: 3
             })
         );
         for (text, fault) in [
-            ("kc=1,mc_slivers=1", "`nc` is missing"),
-            ("kc=1,kc=2,mc_slivers=1,nc=1", "`kc` is given twice"),
-            ("kc=0,mc_slivers=1,nc=1", "kc = 0 is outside"),
-            ("kc=1,mc_slivers=1,nc=100000", "nc = 100000 is outside"),
-            ("kc=1,mr=1,nc=1", "`mr` is not one of"),
-            ("kc=x,mc_slivers=1,nc=1", "kc = `x` is not a size"),
+            ("tile=12x2,kc=1,mc_slivers=1", "`nc` is missing"),
+            ("kc=1,mc_slivers=1,nc=1", "`tile` is missing"),
+            ("tile=12x2,kc=1,kc=2,mc_slivers=1,nc=1", "`kc` is given twice"),
+            ("tile=12x2,kc=0,mc_slivers=1,nc=1", "kc = 0 is outside"),
+            ("tile=12x2,kc=1,mc_slivers=1,nc=100000", "nc = 100000 is outside"),
+            ("tile=12x2,kc=1,mr=1,nc=1", "`mr` is not one of"),
+            ("tile=12x2,kc=x,mc_slivers=1,nc=1", "kc = `x` is not a size"),
+            (
+                "tile=8x3,kc=1,mc_slivers=1,nc=1",
+                "tile = `8x3` is not one of 12x2, 6x4",
+            ),
             ("kc", "`kc` is not name=value"),
         ] {
             let error = parse_env_value(text).expect_err(text);
@@ -400,6 +478,8 @@ mod tests {
 
     #[test]
     fn every_stage_holds_the_default_so_the_sweep_can_keep_it() {
+        assert_eq!(MicroTile::ALL[TILES[0]], Blocking::DEFAULT.tile);
+        assert_eq!(TILES.len(), MicroTile::ALL.len());
         assert!(KC.contains(&Blocking::DEFAULT.kc));
         assert!(MC_SLIVERS.contains(&Blocking::DEFAULT.mc_slivers));
         assert!(NC.contains(&Blocking::DEFAULT.nc));

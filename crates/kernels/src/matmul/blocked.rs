@@ -1,14 +1,16 @@
 //! Matmul with packing and an own pulp micro-kernel, in the five-loop nest of GotoBLAS/BLIS.
 //!
-//! The micro-kernel keeps an MR × NR tile of c in registers (MR rows × 2 vectors; MR = 12 at AVX-512,
-//! which uses 24 of its 32 registers for accumulators, and 6 elsewhere) and streams a packed sliver of
-//! a ([KC, MR]) and of b ([KC, NR]): per step of k, two vector loads of b and MR broadcasts of a
-//! feed MR × 2 multiply-adds. The b sliver (KC × NR) is reused by every a sliver of the block, the a
-//! block (MC × KC) by every b sliver of the panel, and the b panel (KC × NC) by every a block.
+//! The micro-kernel keeps an MR × NR tile of c in registers (MR rows × NV vectors) and streams a
+//! packed sliver of a ([KC, MR]) and of b ([KC, NR]): per step of k, NV vector loads of b and MR
+//! broadcasts of a feed MR × NV multiply-adds. At AVX-512 the tile is 12 × 2 or 6 × 4 vectors
+//! ([`MicroTile`]), either of which uses 24 of its 32 registers for accumulators; elsewhere it is
+//! 6 × 2, 12 of 16. The b sliver (KC × NR) is reused by every a sliver of the block, the a block
+//! (MC × KC) by every b sliver of the panel, and the b panel (KC × NC) by every a block.
 //!
-//! KC, MC and NC are a [`Blocking`], chosen once per process ([`configure`]): the harness times a
-//! few candidates on the machine in front of it and keeps the fastest, since the best blocking
-//! follows the caches and their prefetchers more than any rule of thumb does (PERFORMANCE.md).
+//! The tile, KC, MC and NC are a [`Blocking`], chosen once per process ([`configure`]): the harness
+//! times a few candidates on the machine in front of it and keeps the fastest, since the best
+//! blocking follows the caches, their prefetchers and the load ports more than any rule of thumb
+//! does (PERFORMANCE.md).
 
 use std::sync::OnceLock;
 
@@ -18,15 +20,46 @@ use super::MatmulDims;
 use crate::Isa;
 use crate::registry::Tile;
 
-/// The cache blocking of the packed path. Only KC changes the bits of a result (each element of c
-/// sums its KC-deep slices in order, then adds them up); MC and NC change only the order in which
-/// tiles of c are computed.
+/// The register tile of the micro-kernel at AVX-512, named by its shape there (rows × vectors); at
+/// every other level the tile is 6 × 2 vectors whichever is chosen, since 16 registers hold no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MicroTile {
+    /// 12 rows × 2 vectors: 2 loads of b and 12 broadcasts of a per 24 multiply-adds.
+    Rows12,
+    /// 6 rows × 4 vectors: 4 loads of b and 6 broadcasts of a per 24 multiply-adds, with a b sliver
+    /// twice as wide.
+    Rows6,
+}
+
+impl MicroTile {
+    /// Every tile, in the order a sweep tries them.
+    pub const ALL: [MicroTile; 2] = [MicroTile::Rows12, MicroTile::Rows6];
+
+    /// The tile's name in files and on the command line: its AVX-512 shape.
+    pub fn name(self) -> &'static str {
+        match self {
+            MicroTile::Rows12 => "12x2",
+            MicroTile::Rows6 => "6x4",
+        }
+    }
+
+    /// The tile a name gives, if any.
+    pub fn from_name(name: &str) -> Option<MicroTile> {
+        MicroTile::ALL.into_iter().find(|tile| tile.name() == name)
+    }
+}
+
+/// The register tile and cache blocking of the packed path. Only KC changes the bits of a result
+/// (each element of c sums its KC-deep slices in order, then adds them up); the tile, MC and NC
+/// change only the order in which elements of c are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocking {
+    /// The register tile at AVX-512.
+    pub tile: MicroTile,
     /// KC: the depth of a packed slice of k.
     pub kc: usize,
-    /// MC: the rows of a packed a block, in slivers of MR rows (so 12 slivers are 144 rows at
-    /// AVX-512 and 72 elsewhere).
+    /// MC: the rows of a packed a block, in slivers of MR rows (so 12 slivers are 144 rows with the
+    /// 12-row tile at AVX-512 and 72 otherwise).
     pub mc_slivers: usize,
     /// NC: the columns of a packed b panel.
     pub nc: usize,
@@ -36,6 +69,7 @@ impl Blocking {
     /// The blocking a process runs with when nothing is configured: the one tuned on the first CPU
     /// this project was measured on.
     pub const DEFAULT: Blocking = Blocking {
+        tile: MicroTile::Rows12,
         kc: 192,
         mc_slivers: 12,
         nc: 1024,
@@ -44,6 +78,7 @@ impl Blocking {
     /// The largest value each field may take: beyond these the packed buffers (MC × KC and KC × NC
     /// floats) would outgrow any cache they are meant for, and a typo would allocate gigabytes.
     pub const MAX: Blocking = Blocking {
+        tile: MicroTile::Rows12,
         kc: 4096,
         mc_slivers: 256,
         nc: 16384,
@@ -67,7 +102,14 @@ impl Blocking {
 
 impl core::fmt::Display for Blocking {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "KC {}, MC {} slivers, NC {}", self.kc, self.mc_slivers, self.nc)
+        write!(
+            f,
+            "tile {}, KC {}, MC {} slivers, NC {}",
+            self.tile.name(),
+            self.kc,
+            self.mc_slivers,
+            self.nc
+        )
     }
 }
 
@@ -118,10 +160,10 @@ fn mc_rows_at_12() -> usize {
 /// element is bit-identical whichever path computes it: splitting rows across threads cannot change
 /// a result.
 const SMALL_M: usize = 4;
-/// Vectors per micro-tile row.
-const NR_VECTORS: usize = 2;
+/// Vectors per micro-tile row: at most 4 (the wide tile), 2 otherwise.
+const MAX_NR_VECTORS: usize = 4;
 
-struct Matmul<'a, const MR: usize> {
+struct Matmul<'a, const MR: usize, const NV: usize> {
     dims: MatmulDims,
     blocking: Blocking,
     a: &'a [f32],
@@ -148,12 +190,20 @@ fn pack_a<const MR: usize>(a: &[f32], k: usize, ic: usize, mc: usize, pc: usize,
     }
 }
 
-/// Packs b[pc.., jc..] ([kc, nc] of b [K, N], rows ldb apart) into slivers of NR = NR_VECTORS vectors of columns, each
-/// [kc, NR], zero-padded.
+/// Packs b[pc.., jc..] ([kc, nc] of b [K, N], rows ldb apart) into slivers of NR = NV vectors of
+/// columns, each [kc, NR], zero-padded.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn pack_b<S: Simd>(b: &[f32], ldb: usize, pc: usize, kc: usize, jc: usize, nc: usize, packed: &mut [f32]) {
-    let nr = NR_VECTORS * crate::vmath::lanes::<S>();
+fn pack_b<S: Simd, const NV: usize>(
+    b: &[f32],
+    ldb: usize,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    packed: &mut [f32],
+) {
+    let nr = NV * crate::vmath::lanes::<S>();
     for (sliver, cols) in (0..nc).step_by(nr).enumerate() {
         let out = &mut packed[sliver * kc * nr..][..kc * nr];
         let valid = nr.min(nc - cols);
@@ -165,7 +215,7 @@ fn pack_b<S: Simd>(b: &[f32], ldb: usize, pc: usize, kc: usize, jc: usize, nc: u
                 // calls or strided stores").
                 let (src, _) = S::as_simd_f32s(row);
                 let (dst, _) = S::as_mut_simd_f32s(out_row);
-                dst[..NR_VECTORS].copy_from_slice(&src[..NR_VECTORS]);
+                dst[..NV].copy_from_slice(&src[..NV]);
             } else {
                 let (head, pad) = out_row.split_at_mut(valid);
                 head.copy_from_slice(row);
@@ -178,7 +228,7 @@ fn pack_b<S: Simd>(b: &[f32], ldb: usize, pc: usize, kc: usize, jc: usize, nc: u
 /// c[tile] += a_sliver · b_sliver for one MR × NR tile, `rows` × `cols` of it valid, at row stride n.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn micro_kernel<S: Simd, const MR: usize>(
+fn micro_kernel<S: Simd, const MR: usize, const NV: usize>(
     s: S,
     a_sliver: &[f32],
     b_sliver: &[S::f32s],
@@ -188,11 +238,11 @@ fn micro_kernel<S: Simd, const MR: usize>(
     cols: usize,
     nr: usize,
 ) {
-    let mut acc = [[s.splat_f32s(0.0); NR_VECTORS]; MR];
-    for (a, b) in a_sliver.chunks_exact(MR).zip(b_sliver.chunks_exact(NR_VECTORS)) {
+    let mut acc = [[s.splat_f32s(0.0); NV]; MR];
+    for (a, b) in a_sliver.chunks_exact(MR).zip(b_sliver.chunks_exact(NV)) {
         for r in 0..MR {
             let ar = s.splat_f32s(a[r]);
-            for v in 0..NR_VECTORS {
+            for v in 0..NV {
                 acc[r][v] = s.mul_add_e_f32s(ar, b[v], acc[r][v]);
             }
         }
@@ -206,7 +256,7 @@ fn micro_kernel<S: Simd, const MR: usize>(
         }
     } else {
         // An edge tile: spill the accumulators and add the valid part.
-        let mut spill = [0.0f32; 2 * 16];
+        let mut spill = [0.0f32; MAX_NR_VECTORS * 16];
         for (r, acc_row) in acc.iter().enumerate().take(rows) {
             let (spill_vectors, _) = S::as_mut_simd_f32s(&mut spill[..nr]);
             spill_vectors.copy_from_slice(acc_row);
@@ -261,7 +311,8 @@ pub const TILES: &[Tile] = &[
     Tile::configured("m", mc_rows_at_12),
     Tile::elements("k", GROUP),
     Tile::vectors("n", UNROLL),
-    Tile::vectors("n", NR_VECTORS),
+    Tile::vectors("n", 2),
+    Tile::vectors("n", MAX_NR_VECTORS),
 ];
 
 /// acc (or zero) + Σ_r a[r] · b_rows[r] in r order, stored into acc or added into c.
@@ -383,7 +434,7 @@ impl WithSimd for Streamed<'_> {
     }
 }
 
-impl<const MR: usize> WithSimd for Matmul<'_, MR> {
+impl<const MR: usize, const NV: usize> WithSimd for Matmul<'_, MR, NV> {
     type Output = ();
 
     #[inline(always)]
@@ -393,8 +444,9 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
             kc: kc_max,
             mc_slivers,
             nc: nc_max,
+            ..
         } = self.blocking;
-        let nr = NR_VECTORS * crate::vmath::lanes::<S>();
+        let nr = NV * crate::vmath::lanes::<S>();
         let mc_max = mc_slivers * MR;
         // The buffers are as large as this call needs, not as the blocking allows.
         let kc_len = kc_max.min(k);
@@ -406,7 +458,7 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
             // LOOP 4: split k into KC-deep slices; pack the b panel.
             for pc in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - pc);
-                pack_b::<S>(self.b, self.dims.ldb, pc, kc, jc, nc, &mut b_packed);
+                pack_b::<S, NV>(self.b, self.dims.ldb, pc, kc, jc, nc, &mut b_packed);
                 // LOOP 3: split m into MC-tall blocks; pack the a block.
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
@@ -420,7 +472,7 @@ impl<const MR: usize> WithSimd for Matmul<'_, MR> {
                             let tile = &mut self.c[(ic + ir) * n + jc + jr..];
                             let rows = MR.min(mc - ir);
                             let cols = nr.min(nc - jr);
-                            micro_kernel::<S, MR>(s, a_sliver, b_sliver, tile, n, rows, cols, nr);
+                            micro_kernel::<S, MR, NV>(s, a_sliver, b_sliver, tile, n, rows, cols, nr);
                         }
                     }
                 }
@@ -466,15 +518,22 @@ pub fn matmul_with(
         });
         return;
     }
-    match isa {
-        Isa::Avx512 => isa.run(Matmul::<12> {
+    match (isa, blocking.tile) {
+        (Isa::Avx512, MicroTile::Rows12) => isa.run(Matmul::<12, 2> {
             dims: *dims,
             blocking,
             a,
             b,
             c,
         }),
-        _ => isa.run(Matmul::<6> {
+        (Isa::Avx512, MicroTile::Rows6) => isa.run(Matmul::<6, 4> {
+            dims: *dims,
+            blocking,
+            a,
+            b,
+            c,
+        }),
+        _ => isa.run(Matmul::<6, 2> {
             dims: *dims,
             blocking,
             a,
