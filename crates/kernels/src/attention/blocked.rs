@@ -117,23 +117,19 @@ fn group<S: Simd, const G: usize>(
     let most = live[G - 1];
     let mut scores = [[f32::NEG_INFINITY; K_TILE]; G];
 
-    // Scores: scores[g][j] = Σ_d (q_g[d] · scale) · Kᵀ[d, j], VECTORS vectors of keys at a time. The
-    // queries come scaled, so that each q_g[d] is broadcast straight from memory.
-    for j in (0..most.div_ceil(lanes * VECTORS) * lanes * VECTORS).step_by(lanes * VECTORS) {
-        let mut acc = [[s.splat_f32s(0.0); VECTORS]; G];
-        for (dd, row) in packed.k_t.chunks_exact(K_TILE).take(hs).enumerate() {
-            let (kv, _) = S::as_simd_f32s(&row[j..j + lanes * VECTORS]);
-            for g in 0..G {
-                let qb = s.splat_f32s(qs[g][dd]);
-                for u in 0..VECTORS {
-                    acc[g][u] = s.mul_add_e_f32s(qb, kv[u], acc[g][u]);
-                }
-            }
-        }
-        for g in 0..G {
-            let (out, _) = S::as_mut_simd_f32s(&mut scores[g][j..j + lanes * VECTORS]);
-            out.copy_from_slice(&acc[g]);
-        }
+    // Scores: scores[g][j] = Σ_d (q_g[d] · scale) · Kᵀ[d, j], VECTORS vectors of keys at a time, then
+    // one at a time up to the last key any of the G sees: on the diagonal a group sees a few keys of
+    // the tile, not all. The queries come scaled, so that each q_g[d] is broadcast straight from
+    // memory. Keys no query of the group sees keep the score −∞.
+    let wide = lanes * VECTORS;
+    let mut j = 0;
+    while j + wide <= most.next_multiple_of(lanes) {
+        group_scores::<S, G, VECTORS>(s, packed.k_t, hs, &qs, j, &mut scores);
+        j += wide;
+    }
+    while j < most {
+        group_scores::<S, G, 1>(s, packed.k_t, hs, &qs, j, &mut scores);
+        j += lanes;
     }
 
     // The online softmax update of each query; p overwrites its scores.
@@ -177,6 +173,38 @@ fn group<S: Simd, const G: usize>(
             let (a, _) = S::as_mut_simd_f32s(&mut tile.acc[(r + g) * hsp + c..][..lanes * VECTORS]);
             a.copy_from_slice(&acc[g]);
         }
+    }
+}
+
+/// The scores of the G queries qs (scaled) against U vectors of keys from key j of a packed tile
+/// (k_t, [HS, K_TILE]), into scores[g][j ..]: each the multiply-add chain over the head's dimensions
+/// in order.
+// Index loops over the G × U register tile read more clearly than zipped iterators, and their
+// constant bounds unroll completely.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn group_scores<S: Simd, const G: usize, const U: usize>(
+    s: S,
+    k_t: &[f32],
+    hs: usize,
+    qs: &[&[f32]; G],
+    j: usize,
+    scores: &mut [[f32; K_TILE]; G],
+) {
+    let lanes = vmath::lanes::<S>();
+    let mut acc = [[s.splat_f32s(0.0); U]; G];
+    for (dd, row) in k_t.chunks_exact(K_TILE).take(hs).enumerate() {
+        let (kv, _) = S::as_simd_f32s(&row[j..j + lanes * U]);
+        for g in 0..G {
+            let qb = s.splat_f32s(qs[g][dd]);
+            for u in 0..U {
+                acc[g][u] = s.mul_add_e_f32s(qb, kv[u], acc[g][u]);
+            }
+        }
+    }
+    for g in 0..G {
+        let (out, _) = S::as_mut_simd_f32s(&mut scores[g][j..j + lanes * U]);
+        out.copy_from_slice(&acc[g]);
     }
 }
 
