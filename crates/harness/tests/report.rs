@@ -375,7 +375,7 @@ fn shared_l3_limits() -> Limits {
 #[test]
 fn two_threads_past_the_last_cache_keep_the_share_of_it_the_curve_has_left() {
     let limits = shared_l3_limits();
-    // At 10 MB the two-thread row fits the L3 and takes its triad.
+    // At 10 MB the two-thread row fits the L3.
     assert_eq!(report::roofline(&limits, traffic(10e6, 0.0), 2).limit, Limit::L3);
     // At 30 MB (past the 20 MB found) the one-thread curve has made part of its fall from the L3 to
     // DRAM; two threads get DRAM's triad raised by the same share of the L3's lead.
@@ -393,6 +393,35 @@ fn two_threads_past_the_last_cache_keep_the_share_of_it_the_curve_has_left() {
     assert_eq!(report::partly_cached(&limits, bytes, 2), 30.0 + share * 90.0);
     // Past the curve's end, DRAM's triad alone.
     assert_eq!(report::roofline(&limits, traffic(1e9, 0.0), 2).bound_ns, 1e9 / 30.0);
+}
+
+#[test]
+fn two_threads_within_the_shared_l3_follow_the_one_thread_curve_from_the_triads_working_set() {
+    let limits = shared_l3_limits();
+    // The two-thread triad ran on 12 MB in all, where the one-thread curve reads c12; a 2 MB row
+    // reads c2 there, so its bound is the triad's 120 GB/s times c2 / c12.
+    let (c2, c12) = (
+        limits.curve_gb_per_s(2e6).unwrap(),
+        limits.curve_gb_per_s(12e6).unwrap(),
+    );
+    assert!(c2 > c12, "{c2} {c12}");
+    assert!((report::shared_level(&limits, 2e6, 2) - c2 / c12).abs() < 1e-12);
+    let small = report::roofline(&limits, traffic(2e6, 0.0), 2);
+    assert_eq!(small.limit, Limit::L3);
+    let expected = 2e6 / (120.0 * c2 / c12);
+    assert!(
+        (small.bound_ns - expected).abs() < 1e-6 * expected,
+        "{small:?} against {expected}"
+    );
+    // At or past the triad's own working set the triad stands: the curve never lowers it.
+    assert_eq!(report::shared_level(&limits, 12e6, 2), 1.0);
+    assert_eq!(report::shared_level(&limits, 18e6, 2), 1.0);
+    assert_eq!(report::roofline(&limits, traffic(18e6, 0.0), 2).bound_ns, 18e6 / 120.0);
+    // Without a curve (reports before it), the triad alone.
+    let mut old = limits.clone();
+    old.curve.clear();
+    assert_eq!(report::shared_level(&old, 2e6, 2), 1.0);
+    assert_eq!(report::roofline(&old, traffic(2e6, 0.0), 2).bound_ns, 2e6 / 120.0);
 }
 
 #[test]

@@ -564,9 +564,10 @@ fn read_one(dir: &Path) -> Result<Measured> {
 /// The level is the smallest cache whose measured capacity holds the bytes, else DRAM. The triad
 /// bandwidth there is, on one thread, the probe's curve at the row's own bytes (for DRAM, the better
 /// of that and DRAM's triad, since a working set just past the last cache found is still partly
-/// cached); on more threads, the level's triad, and past the last cache the DRAM triad raised by the
-/// share of the one-thread curve's fall still ahead at these bytes ([`partly_cached`]). Reads and
-/// writes are then weighed apart ([`memory_ns`]).
+/// cached); on more threads, the level's triad (for the shared L3 raised as the one-thread curve
+/// rises from the triad's working set to the row's, [`shared_level`]), and past the last cache the
+/// DRAM triad raised by the share of the one-thread curve's fall still ahead at these bytes
+/// ([`partly_cached`]). Reads and writes are then weighed apart ([`memory_ns`]).
 pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
     let peak = limits.peak_gflops(threads);
     // The probe's working sets fill a fraction of each cache; a row fits a level when its bytes fit
@@ -595,6 +596,7 @@ pub fn roofline(limits: &Limits, work: Work, threads: usize) -> Roofline {
         (Limit::Dram, Some(curve), Some(triad)) => curve.max(triad),
         (_, Some(curve), _) => curve,
         (Limit::Dram, None, Some(_)) if threads > 1 => partly_cached(limits, work.bytes, threads),
+        (Limit::L3, None, Some(triad)) if threads > 1 => triad * shared_level(limits, work.bytes, threads),
         (_, None, Some(triad)) => triad,
         (_, None, None) => f64::NAN,
     };
@@ -633,6 +635,27 @@ pub fn memory_ns(work: Work, triad: f64, read_over_triad: f64) -> f64 {
     let read = triad * read_over_triad.max(1.0);
     let per_written_byte = 3.0 / triad - 2.0 / read;
     work.read() / read + work.written * per_written_byte
+}
+
+/// How much faster than its triad the shared L3 runs on `threads` threads for a working set of
+/// `bytes`: the one-thread curve at `bytes` over the curve at the triad's own working set (all its
+/// threads' together), at least 1. The triad fills most of the level, and a level may read faster
+/// near its small end than near its capacity; a shared level's speed follows the working set of all
+/// its threads together, which the one-thread curve measures. 1 without a curve or an L3 triad on
+/// these threads.
+pub fn shared_level(limits: &Limits, bytes: f64, threads: usize) -> f64 {
+    let Some(triad_bytes) = limits
+        .bandwidth
+        .iter()
+        .find(|b| b.level == Limit::L3.name() && b.threads == threads)
+        .map(|b| (b.working_set_bytes * threads as u64) as f64)
+    else {
+        return 1.0;
+    };
+    match (limits.curve_gb_per_s(bytes), limits.curve_gb_per_s(triad_bytes)) {
+        (Some(at_row), Some(at_triad)) if at_triad > 0.0 => (at_row / at_triad).max(1.0),
+        _ => 1.0,
+    }
 }
 
 /// The triad bandwidth on `threads` threads at a working set of `bytes` past the last cache the
