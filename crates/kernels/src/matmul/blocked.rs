@@ -160,8 +160,6 @@ fn mc_rows_at_12() -> usize {
 /// element is bit-identical whichever path computes it: splitting rows across threads cannot change
 /// a result.
 const SMALL_M: usize = 4;
-/// Vectors per micro-tile row: at most 4 (the wide tile), 2 otherwise.
-const MAX_NR_VECTORS: usize = 4;
 
 struct Matmul<'a, const MR: usize, const NV: usize> {
     dims: MatmulDims,
@@ -255,13 +253,14 @@ fn micro_kernel<S: Simd, const MR: usize, const NV: usize>(
             }
         }
     } else {
-        // An edge tile: spill the accumulators and add the valid part.
-        let mut spill = [0.0f32; MAX_NR_VECTORS * 16];
+        // An edge tile: the valid lanes of each vector through partial loads and stores. Spilled to
+        // an array instead, the accumulators went to the stack on every call, whole tiles included.
+        let lanes = crate::vmath::lanes::<S>();
         for (r, acc_row) in acc.iter().enumerate().take(rows) {
-            let (spill_vectors, _) = S::as_mut_simd_f32s(&mut spill[..nr]);
-            spill_vectors.copy_from_slice(acc_row);
-            for (cv, &x) in c[r * n..][..cols].iter_mut().zip(&spill[..cols]) {
-                *cv += x;
+            let c_row = &mut c[r * n..][..cols];
+            for (part, &av) in c_row.chunks_mut(lanes).zip(acc_row) {
+                let sum = s.add_f32s(s.partial_load_f32s(part), av);
+                s.partial_store_f32s(part, sum);
             }
         }
     }
@@ -312,7 +311,7 @@ pub const TILES: &[Tile] = &[
     Tile::elements("k", GROUP),
     Tile::vectors("n", UNROLL),
     Tile::vectors("n", 2),
-    Tile::vectors("n", MAX_NR_VECTORS),
+    Tile::vectors("n", 4),
 ];
 
 /// acc (or zero) + Σ_r a[r] · b_rows[r] in r order, stored into acc or added into c.
