@@ -78,7 +78,17 @@ struct KeyTile<'a> {
 /// exp(m_old − m_new), the factor on the query's running output.
 #[inline(always)]
 fn online_update<S: Simd>(s: S, row: &mut [f32; K_TILE], live: usize, m: &mut f32, l: &mut f32) -> f32 {
-    row[live..].fill(f32::NEG_INFINITY); // the causal mask and the tile's end
+    // The causal mask and the tile's end, in vector stores: `fill` would be a call to memset, and
+    // a call makes the caller save every vector register.
+    if live < K_TILE {
+        let lanes = vmath::lanes::<S>();
+        let masked = s.splat_f32s(f32::NEG_INFINITY);
+        let whole = live.next_multiple_of(lanes);
+        s.partial_store_f32s(&mut row[live..whole], masked);
+        for x in S::as_mut_simd_f32s(&mut row[whole..]).0 {
+            *x = masked;
+        }
+    }
     let (sv, _) = S::as_mut_simd_f32s(&mut row[..]);
     let mut tile_max = s.splat_f32s(f32::NEG_INFINITY);
     for &x in sv.iter() {
@@ -173,6 +183,20 @@ fn group<S: Simd, const G: usize>(
             let (a, _) = S::as_mut_simd_f32s(&mut tile.acc[(r + g) * hsp + c..][..lanes * VECTORS]);
             a.copy_from_slice(&acc[g]);
         }
+    }
+}
+
+/// dst = src in vector loads and stores: `copy_from_slice` of a length known only at run time is a
+/// call to memmove per row.
+#[inline(always)]
+fn copy_row<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
+    let (dst_v, dst_tail) = S::as_mut_simd_f32s(dst);
+    let (src_v, src_tail) = S::as_simd_f32s(src);
+    for (d, &x) in dst_v.iter_mut().zip(src_v) {
+        *d = x;
+    }
+    if !dst_tail.is_empty() {
+        s.partial_store_f32s(dst_tail, s.partial_load_f32s(src_tail));
     }
 }
 
@@ -751,7 +775,7 @@ impl WithSimd for Attention<'_> {
                 }
             }
             for (j, row) in v_pack.chunks_exact_mut(hsp).enumerate().take(keys) {
-                row[..hs].copy_from_slice(&self.v[j * kv_ld + kv_col..][..hs]);
+                copy_row(s, &mut row[..hs], &self.v[j * kv_ld + kv_col..][..hs]);
             }
             // LOOP 2: tiles of queries.
             for i0 in (0..d.queries).step_by(Q_TILE) {
