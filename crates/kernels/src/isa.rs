@@ -94,19 +94,35 @@ impl Isa {
 /// Bytes apart of the prefetches [`prefetch`] issues: a cache line of x86-64.
 const PREFETCH_STRIDE: usize = 64;
 
-/// Asks the CPU to bring `data` into its caches ahead of use: one prefetch every 64 bytes from its
-/// start, at the x86-64 levels (`prefetcht0`); at other levels it does nothing. A hint only: a
+/// The cache a prefetch fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// Every level down to L1 (`prefetcht0`): for lines wanted soon.
+    L1,
+    /// L2 and below, not L1 (`prefetcht1`): for lines wanted later, so that a stream from memory
+    /// keeps many misses in flight without filling L1 with lines not yet wanted.
+    L2,
+}
+
+/// Asks the CPU to bring `data` into its caches ahead of use: [`prefetch_into`] L1.
+#[inline(always)]
+pub fn prefetch<S: Simd, T>(s: S, data: &[T]) {
+    prefetch_into(s, data, Prefetch::L1);
+}
+
+/// Asks the CPU to bring `data` into `cache` and the levels below it ahead of use: one prefetch every
+/// 64 bytes from its start, at the x86-64 levels; at other levels it does nothing. A hint only: a
 /// prefetch changes no value and cannot fault.
 ///
 /// The hardware prefetchers follow a stream only within a 4 KiB page, so a kernel that streams from
 /// memory on small pages restarts them at each page; prefetching a few KiB ahead keeps misses in
 /// flight across the boundaries.
 #[inline(always)]
-pub fn prefetch<S: Simd, T>(s: S, data: &[T]) {
+pub fn prefetch_into<S: Simd, T>(s: S, data: &[T], cache: Prefetch) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::any::Any;
-        use core::arch::x86_64::_MM_HINT_T0;
+        use core::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1};
         // `S` is a concrete level once monomorphized, so these tests fold away.
         let level: &dyn Any = &s;
         let sse = match (
@@ -119,11 +135,14 @@ pub fn prefetch<S: Simd, T>(s: S, data: &[T]) {
         };
         let start = data.as_ptr().cast::<i8>();
         for offset in (0..core::mem::size_of_val(data)).step_by(PREFETCH_STRIDE) {
-            sse._mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset));
+            match cache {
+                Prefetch::L1 => sse._mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)),
+                Prefetch::L2 => sse._mm_prefetch::<_MM_HINT_T1>(start.wrapping_add(offset)),
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, data);
+    let _ = (s, data, cache);
 }
 
 impl std::str::FromStr for Isa {

@@ -6,12 +6,13 @@
 //!
 //! The exp pass also prefetches the lines of x and out that the passes after it will take from
 //! memory: on small pages the hardware prefetchers stop at every 4 KiB, where each row of 1024
-//! floats starts. Its exp is `vmath::exp_nonpositive`, as x − max ≤ 0.
+//! floats starts. A call larger than a last-level cache prefetches into L2 rather than L1. Its exp
+//! is `vmath::exp_nonpositive`, as x − max ≤ 0.
 
 use pulp::{Simd, WithSimd};
 
 use super::SoftmaxDims;
-use crate::isa::prefetch;
+use crate::isa::{Prefetch, prefetch_into};
 use crate::registry::Tile;
 use crate::{Isa, vmath};
 
@@ -56,19 +57,28 @@ fn rotation<S: Simd>(out: usize, y: usize, len: usize) -> usize {
 /// (PERFORMANCE.md, "Softmax: prefetch across 4 KiB pages, and a leaner exp").
 const X_AHEAD: usize = 4096;
 
+/// The bytes of x and out together above which a call prefetches into L2, not L1: 32 MiB, the L3 of
+/// the EPYCs measured. Such a call streams from memory, and prefetches into L1 from there fill it
+/// with lines not wanted for a while: on the Zen 4 EPYC (32 KiB of L1d) prefetching into L2 ran
+/// 12288 × 1024 1.35–1.39× faster, and a call within the L3 (6144 × 512) 0.93–0.96× as fast
+/// (PERFORMANCE.md, "Softmax: streams from memory prefetched into L2"). The choice changes no value,
+/// so the gate's shapes need not meet it; a test checks the bits on both sides.
+pub const STREAM_BYTES: usize = 32 << 20;
+
 /// The sizes this variant branches on: how far ahead it prefetches, and the vector width.
 pub const TILES: &[Tile] = &[Tile::elements("cols", X_AHEAD), Tile::vectors("cols", 1)];
 
 /// The streams of one exp pass: out = exp(x − m), summed into acc (vector i into acc[i mod 4]); when
-/// NEXT, the maximum of y (the next row) into next_max; and prefetches of `x_ahead` and `out_ahead`,
-/// the lines of x and out the passes after this one read from memory, chunk k of those slices beside
-/// chunk k of out. out, x and y have the same length, a multiple of 4 vectors.
+/// NEXT, the maximum of y (the next row) into next_max; and prefetches of `x_ahead` and `out_ahead`
+/// into `cache`, the lines of x and out the passes after this one read from memory, chunk k of those
+/// slices beside chunk k of out. out, x and y have the same length, a multiple of 4 vectors.
 struct Streams<'a, S: Simd> {
     out: &'a mut [S::f32s],
     x: &'a [S::f32s],
     y: &'a [S::f32s],
     x_ahead: &'a [f32],
     out_ahead: &'a [f32],
+    cache: Prefetch,
 }
 
 /// One exp pass over `streams` (see [`Streams`]), four vectors at a time.
@@ -86,6 +96,7 @@ fn exp_pass<S: Simd, const NEXT: bool>(
         y,
         x_ahead,
         out_ahead,
+        cache,
     } = streams;
     let chunk = 4 * vmath::lanes::<S>();
     for (k, ((o, v), w)) in out
@@ -96,7 +107,7 @@ fn exp_pass<S: Simd, const NEXT: bool>(
     {
         for ahead in [x_ahead, out_ahead] {
             if let Some(lines) = ahead.get(k * chunk..(k + 1) * chunk) {
-                prefetch(s, lines);
+                prefetch_into(s, lines, cache);
             }
         }
         for u in 0..4 {
@@ -116,6 +127,11 @@ impl WithSimd for Rows<'_> {
     fn with_simd<S: Simd>(self, s: S) {
         let n = self.cols;
         let rows = self.x.len() / n;
+        let cache = if 2 * core::mem::size_of_val(self.x) > STREAM_BYTES {
+            Prefetch::L2
+        } else {
+            Prefetch::L1
+        };
         let mut max = row_max(s, &self.x[..n]);
         let mut out_rows = self.out;
         for i in 0..rows {
@@ -153,6 +169,7 @@ impl WithSimd for Rows<'_> {
                     y: &y[c..done],
                     x_ahead: x_ahead.get(c * lanes..).unwrap_or_default(),
                     out_ahead,
+                    cache,
                 };
                 exp_pass::<S, true>(s, a, m, &mut acc, &mut next_max);
                 let b = Streams {
@@ -161,6 +178,7 @@ impl WithSimd for Rows<'_> {
                     y: &y[..c],
                     x_ahead,
                     out_ahead: out_ahead.get((done - c) * lanes..).unwrap_or_default(),
+                    cache,
                 };
                 exp_pass::<S, true>(s, b, m, &mut acc, &mut next_max);
             } else {
@@ -171,6 +189,7 @@ impl WithSimd for Rows<'_> {
                     y: &x[..done],
                     x_ahead: &[],
                     out_ahead: &[],
+                    cache,
                 };
                 exp_pass::<S, false>(s, last, m, &mut acc, &mut next_max);
             }
@@ -219,4 +238,44 @@ pub fn softmax(dims: &SoftmaxDims, x: &[f32], out: &mut [f32], isa: Isa) {
         x,
         out,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STREAM_BYTES, softmax};
+    use crate::Isa;
+    use crate::softmax::SoftmaxDims;
+
+    /// A call just above [`STREAM_BYTES`] prefetches into L2 and its halves, below it, into L1: the
+    /// results have the same bits either way, at every level.
+    #[test]
+    fn the_prefetch_into_l2_changes_no_bit() {
+        let (rows, cols) = (4097, 1024);
+        assert!(2 * rows * cols * 4 > STREAM_BYTES && 2 * (rows / 2 + 1) * cols * 4 <= STREAM_BYTES);
+        let seed = 0x5eed_50f7_u64;
+        let mut state = seed;
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 16.0 - 8.0
+            })
+            .collect();
+        for isa in Isa::available() {
+            let mut whole = vec![f32::NAN; rows * cols];
+            softmax(&SoftmaxDims { rows, cols }, &x, &mut whole, isa);
+            let mut halves = vec![f32::NAN; rows * cols];
+            let top = rows / 2;
+            let (x_top, x_rest) = x.split_at(top * cols);
+            let (out_top, out_rest) = halves.split_at_mut(top * cols);
+            softmax(&SoftmaxDims { rows: top, cols }, x_top, out_top, isa);
+            softmax(&SoftmaxDims { rows: rows - top, cols }, x_rest, out_rest, isa);
+            let differ = whole.iter().zip(&halves).position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(
+                differ, None,
+                "softmax simd at {isa:?}, {rows} × {cols}, seed {seed:#x}: the whole call and its halves differ at element {differ:?}"
+            );
+        }
+    }
 }
